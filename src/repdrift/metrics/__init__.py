@@ -1,0 +1,1 @@
+"""Similarity measures between paired representations (placeholder until the registry lands)."""
