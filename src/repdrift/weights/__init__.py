@@ -11,14 +11,16 @@ name matching in :mod:`repdrift.weights.keys`.
 from __future__ import annotations
 
 from repdrift.weights.checkpoints import LoraSettings, WeightFiles, read_lora_settings
-from repdrift.weights.drift import COLUMNS, BaseSpectrum, module_drift, weight_drift
+from repdrift.weights.drift import COLUMNS, ModuleDelta, module_deltas, weight_drift
 from repdrift.weights.keys import LayerKey, parse_weight_key
 from repdrift.weights.spectra import (
+    BaseSpectrum,
     effective_rank,
     intruder_alignment,
     intruder_dimensions,
     low_rank_singular_values,
     max_abs_cosine,
+    module_drift,
     stable_rank,
 )
 
@@ -27,12 +29,14 @@ __all__ = [
     "BaseSpectrum",
     "LayerKey",
     "LoraSettings",
+    "ModuleDelta",
     "WeightFiles",
     "effective_rank",
     "intruder_alignment",
     "intruder_dimensions",
     "low_rank_singular_values",
     "max_abs_cosine",
+    "module_deltas",
     "module_drift",
     "parse_weight_key",
     "read_lora_settings",

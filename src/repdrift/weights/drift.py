@@ -8,12 +8,11 @@ matrices (W, W', ΔW and the SVD of W) are in memory at a time whatever the mode
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from rich.progress import MofNCompleteColumn, Progress
@@ -37,13 +36,10 @@ from repdrift.weights.plan import (
     plan_lora,
 )
 from repdrift.weights.spectra import (
-    ArrayLike,
-    as_float64,
+    BaseSpectrum,
     check_intruder_params,
-    effective_rank,
     low_rank_singular_values,
-    max_abs_cosine,
-    stable_rank,
+    module_drift,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,155 +68,148 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass
-class BaseSpectrum:
-    """SVD of one base weight, computed on first use and shared by all variants.
-
-    Attributes
-    ----------
-    weight : torch.Tensor, shape (out, in)
-        float64, nn.Linear layout.
-    """
-
-    weight: torch.Tensor
-    _svd: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
-
-    @property
-    def left(self) -> torch.Tensor:
-        """Left singular vectors, shape (out, min(out, in))."""
-        return self._decompose()[0]
-
-    @property
-    def singular_values(self) -> torch.Tensor:
-        """Singular values, shape (min(out, in),), descending."""
-        return self._decompose()[1]
-
-    def _decompose(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._svd is None:
-            u, s, _ = torch.linalg.svd(self.weight, full_matrices=False)
-            self._svd = (u, s)
-        return self._svd
-
-
-def module_drift(
-    w_base: ArrayLike | BaseSpectrum,
-    delta: ArrayLike,
-    *,
-    k: int = 10,
-    epsilon: float = 0.5,
-    delta_singular_values: ArrayLike | None = None,
-    device: str | torch.device = "cpu",
-) -> dict[str, float | int]:
-    """All weight-space statistics of one module's update.
-
-    Parameters
-    ----------
-    w_base : array, shape (out, in), or BaseSpectrum
-        Base weight W in nn.Linear layout (a BaseSpectrum reuses its cached SVD).
-    delta : array, shape (out, in)
-        The update ΔW = W' - W.
-    k, epsilon : int, float
-        Intruder-dimension parameters (see :mod:`repdrift.weights.spectra`).
-    delta_singular_values : array, shape (p,), optional
-        Singular values of ΔW when known more cheaply (LoRA); otherwise computed.
-    device : str or torch.device
-        Where the SVDs run (ignored for the BaseSpectrum's own SVD).
-
-    Returns
-    -------
-    dict
-        ``rel_change`` = ||ΔW||_F / ||W||_F, ``delta_fro``, ``base_fro``, ``delta_spectral`` =
-        ||ΔW||_2, ``base_spectral`` = ||W||_2, ``spectral_ratio`` = ||ΔW||_2 / ||W||_2,
-        ``effective_rank`` and ``stable_rank`` of ΔW, ``intruder_count``, ``min_alignment``
-        (smallest max-|cos| among the examined singular vectors of W'; 1 when ΔW = 0) and
-        ``k`` (examined vectors, min(k, out, in)).
-    """
-    check_intruder_params(k, epsilon)
-    if isinstance(w_base, BaseSpectrum):
-        base = w_base
-    else:
-        base = BaseSpectrum(as_float64(w_base, ndim=2, name="w_base", device=device))
-    d = as_float64(delta, ndim=2, name="delta", device=base.weight.device)
-    if d.shape != base.weight.shape:
-        raise InputError(
-            f"delta {tuple(d.shape)} and w_base {tuple(base.weight.shape)}: shapes differ"
-        )
-    if delta_singular_values is None:
-        s_delta = torch.linalg.svdvals(d)
-    else:
-        s_delta = as_float64(delta_singular_values, ndim=1, name="delta_singular_values")
-    base_fro = float(torch.linalg.norm(base.weight))
-    delta_fro = float(torch.linalg.norm(d))
-    k_used = min(k, *d.shape)
-    base_spectral = float(base.singular_values[0]) if base.singular_values.numel() else 0.0
-    delta_spectral = float(s_delta.max()) if s_delta.numel() else 0.0
-    if delta_fro == 0.0:
-        # W' = W exactly: every singular vector of W' is one of W's.
-        alignment = np.ones(k_used)
-    else:
-        u_tuned = torch.linalg.svd(base.weight + d, full_matrices=False).U[:, :k_used]
-        alignment = max_abs_cosine(base.left, u_tuned)
-    return {
-        "rel_change": delta_fro / base_fro if base_fro > 0 else float("nan"),
-        "delta_fro": delta_fro,
-        "base_fro": base_fro,
-        "delta_spectral": delta_spectral,
-        "base_spectral": base_spectral,
-        "spectral_ratio": delta_spectral / base_spectral if base_spectral > 0 else float("nan"),
-        "effective_rank": effective_rank(s_delta),
-        "stable_rank": stable_rank(s_delta),
-        "intruder_count": int((alignment < epsilon).sum()),
-        "min_alignment": float(alignment.min()) if alignment.size else float("nan"),
-        "k": k_used,
-    }
-
-
 def _canonical(weight: torch.Tensor, transposed: bool, device: torch.device) -> torch.Tensor:
     w = weight.to(device=device, dtype=torch.float64)
     return w.T if transposed else w
 
 
-def _variant_row(
-    variant: VariantPlan,
-    target: ModuleTarget,
-    base: BaseSpectrum,
-    transposed: bool,
-    k: int,
-    epsilon: float,
-) -> dict[str, object]:
-    device = base.weight.device
-    lora_rank, lora_scale, s_delta = None, float("nan"), None
-    if variant.method == "full":
-        assert target.variant_key is not None
-        tuned = _canonical(variant.files.get(target.variant_key), transposed, device)
-        delta = tuned - base.weight
-        del tuned
-    else:
-        assert target.a_key is not None and target.b_key is not None and target.scale is not None
-        a = variant.files.get(target.a_key).to(device=device, dtype=torch.float64)
-        b = variant.files.get(target.b_key).to(device=device, dtype=torch.float64)
-        # B @ A is (out, in) whatever fan_in_fan_out says: PEFT transposes only when merging.
-        delta = target.scale * (b @ a)
-        s_delta = low_rank_singular_values(b, a, target.scale)
-        lora_rank, lora_scale = target.rank, target.scale
-    stats = module_drift(
-        base, delta, k=k, epsilon=epsilon, delta_singular_values=s_delta, device=device
-    )
-    layer_key = parse_weight_key(target.base_key)
-    assert layer_key is not None
-    out_f, in_f = base.weight.shape
-    return {
-        "variant": variant.name,
-        "method": variant.method,
-        "layer": layer_key.layer,
-        "module": layer_key.module,
-        "param": target.base_key,
-        "shape": f"{out_f}x{in_f}",
-        **stats,
-        "epsilon": float(epsilon),
-        "lora_rank": lora_rank,
-        "lora_scale": lora_scale,
-    }
+def _torch_device(device: str | torch.device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device: {device!r} is not a torch device: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ModuleDelta:
+    """One variant's update of one base weight, in nn.Linear layout.
+
+    Attributes
+    ----------
+    variant, method : str
+        Variant name and ``"full"`` or ``"lora"``.
+    param : str
+        Base tensor name.
+    layer, module : int, str
+        Canonical position, e.g. 3 and ``"attention.self.query"``.
+    weight : torch.Tensor, shape (out, in)
+        Base weight W, float64.
+    delta : torch.Tensor, shape (out, in)
+        ΔW = W' - W, float64.
+    delta_singular_values : torch.Tensor or None, shape (r,)
+        Singular values of ΔW when known from the LoRA factors.
+    target : ModuleTarget
+        Where the tensors came from (LoRA rank and scale).
+    """
+
+    variant: str
+    method: Method
+    param: str
+    layer: int
+    module: str
+    weight: torch.Tensor
+    delta: torch.Tensor
+    delta_singular_values: torch.Tensor | None
+    target: ModuleTarget
+
+
+@dataclass
+class _Comparison:
+    base_files: WeightFiles
+    plans: list[VariantPlan]
+    order: dict[str, int]  # base tensor name -> position in the base files
+    todo: list[str]  # base tensor names some variant changes, in file order
+
+
+def _open_comparison(
+    stack: ExitStack,
+    base: str | Path,
+    named: list[tuple[str, str | Path]],
+    modules: Sequence[str] | None,
+    local_files_only: bool,
+) -> _Comparison:
+    base_dir = resolve_model_folder(base, local_files_only=local_files_only)
+    conv1d = read_model_type(base_dir) in CONV1D_MODEL_TYPES
+    base_files = stack.enter_context(WeightFiles(find_weight_files(base_dir, "model")))
+    index = BaseKeyIndex(key for key in base_files.keys() if len(base_files.shape(key)) == 2)
+    plans: list[VariantPlan] = []
+    for name, path in named:
+        folder = resolve_model_folder(path, local_files_only=local_files_only)
+        method: Method = "lora" if is_adapter_folder(folder) else "full"
+        files = stack.enter_context(
+            WeightFiles(find_weight_files(folder, "adapter" if method == "lora" else "model"))
+        )
+        planner = plan_lora if method == "lora" else plan_full
+        targets = planner(name, folder, files, base_files, index, modules, conv1d)
+        if not targets:
+            what = f" among modules {list(modules)}" if modules is not None else ""
+            raise InputError(
+                f"{folder}: no {'LoRA' if method == 'lora' else 'layer'} weight matches a "
+                f"layer weight of base {base_dir}{what}; looked for names like "
+                f"{index.examples()} (variant has e.g. {files.keys()[:3]})"
+            )
+        logger.info("variant %s (%s): %d module(s) to compare", name, method, len(targets))
+        plans.append(VariantPlan(name, folder, method, files, targets))
+    order = {key: i for i, key in enumerate(base_files.keys())}
+    todo = sorted({key for plan in plans for key in plan.targets}, key=order.__getitem__)
+    return _Comparison(base_files, plans, order, todo)
+
+
+def _iter_deltas(comparison: _Comparison, device: torch.device) -> Iterator[ModuleDelta]:
+    """Module-outer, variant-inner: each base weight is read once and shared (same tensor)."""
+    for base_key in comparison.todo:
+        plans = [plan for plan in comparison.plans if base_key in plan.targets]
+        layouts = {plan.targets[base_key].transposed for plan in plans}
+        if len(layouts) > 1:
+            logger.warning("variants disagree on the layout of %s; using (in, out)", base_key)
+        transposed = max(layouts)
+        weight = _canonical(comparison.base_files.get(base_key), transposed, device)
+        layer_key = parse_weight_key(base_key)
+        assert layer_key is not None  # the index holds layer weights only
+        for plan in plans:
+            target = plan.targets[base_key]
+            s_delta = None
+            if plan.method == "full":
+                assert target.variant_key is not None
+                delta = _canonical(plan.files.get(target.variant_key), transposed, device) - weight
+            else:
+                assert target.a_key and target.b_key and target.scale is not None
+                a = plan.files.get(target.a_key).to(device=device, dtype=torch.float64)
+                b = plan.files.get(target.b_key).to(device=device, dtype=torch.float64)
+                # B @ A is (out, in) whatever fan_in_fan_out says: PEFT transposes it only to
+                # add it to a weight stored (in, out), and we keep W in (out, in).
+                delta = target.scale * (b @ a)
+                s_delta = low_rank_singular_values(b, a, target.scale)
+            yield ModuleDelta(
+                plan.name, plan.method, base_key, layer_key.layer, layer_key.module,
+                weight, delta, s_delta, target,
+            )  # fmt: skip
+
+
+def module_deltas(
+    base: str | Path,
+    variants: Mapping[str, str | Path] | Sequence[str | Path] | str | Path,
+    *,
+    modules: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+    local_files_only: bool = True,
+) -> Iterator[ModuleDelta]:
+    """Yield each variant's ΔW for each base weight it changes, one module at a time.
+
+    The same inputs as :func:`weight_drift`; for analyses the table does not cover. Files stay
+    open until the iterator is exhausted or closed.
+
+    Yields
+    ------
+    ModuleDelta
+        Base-module-outer, variant-inner order; ``weight`` is the same tensor for all variants
+        of one module.
+    """
+    dev = _torch_device(device)
+    named = name_variants(variants)
+    with ExitStack() as stack:
+        comparison = _open_comparison(stack, base, named, modules, local_files_only)
+        yield from _iter_deltas(comparison, dev)
 
 
 def weight_drift(
@@ -275,55 +264,45 @@ def weight_drift(
         A weight file or adapter config is unreadable.
     """
     check_intruder_params(k, epsilon)
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: {device!r} is not a torch device: {exc}") from exc
+    dev = _torch_device(device)
     named = name_variants(variants)
-    base_dir = resolve_model_folder(base, local_files_only=local_files_only)
-    conv1d = read_model_type(base_dir) in CONV1D_MODEL_TYPES
+    rows: list[dict[str, object]] = []
     with ExitStack() as stack:
-        base_files = stack.enter_context(WeightFiles(find_weight_files(base_dir, "model")))
-        index = BaseKeyIndex(key for key in base_files.keys() if len(base_files.shape(key)) == 2)
-        plans: list[VariantPlan] = []
-        for name, path in named:
-            folder = resolve_model_folder(path, local_files_only=local_files_only)
-            method: Method = "lora" if is_adapter_folder(folder) else "full"
-            files = stack.enter_context(
-                WeightFiles(find_weight_files(folder, "adapter" if method == "lora" else "model"))
-            )
-            planner = plan_lora if method == "lora" else plan_full
-            targets = planner(name, folder, files, base_files, index, modules, conv1d)
-            if not targets:
-                what = f" among modules {list(modules)}" if modules is not None else ""
-                raise InputError(
-                    f"{folder}: no {'LoRA' if method == 'lora' else 'layer'} weight matches a "
-                    f"layer weight of base {base_dir}{what}; looked for names like "
-                    f"{index.examples()} (variant has e.g. {files.keys()[:3]})"
-                )
-            logger.info("variant %s (%s): %d module(s) to compare", name, method, len(targets))
-            plans.append(VariantPlan(name, folder, method, files, targets))
-
-        order = {key: i for i, key in enumerate(base_files.keys())}
-        todo = sorted({key for plan in plans for key in plan.targets}, key=order.__getitem__)
-        rows: list[dict[str, object]] = []
+        comparison = _open_comparison(stack, base, named, modules, local_files_only)
         columns = (*Progress.get_default_columns(), MofNCompleteColumn())
-        with Progress(*columns, transient=True, disable=not progress) as bar:
-            task = bar.add_task("weight drift", total=len(todo))
-            for base_key in todo:
-                layouts = {p.targets[base_key].transposed for p in plans if base_key in p.targets}
-                if len(layouts) > 1:
-                    logger.warning(
-                        "variants disagree on the layout of %s; using (in, out)", base_key
-                    )
-                transposed = max(layouts)
-                spectrum = BaseSpectrum(_canonical(base_files.get(base_key), transposed, dev))
-                for plan in plans:
-                    if base_key in plan.targets:
-                        target = plan.targets[base_key]
-                        rows.append(_variant_row(plan, target, spectrum, transposed, k, epsilon))
-                del spectrum
-                bar.advance(task)
+        bar = stack.enter_context(Progress(*columns, transient=True, disable=not progress))
+        task = bar.add_task("weight drift", total=len(comparison.todo))
+        spectrum: BaseSpectrum | None = None
+        for item in _iter_deltas(comparison, dev):
+            if spectrum is None or spectrum.weight is not item.weight:
+                if spectrum is not None:
+                    bar.advance(task)
+                # One SVD of W per module, shared by every variant of that module.
+                spectrum = BaseSpectrum(item.weight)
+            stats = module_drift(
+                spectrum,
+                item.delta,
+                k=k,
+                epsilon=epsilon,
+                delta_singular_values=item.delta_singular_values,
+            )
+            out_f, in_f = item.weight.shape
+            rows.append(
+                {
+                    "variant": item.variant,
+                    "method": item.method,
+                    "layer": item.layer,
+                    "module": item.module,
+                    "param": item.param,
+                    "shape": f"{out_f}x{in_f}",
+                    **stats,
+                    "epsilon": float(epsilon),
+                    "lora_rank": item.target.rank,
+                    "lora_scale": item.target.scale if item.method == "lora" else float("nan"),
+                }
+            )
+        bar.advance(task)
+        order = comparison.order
     return _tidy(rows, [name for name, _ in named], order)
 
 

@@ -28,6 +28,7 @@ Fine-tuning: An Illusion of Equivalence", Algorithm 1)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -225,3 +226,106 @@ def intruder_dimensions(
     check_intruder_params(k, epsilon)
     alignment = intruder_alignment(w_base, w_finetuned, k, device=device)
     return int((alignment < epsilon).sum())
+
+
+@dataclass
+class BaseSpectrum:
+    """SVD of one base weight, computed on first use and shared by all variants.
+
+    Attributes
+    ----------
+    weight : torch.Tensor, shape (out, in)
+        float64, nn.Linear layout.
+    """
+
+    weight: torch.Tensor
+    _svd: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def left(self) -> torch.Tensor:
+        """Left singular vectors, shape (out, min(out, in))."""
+        return self._decompose()[0]
+
+    @property
+    def singular_values(self) -> torch.Tensor:
+        """Singular values, shape (min(out, in),), descending."""
+        return self._decompose()[1]
+
+    def _decompose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._svd is None:
+            u, s, _ = torch.linalg.svd(self.weight, full_matrices=False)
+            self._svd = (u, s)
+        return self._svd
+
+
+def module_drift(
+    w_base: ArrayLike | BaseSpectrum,
+    delta: ArrayLike,
+    *,
+    k: int = 10,
+    epsilon: float = 0.5,
+    delta_singular_values: ArrayLike | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, float | int]:
+    """All weight-space statistics of one module's update.
+
+    Parameters
+    ----------
+    w_base : array, shape (out, in), or BaseSpectrum
+        Base weight W in nn.Linear layout (a BaseSpectrum reuses its cached SVD).
+    delta : array, shape (out, in)
+        The update ΔW = W' - W.
+    k, epsilon : int, float
+        Intruder-dimension parameters (see :mod:`repdrift.weights.spectra`).
+    delta_singular_values : array, shape (p,), optional
+        Singular values of ΔW when known more cheaply (LoRA); otherwise computed.
+    device : str or torch.device
+        Where the SVDs run (ignored for the BaseSpectrum's own SVD).
+
+    Returns
+    -------
+    dict
+        ``rel_change`` = ||ΔW||_F / ||W||_F, ``delta_fro``, ``base_fro``, ``delta_spectral`` =
+        ||ΔW||_2, ``base_spectral`` = ||W||_2, ``spectral_ratio`` = ||ΔW||_2 / ||W||_2,
+        ``effective_rank`` and ``stable_rank`` of ΔW, ``intruder_count``, ``min_alignment``
+        (smallest max-|cos| among the examined singular vectors of W'; 1 when ΔW = 0) and
+        ``k`` (examined vectors, min(k, out, in)).
+    """
+    check_intruder_params(k, epsilon)
+    if isinstance(w_base, BaseSpectrum):
+        base = w_base
+    else:
+        base = BaseSpectrum(as_float64(w_base, ndim=2, name="w_base", device=device))
+    d = as_float64(delta, ndim=2, name="delta", device=base.weight.device)
+    if d.shape != base.weight.shape:
+        raise InputError(
+            f"delta {tuple(d.shape)} and w_base {tuple(base.weight.shape)}: shapes differ"
+        )
+    if delta_singular_values is None:
+        s_delta = torch.linalg.svdvals(d)
+    else:
+        s_delta = as_float64(delta_singular_values, ndim=1, name="delta_singular_values")
+    base_fro = float(torch.linalg.norm(base.weight))
+    delta_fro = float(torch.linalg.norm(d))
+    k_used = min(k, *d.shape)
+    base_spectral = float(base.singular_values[0]) if base.singular_values.numel() else 0.0
+    delta_spectral = float(s_delta.max()) if s_delta.numel() else 0.0
+    if delta_fro == 0.0:
+        # W' = W exactly: every singular vector of W' is one of W's.
+        alignment = np.ones(k_used)
+    else:
+        u_tuned = torch.linalg.svd(base.weight + d, full_matrices=False).U[:, :k_used]
+        alignment = max_abs_cosine(base.left, u_tuned)
+    return {
+        "rel_change": delta_fro / base_fro if base_fro > 0 else float("nan"),
+        "delta_fro": delta_fro,
+        "base_fro": base_fro,
+        "delta_spectral": delta_spectral,
+        "base_spectral": base_spectral,
+        "spectral_ratio": delta_spectral / base_spectral if base_spectral > 0 else float("nan"),
+        "effective_rank": effective_rank(s_delta),
+        "stable_rank": stable_rank(s_delta),
+        "intruder_count": int((alignment < epsilon).sum()),
+        "min_alignment": float(alignment.min()) if alignment.size else float("nan"),
+        "k": k_used,
+    }
