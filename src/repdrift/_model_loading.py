@@ -1,0 +1,525 @@
+"""Loading internals behind :func:`repdrift.models.load_model` (split out to keep modules small).
+
+Functions here return a model plus a JSON-safe ``info`` dict that becomes part of
+``LoadedModel.source``. See :mod:`repdrift.models` for the loading rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from repdrift.errors import InputError, IntegrityError
+from repdrift.models import (
+    _HUB_ID,
+    _PAD_LOGGED,
+    _TOKENIZER_FILES,
+    _find_blocks_named,
+    sha256_files,
+    tokenizer_sha256,
+)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from repdrift.models import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+Source = Path | str  # a local folder (Path) or a hub id (str)
+
+# Module names whose weights must come from the checkpoint: a random embedding is as wrong as a
+# random block.
+_EMBEDDING_NAMES = (
+    "embeddings",
+    "embed_tokens",
+    "word_embeddings",
+    "wte",
+    "wpe",
+    "embed_positions",
+)
+# Modules that output the embedding sum in architectures without an "embeddings" module
+# (GPT-2: wte + wpe, then dropout, then block 0).
+_EMBEDDING_OUTPUT_NAMES = (
+    "drop",
+    "dropout",
+    "emb_drop",
+    "embed_dropout",
+    "word_embeddings_layernorm",
+)
+
+_HASH_CACHE: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Sources and hashes
+# --------------------------------------------------------------------------------------------
+
+
+def normalize_source(value: str | os.PathLike[str], what: str) -> Source:
+    """A local folder as an absolute Path, or a hub id as str; anything else is an error."""
+    text = os.fspath(value)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"{what} {text!r} is a file; expected a model folder or a hub id")
+        return path.resolve()
+    if _HUB_ID.match(text):
+        return text
+    raise InputError(f"{what} {text!r} does not exist (expected a local model folder or a hub id)")
+
+
+def _local_folder(src: Source) -> Path | None:
+    """The folder holding a source's files: itself, or a hub id's cached snapshot."""
+    if isinstance(src, Path):
+        return src
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in ("config.json", "adapter_config.json"):
+            hit = try_to_load_from_cache(src, name)
+            if isinstance(hit, str):
+                return Path(hit).parent
+    except Exception as exc:  # a hub cache we cannot read only costs us the hash
+        logger.debug("no cached snapshot for %s: %s", src, exc)
+    return None
+
+
+def weight_files(folder: Path, *, adapter: bool = False) -> list[Path]:
+    """Weight files of a model folder (or adapter files of an adapter folder)."""
+    if adapter:
+        names = ["adapter_model.safetensors", "adapter_model.bin"]
+        return [folder / n for n in names if (folder / n).is_file()][:1]
+    found = sorted(folder.glob("*.safetensors"))
+    if not found:
+        # checkpoints also hold training_args.bin / optimizer.pt, which are not weights
+        found = sorted(
+            p for p in folder.glob("*.bin") if p.name.startswith(("pytorch_model", "model"))
+        )
+    return found
+
+
+def hash_weights(src: Source, *, adapter: bool = False) -> tuple[str | None, list[str]]:
+    """sha256 over a source's weight files (cached per path, size and mtime) and their names."""
+    folder = _local_folder(src)
+    files = weight_files(folder, adapter=adapter) if folder is not None else []
+    if not files:
+        logger.warning("no weight files found to hash for %s; weights_sha256 is null", src)
+        return None, []
+    key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if key not in _HASH_CACHE:
+        _HASH_CACHE[key] = sha256_files(files)
+    return _HASH_CACHE[key], [p.name for p in files]
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report: unexpected head keys are expected here and checked."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def inner_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside a peft wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def is_decoder_config(config: Any) -> bool:
+    """Causal (decoder-only) or not, from the config.
+
+    ``config.is_decoder`` is false for Llama/GPT-2 configs, so the model type decides: a type
+    with a causal-LM class but no masked-LM class is a decoder (BERT has both).
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    if getattr(config, "is_decoder", False):
+        return True
+    model_type = getattr(config, "model_type", "")
+    return (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def _check_missing(
+    model: torch.nn.Module, missing: Any, where: Source, expected_new: tuple[str, ...] = ()
+) -> None:
+    """Missing block/embedding weights are an error; other missing weights (pooler) a warning.
+
+    ``expected_new`` names modules that are replaced after loading (a LoRA adapter's
+    ``modules_to_save`` head), whose absence from the base checkpoint is normal.
+    """
+    missing = sorted(k for k in (missing or []) if not set(k.split(".")).intersection(expected_new))
+    if not missing:
+        return
+    blocks_name, _ = _find_blocks_named(model)
+    critical_prefixes = [blocks_name + "."]
+    for name, _module in model.named_modules():
+        if name and name.rsplit(".", 1)[-1] in _EMBEDDING_NAMES:
+            critical_prefixes.append(name + ".")
+    critical = [k for k in missing if k.startswith(tuple(critical_prefixes))]
+    if critical:
+        raise IntegrityError(
+            f"checkpoint {where} lacks {len(critical)} block/embedding weight(s) of "
+            f"{type(model).__name__}, e.g. {', '.join(critical[:3])}: they would be random"
+        )
+    logger.warning(
+        "%s: %d weight(s) outside the blocks are newly initialized (they do not affect block "
+        "outputs): %s",
+        where,
+        len(missing),
+        ", ".join(missing[:5]),
+    )
+
+
+def _from_pretrained(auto_class: Any, src: Source, **kwargs: Any) -> tuple[torch.nn.Module, dict]:
+    try:
+        with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+            # untrained heads are initialized from the global RNG: make that deterministic and
+            # leave the caller's RNG state untouched
+            torch.manual_seed(0)
+            model, loading_info = auto_class.from_pretrained(
+                str(src), output_loading_info=True, **kwargs
+            )
+    except OSError as exc:
+        raise InputError(f"cannot load a model from {src}: {exc}") from exc
+    return model, loading_info
+
+
+def load_backbone(src: Source, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, dict]:
+    """The backbone (``AutoModel``) of a base or fully fine-tuned checkpoint."""
+    from transformers import AutoConfig, AutoModel
+
+    if isinstance(src, Path) and not (src / "config.json").is_file():
+        raise IntegrityError(f"model folder {src} has no config.json")
+    model, loading_info = _from_pretrained(
+        AutoModel, src, dtype=dtype, trust_remote_code=trust_remote_code
+    )
+    _check_missing(model, loading_info.get("missing_keys"), src)
+    checkpoint_config = AutoConfig.from_pretrained(str(src), trust_remote_code=trust_remote_code)
+    sha, files = hash_weights(src)
+    info = {
+        "path": str(src),
+        "base": None,
+        "adapter": None,
+        "architecture": type(model).__name__,
+        "checkpoint_architectures": list(getattr(checkpoint_config, "architectures", None) or []),
+        "weights_sha256": sha,
+        "weight_files": files,
+    }
+    return model, info
+
+
+def check_same_architecture(src: Source, base: Source | None, trust_remote_code: bool) -> None:
+    """A full fine-tune must have its base's shape (checked when both are local)."""
+    if not (isinstance(src, Path) and isinstance(base, Path)):
+        return
+    if not (base / "config.json").is_file():
+        raise IntegrityError(f"base model folder {base} has no config.json")
+    from transformers import AutoConfig
+
+    a = AutoConfig.from_pretrained(str(src), trust_remote_code=trust_remote_code)
+    b = AutoConfig.from_pretrained(str(base), trust_remote_code=trust_remote_code)
+    for attr in ("model_type", "num_hidden_layers", "hidden_size"):
+        if getattr(a, attr, None) != getattr(b, attr, None):
+            raise InputError(
+                f"{src} is not a fine-tune of {base}: {attr} is {getattr(a, attr, None)!r} "
+                f"vs {getattr(b, attr, None)!r}"
+            )
+
+
+def _resolve_lora_base(adapter: Source, base: Source | None, from_config: str | None) -> Source:
+    if base is not None:
+        return base
+    if from_config:
+        path = Path(from_config).expanduser()
+        if path.is_dir():
+            return path.resolve()
+        if _HUB_ID.match(from_config):
+            return from_config
+    raise InputError(
+        f"base model for adapter {adapter} not found: base= was not given and the adapter "
+        f"config's base_model_name_or_path {from_config!r} does not exist locally; pass "
+        "base=<folder of the base model> (CLI: --base)"
+    )
+
+
+def _task_auto_class(task_type: str | None, keys: list[str], base: Source, trc: bool) -> Any:
+    """The Auto class whose module paths match the adapter's keys."""
+    import transformers
+    from transformers import AutoConfig
+
+    by_task = {
+        "SEQ_CLS": "AutoModelForSequenceClassification",
+        "QUESTION_ANS": "AutoModelForQuestionAnswering",
+        "CAUSAL_LM": "AutoModelForCausalLM",
+        "TOKEN_CLS": "AutoModelForTokenClassification",
+        "FEATURE_EXTRACTION": "AutoModel",
+        "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM",
+    }
+    if task_type in by_task:
+        return getattr(transformers, by_task[task_type])
+    # no task type: a key under the backbone prefix ("bert.", "model.") means a task model
+    config = AutoConfig.from_pretrained(str(base), trust_remote_code=trc)
+    backbone_class = transformers.AutoModel._model_mapping[type(config)]
+    prefix = f"base_model.model.{backbone_class.base_model_prefix}."
+    if not any(k.startswith(prefix) for k in keys):
+        return transformers.AutoModel
+    if is_decoder_config(config):
+        return transformers.AutoModelForCausalLM
+    return transformers.AutoModelForSequenceClassification
+
+
+def _num_labels(weights: dict[str, torch.Tensor]) -> int | None:
+    """Output size of a saved classification head (``modules_to_save``), if there is one."""
+    for suffix in ("classifier.out_proj.weight", "classifier.weight", "score.weight"):
+        for key, tensor in weights.items():
+            if key.endswith(suffix) and "lora_" not in key and tensor.ndim == 2:
+                return int(tensor.shape[0])
+    return None
+
+
+def _verify_adapter(
+    model: Any, weights: dict[str, torch.Tensor], adapter: Source, cls: str
+) -> None:
+    """Every tensor in the adapter file must be in the model, with the same values."""
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(model)
+    absent = [k for k in weights if k not in state]
+    if absent:
+        raise IntegrityError(
+            f"adapter {adapter}: {len(absent)} of {len(weights)} saved tensors did not load into "
+            f"a {cls} (module paths differ, e.g. {', '.join(absent[:3])}); the adapter's "
+            "task_type does not match the model it was trained on"
+        )
+    for key, saved in weights.items():
+        loaded = state[key]
+        if not torch.equal(loaded.detach().cpu(), saved.to(loaded.dtype).cpu()):
+            raise IntegrityError(f"adapter {adapter}: tensor {key} differs after loading")
+
+
+def load_lora(
+    adapter: Source, base: Source | None, dtype: torch.dtype, trust_remote_code: bool
+) -> tuple[Any, dict]:
+    """The base's task model with the adapter attached (not merged)."""
+    from peft import PeftConfig, PeftModel
+    from peft.utils import load_peft_weights
+
+    try:
+        config = PeftConfig.from_pretrained(str(adapter))
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"cannot read the adapter config of {adapter}: {exc}") from exc
+    base_src = _resolve_lora_base(adapter, base, config.base_model_name_or_path)
+    if isinstance(base_src, Path) and not (base_src / "config.json").is_file():
+        raise IntegrityError(f"base model folder {base_src} has no config.json")
+    try:
+        weights = load_peft_weights(str(adapter), device="cpu")
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"cannot read the adapter weights of {adapter}: {exc}") from exc
+    task_type = (
+        str(config.task_type.value if hasattr(config.task_type, "value") else config.task_type)
+        if config.task_type
+        else None
+    )
+    auto_class = _task_auto_class(task_type, list(weights), base_src, trust_remote_code)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if task_type in ("SEQ_CLS", "TOKEN_CLS", None):
+        num_labels = _num_labels(weights)
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+    base_model, loading_info = _from_pretrained(auto_class, base_src, **kwargs)
+    # the base checkpoint has no trained head: the adapter's modules_to_save replaces it
+    saved_modules = tuple(getattr(config, "modules_to_save", None) or ())
+    _check_missing(base_model, loading_info.get("missing_keys"), base_src, saved_modules)
+    with _quiet_transformers(), warnings.catch_warnings():
+        # peft calls a transformers API deprecated in v5; not actionable for users
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        # unloaded keys are reported by _verify_adapter with the cause and the fix
+        warnings.filterwarnings("ignore", message="Found missing adapter keys")
+        model = PeftModel.from_pretrained(base_model, str(adapter), is_trainable=False)
+    _verify_adapter(model, weights, adapter, type(base_model).__name__)
+
+    sha, files = hash_weights(adapter, adapter=True)
+    base_sha, _ = hash_weights(base_src)
+    target = config.target_modules if hasattr(config, "target_modules") else None
+    info = {
+        "path": str(adapter),
+        "base": str(base_src),
+        "adapter": str(adapter),
+        "architecture": f"{type(model).__name__}({type(base_model).__name__})",
+        "checkpoint_architectures": list(getattr(base_model.config, "architectures", None) or []),
+        "weights_sha256": sha,
+        "weight_files": files,
+        "base_weights_sha256": base_sha,
+        "peft_type": str(getattr(config.peft_type, "value", config.peft_type)),
+        "task_type": task_type,
+        "r": getattr(config, "r", None),
+        "lora_alpha": getattr(config, "lora_alpha", None),
+        "target_modules": sorted(target) if isinstance(target, (set, list, tuple)) else target,
+        "modules_to_save": list(getattr(config, "modules_to_save", None) or []),
+    }
+    return model, info
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer and forward configuration
+# --------------------------------------------------------------------------------------------
+
+
+def _has_tokenizer(src: Source) -> bool:
+    if isinstance(src, Path):
+        return any((src / name).is_file() for name in _TOKENIZER_FILES)
+    return True  # a hub id: from_pretrained will tell
+
+
+def load_tokenizer(
+    candidates: list[Source | None], is_decoder: bool, trust_remote_code: bool
+) -> tuple[PreTrainedTokenizerBase, dict]:
+    """The first candidate's tokenizer (variant folder, then base), with a pad token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = None
+    chosen: Source | None = None
+    errors: list[str] = []
+    for src in candidates:
+        if src is None or not _has_tokenizer(src):
+            continue
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{src}: {exc}")
+            continue
+        chosen = src
+        break
+    if tokenizer is None:
+        tried = ", ".join(str(c) for c in candidates if c is not None)
+        raise IntegrityError(
+            f"no tokenizer found in {tried} (expected tokenizer.json / tokenizer_config.json)"
+            + (f": {'; '.join(errors)}" if errors else "")
+        )
+    pad_is_eos = False
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            # decoders rarely define a pad token; padded positions are masked, so eos serves
+            tokenizer.pad_token = tokenizer.eos_token
+            pad_is_eos = True
+            if str(chosen) not in _PAD_LOGGED:
+                _PAD_LOGGED.add(str(chosen))
+                logger.info(
+                    "tokenizer of %s has no pad token: using eos %r", chosen, tokenizer.eos_token
+                )
+        elif tokenizer.unk_token is not None:
+            tokenizer.pad_token = tokenizer.unk_token
+            logger.warning("tokenizer of %s has no pad or eos token: padding with unk", chosen)
+        else:
+            raise IntegrityError(f"tokenizer of {chosen} has no pad, eos or unk token to pad with")
+    info = {
+        "tokenizer_path": str(chosen),
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "padding_side": tokenizer.padding_side,
+        "pad_token": str(tokenizer.pad_token),
+        "pad_token_is_eos": pad_is_eos,
+    }
+    return tokenizer, info
+
+
+def configure_forward(loaded: LoadedModel, config: Any) -> None:
+    """Decide which extra inputs make padded forwards match unpadded ones."""
+    inner = inner_model(loaded.model)
+    params = inspect.signature(inner.forward).parameters
+    sep = loaded.tokenizer.sep_token_id
+    if "token_type_ids" in params and getattr(config, "type_vocab_size", 0) > 1 and sep is not None:
+        loaded.token_type_sep_id = int(sep)
+    # RoBERTa-style embeddings derive positions from input_ids and the pad id themselves
+    self_positioned = any(
+        hasattr(type(module), "create_position_ids_from_input_ids")
+        or hasattr(module, "padding_idx")
+        for name, module in inner.named_modules()
+        if name.rsplit(".", 1)[-1] == "embeddings"
+    )
+    loaded.pass_position_ids = "position_ids" in params and not self_positioned
+
+
+def find_embeddings(loaded: LoadedModel, blocks_name: str) -> torch.nn.Module | None:
+    """The module whose output equals ``hidden_states[0]``, verified with a tiny forward."""
+    inner = inner_model(loaded.model)
+    candidates: list[torch.nn.Module] = []
+    named = [
+        (name, module)
+        for name, module in loaded.model.named_modules()
+        if name.rsplit(".", 1)[-1] == "embeddings" and not name.startswith(blocks_name)
+    ]
+    candidates += [module for _, module in sorted(named, key=lambda item: len(item[0]))]
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        candidates.append(inner.get_input_embeddings())
+    parent_name = blocks_name.rsplit(".", 1)[0] if "." in blocks_name else ""
+    parent = loaded.model.get_submodule(parent_name)
+    for child_name in ("drop", "dropout", "emb_drop", "embed_dropout", "word_embeddings_layernorm"):
+        child = getattr(parent, child_name, None)
+        if isinstance(child, torch.nn.Module):
+            candidates.append(child)
+    if not candidates:
+        return None
+
+    outputs: dict[int, torch.Tensor] = {}
+
+    def make_hook(index: int) -> Any:
+        def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+            outputs.setdefault(index, output[0] if isinstance(output, tuple) else output)
+
+        return hook
+
+    handles = [c.register_forward_hook(make_hook(i)) for i, c in enumerate(candidates)]
+    try:
+        ids = loaded.tokenizer("hello world", return_tensors="pt")["input_ids"]
+        kwargs = loaded.forward_inputs(ids, torch.ones_like(ids))
+        with torch.inference_mode():
+            result = loaded.model(**kwargs, output_hidden_states=True)
+        hidden = getattr(result, "hidden_states", None)
+    except Exception as exc:  # an exotic forward: fall back to the named module unverified
+        logger.debug("embedding probe failed (%s); using the first candidate unverified", exc)
+        return candidates[0] if named else None
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not hidden:
+        return candidates[0] if named else None
+    reference = hidden[0]
+    for index, module in enumerate(candidates):
+        out = outputs.get(index)
+        if (
+            isinstance(out, torch.Tensor)
+            and out.shape == reference.shape
+            and torch.equal(out, reference)
+        ):
+            return module
+    logger.info(
+        "no module outputs the embedding hidden state of %s; embeddings=None", loaded.source
+    )
+    return None
