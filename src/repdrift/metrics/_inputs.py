@@ -1,0 +1,202 @@
+"""Turn user arrays into validated float64 arrays (numpy, or torch on a requested device).
+
+Every metric receives arrays that passed these checks, so the math modules can assume
+2-D, finite, float64 input with paired rows. torch is imported lazily: importing
+``repdrift.metrics`` must stay cheap for code that never touches torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from repdrift.errors import InputError
+
+# Relative threshold below which the spread of a representation is indistinguishable from
+# rounding noise of its mean (pairwise float64 sums err by ~1e-15 relative even at n = 1e6).
+ZERO_VARIANCE_RTOL = 1e-12
+
+
+def is_torch(a: Any) -> bool:
+    """True for a ``torch.Tensor``, decided without importing torch."""
+    return type(a).__module__.split(".")[0] == "torch"
+
+
+def resolve_device(device: Any) -> Any:
+    """Return ``torch.device`` for ``device`` ("cpu", "cuda:0", torch.device) or None for None."""
+    if device is None:
+        return None
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(
+            f"device={device!r} is not a torch device; expected e.g. 'cpu', 'cuda', 'cuda:0'"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={device!r} requested but torch reports no CUDA device")
+    return dev
+
+
+def as_float64(a: Any, label: str, device: Any = None) -> Any:
+    """Convert ``a`` to float64: numpy (``device is None``) or a torch tensor on ``device``.
+
+    Parameters
+    ----------
+    a
+        numpy array, torch tensor or anything ``np.asarray`` accepts, shape (n, d).
+    label
+        Name used in error messages, e.g. ``"X"`` or ``"layers_a[3]"``.
+    device
+        None for numpy on the CPU, else a ``torch.device``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        float64, shape (n, d), validated: 2-D, d >= 1, every value finite.
+    """
+    if is_torch(a):
+        import torch
+
+        t = a.detach()
+        if t.is_complex():
+            raise InputError(f"{label} is a complex tensor; expected real activations")
+        out = t.to("cpu", torch.float64).numpy() if device is None else t.to(device, torch.float64)
+    else:
+        try:
+            arr = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{label} could not be converted to a float64 array ({exc}); expected a "
+                "numpy array or torch tensor of shape (n, d)"
+            ) from exc
+        if device is None:
+            out = arr
+        else:
+            import torch
+
+            out = torch.as_tensor(arr, device=device)
+    _check_shape(out, label)
+    _check_finite(out, label)
+    return out
+
+
+def _check_shape(a: Any, label: str) -> None:
+    shape = tuple(a.shape)
+    if len(shape) != 2:
+        hint = " (for a single feature use X[:, None])" if len(shape) == 1 else ""
+        raise InputError(f"{label} has shape {shape}; expected 2-D (n_samples, n_features){hint}")
+    if shape[1] < 1:
+        raise InputError(f"{label} has shape {shape}; expected at least one feature column")
+
+
+def _check_finite(a: Any, label: str) -> None:
+    if is_torch(a):
+        import torch
+
+        n_nan = int(torch.isnan(a).sum())
+        n_inf = int(torch.isinf(a).sum())
+    else:
+        if np.isfinite(a).all():  # fast path: one pass, no counting
+            return
+        n_nan = int(np.isnan(a).sum())
+        n_inf = int(np.isinf(a).sum())
+    if n_nan or n_inf:
+        raise InputError(
+            f"{label} (shape {tuple(a.shape)}) contains {n_nan} NaN and {n_inf} Inf values; "
+            "expected finite activations"
+        )
+
+
+def check_pair(X: Any, Y: Any, *, min_n: int, metric: str, device: Any = None) -> tuple[Any, Any]:
+    """Validate two paired representations and convert both to float64.
+
+    Parameters
+    ----------
+    X, Y
+        Arrays of shape (n, d1) and (n, d2), rows paired by sample.
+    min_n
+        Smallest number of samples for which ``metric`` is defined.
+    metric
+        Metric name, for error messages.
+    device
+        None (numpy) or ``torch.device``.
+
+    Returns
+    -------
+    tuple
+        ``(X, Y)`` as float64 arrays of shapes (n, d1), (n, d2).
+    """
+    X = as_float64(X, "X", device)
+    Y = as_float64(Y, "Y", device)
+    if X.shape[0] != Y.shape[0]:
+        raise InputError(
+            f"X has {X.shape[0]} rows and Y has {Y.shape[0]}; rows must be paired by sample "
+            "(same n)"
+        )
+    check_min_n(X.shape[0], min_n, metric)
+    return X, Y
+
+
+def check_layers(
+    layers: Sequence[Any], label: str, *, min_n: int, metric: str, device: Any = None
+) -> list[Any]:
+    """Validate a sequence of (n, d_l) layer representations; return them as float64."""
+    if is_torch(layers) or isinstance(layers, np.ndarray) or isinstance(layers, (str, bytes)):
+        raise InputError(
+            f"{label} must be a sequence (list/tuple) of (n, d_l) arrays, one per layer; got "
+            f"a single {type(layers).__name__}"
+        )
+    try:
+        items = list(layers)
+    except TypeError as exc:
+        raise InputError(f"{label} must be a sequence of (n, d_l) arrays, one per layer") from exc
+    if not items:
+        raise InputError(f"{label} is empty; expected at least one layer")
+    out = [as_float64(a, f"{label}[{i}]", device) for i, a in enumerate(items)]
+    n = out[0].shape[0]
+    for i, a in enumerate(out):
+        if a.shape[0] != n:
+            raise InputError(
+                f"{label}[{i}] has {a.shape[0]} rows but {label}[0] has {n}; every layer must "
+                "hold the same samples in the same order"
+            )
+    check_min_n(n, min_n, metric)
+    return out
+
+
+def check_min_n(n: int, min_n: int, metric: str) -> None:
+    """Refuse ``n`` below the estimator's minimum sample count."""
+    if n < min_n:
+        raise InputError(f"{metric} needs at least n = {min_n} samples; got n = {n}")
+
+
+def zero_variance(centered_sq: float, raw_sq: float) -> bool:
+    """True when a centred sum of squares is rounding noise relative to the raw one."""
+    return centered_sq <= (ZERO_VARIANCE_RTOL**2) * raw_sq or centered_sq <= 0.0
+
+
+def center_or_refuse(X: Any, label: str, metric: str) -> Any:
+    """Column-centre ``X`` (n, d) → (n, d); refuse a representation with zero variance.
+
+    Works on numpy arrays and torch tensors. Three passes over X: mean, subtract, one dot.
+    """
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    flat = Xc.reshape(-1)
+    ss_c = float(flat @ flat)
+    # ||X||² = ||Xc||² + n ||mu||², so the raw scale costs no extra pass over X.
+    if zero_variance(ss_c, ss_c + X.shape[0] * float(mu @ mu)):
+        refuse_zero_variance(label, metric)
+    return Xc
+
+
+def refuse_zero_variance(label: str, metric: str, why: str = "") -> None:
+    """Raise the standard error for a representation whose rows are all identical."""
+    raise InputError(
+        f"{label} has zero variance (all rows identical up to rounding); {metric} is undefined "
+        f"for it{why}"
+    )

@@ -1,0 +1,358 @@
+"""Centred kernel alignment: ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``cka_minibatch``.
+
+``CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` (Kornblith et al. 2019).
+
+- ``cka_linear``: linear kernel, biased HSIC (Gretton et al. 2005). In [0, 1].
+- ``cka_debiased``: linear kernel, unbiased HSIC U-statistic (Song et al. 2012), as used by
+  Nguyen et al. (2021) and Davari et al. (2023). Can be slightly negative; ≈ 0 for
+  independent representations even when d ≫ n, where biased CKA is inflated. n >= 4.
+- ``cka_rbf``: Gaussian kernel with bandwidth ``sigma`` * median distance
+  (see :func:`repdrift.metrics.kernels.gram_rbf`), biased HSIC. Default ``sigma = 1.0``
+  follows the default ``threshold`` of Kornblith et al.'s reference code; their paper also
+  reports 0.2, 0.4 and 0.8.
+- ``cka_minibatch``: Nguyen et al. (2021): unbiased HSIC averaged over consecutive
+  minibatches of ``batch_size`` rows (in the given order), then normalised. Not equal to
+  ``cka_debiased`` on the full set, by design.
+
+Linear CKA is computed from features (``||Xcᵀ Yc||²_F``, cost n·d1·d2) or from Grams
+(cost n²·(d1 + d2)), whichever is cheaper; both are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from repdrift.errors import InputError
+from repdrift.metrics._inputs import (
+    center_or_refuse,
+    is_torch,
+    refuse_zero_variance,
+    zero_variance,
+)
+from repdrift.metrics._pairwise import stacked_inner_products
+from repdrift.metrics.kernels import (
+    center_features,
+    center_gram,
+    gram_rbf,
+    u_center_gram,
+)
+
+# Above this many samples a Gram (n² float64) is too large to hold: use the feature route.
+GRAM_MAX_N = 20_000
+# The Gram route of matrix() keeps La Grams of n² float64; beyond this it uses features.
+GRAM_ROUTE_MAX_BYTES = 3 * 2**30
+
+
+def _sqnorm(M: Any) -> float:
+    flat = M.reshape(-1)
+    return float(flat @ flat)
+
+
+def _row_sq(Xc: Any) -> Any:
+    return (Xc * Xc).sum(axis=1)
+
+
+def debiased_numerator(cross_sq: float, kx: Any, ky: Any, n: int) -> float:
+    """n(n-3)·HSIC₁ from features, given column-centred X, Y.
+
+    With ``K = Xc Xcᵀ`` (so ``K 1 = 0``) and ``kx = diag(K)``, ``ky = diag(L)``, the Song et
+    al. estimator's numerator reduces to
+    ``||XcᵀYc||² - kxᵀky + (Σkx)(Σky)/((n-1)(n-2)) - 2 kxᵀky/(n-2)``.
+
+    Parameters
+    ----------
+    cross_sq : float
+        ``||Xcᵀ Yc||²_F``.
+    kx, ky : (n,) float64
+        Squared row norms of the centred X and Y.
+    n : int
+    """
+    kl = float(kx @ ky)
+    cross_sums = float(kx.sum()) * float(ky.sum()) / ((n - 1) * (n - 2))
+    return cross_sq - kl + cross_sums - 2.0 * kl / (n - 2)
+
+
+def _use_features(n: int, dims_a: Sequence[int], dims_b: Sequence[int]) -> bool:
+    """Whether the feature route is cheaper (or the only feasible one) for these shapes."""
+    if n > GRAM_MAX_N:
+        return True
+    sa, sb = sum(dims_a), sum(dims_b)
+    gram = n * n * (sa + sb) + len(dims_a) * len(dims_b) * n * n
+    feat = n * (sum(d * d for d in dims_a) + sum(d * d for d in dims_b) + sa * sb)
+    return feat < gram
+
+
+# ---------------------------------------------------------------- one pair
+
+
+def cka_linear(X: Any, Y: Any) -> float:
+    """Linear CKA with the biased HSIC (Kornblith et al. 2019).
+
+    Parameters
+    ----------
+    X, Y : (n, d1), (n, d2) float64
+        Rows paired by sample.
+
+    Returns
+    -------
+    float in [0, 1]; 1 iff the centred Grams are proportional.
+    """
+    n = X.shape[0]
+    Xc = center_or_refuse(X, "X", "cka_linear")
+    Yc = center_or_refuse(Y, "Y", "cka_linear")
+    if _use_features(n, [X.shape[1]], [Y.shape[1]]):
+        num = _sqnorm(Xc.T @ Yc)
+        return num / math.sqrt(_sqnorm(Xc.T @ Xc) * _sqnorm(Yc.T @ Yc))
+    K = Xc @ Xc.T
+    L = Yc @ Yc.T
+    return _frob(K, L) / math.sqrt(_frob(K, K) * _frob(L, L))
+
+
+def cka_debiased(X: Any, Y: Any) -> float:
+    """Linear CKA with the unbiased HSIC of Song et al. (2012).
+
+    Parameters
+    ----------
+    X, Y : (n, d1), (n, d2) float64, n >= 4
+
+    Returns
+    -------
+    float in [-1, 1], ≈ 0 for independent representations.
+    """
+    n = X.shape[0]
+    Xc = center_or_refuse(X, "X", "cka_debiased")
+    Yc = center_or_refuse(Y, "Y", "cka_debiased")
+    if _use_features(n, [X.shape[1]], [Y.shape[1]]):
+        kx, ky = _row_sq(Xc), _row_sq(Yc)
+        xy = debiased_numerator(_sqnorm(Xc.T @ Yc), kx, ky, n)
+        xx = debiased_numerator(_sqnorm(Xc.T @ Xc), kx, kx, n)
+        yy = debiased_numerator(_sqnorm(Yc.T @ Yc), ky, ky, n)
+    else:
+        K = u_center_gram(Xc @ Xc.T)
+        L = u_center_gram(Yc @ Yc.T)
+        xy, xx, yy = _frob(K, L), _frob(K, K), _frob(L, L)
+    return _ratio(xy, xx, yy, "cka_debiased")
+
+
+def cka_rbf(X: Any, Y: Any, *, sigma: float = 1.0) -> float:
+    """RBF-kernel CKA, biased HSIC, bandwidth ``sigma`` * median pairwise distance.
+
+    Parameters
+    ----------
+    X, Y : (n, d1), (n, d2) float64
+    sigma : float
+        Bandwidth as a multiple of the median distance (Kornblith's ``threshold``), > 0.
+
+    Returns
+    -------
+    float in [0, 1].
+    """
+    K = _rbf_state(X, "X", sigma)
+    L = _rbf_state(Y, "Y", sigma)
+    return _ratio(_frob(K, L), _frob(K, K), _frob(L, L), "cka_rbf")
+
+
+def cka_minibatch(X: Any, Y: Any, *, batch_size: int = 256) -> float:
+    """Minibatch CKA of Nguyen et al. (2021).
+
+    Rows are split in order into consecutive minibatches of ``batch_size``
+    (see :func:`minibatch_slices`); the result is
+    ``Σ_b HSIC₁(X_b, Y_b) / sqrt(Σ_b HSIC₁(X_b, X_b) · Σ_b HSIC₁(Y_b, Y_b))``.
+
+    Parameters
+    ----------
+    X, Y : (n, d1), (n, d2) float64, n >= 4
+    batch_size : int
+        Rows per minibatch, >= 4.
+    """
+    sx = _minibatch_state(X, "X", batch_size)
+    sy = _minibatch_state(Y, "Y", batch_size)
+    return _ratio(_frob(sx, sy), _frob(sx, sx), _frob(sy, sy), "cka_minibatch")
+
+
+# ---------------------------------------------------------------- matrices
+
+
+def cka_linear_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any]) -> np.ndarray:
+    """(La, Lb) linear CKA between every pair of layers; each Gram computed once."""
+    return _linear_matrix(layers_a, layers_b, debiased=False)
+
+
+def cka_debiased_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any]) -> np.ndarray:
+    """(La, Lb) debiased linear CKA; each U-centred Gram computed once."""
+    return _linear_matrix(layers_a, layers_b, debiased=True)
+
+
+def cka_rbf_matrix(
+    layers_a: Sequence[Any], layers_b: Sequence[Any], *, sigma: float = 1.0
+) -> np.ndarray:
+    """(La, Lb) RBF CKA; each centred RBF Gram computed once."""
+    return _gram_matrix(layers_a, layers_b, lambda X, label: _rbf_state(X, label, sigma), "cka_rbf")
+
+
+def cka_minibatch_matrix(
+    layers_a: Sequence[Any], layers_b: Sequence[Any], *, batch_size: int = 256
+) -> np.ndarray:
+    """(La, Lb) minibatch CKA; each layer's per-batch U-centred Grams computed once."""
+    return _gram_matrix(
+        layers_a,
+        layers_b,
+        lambda X, label: _minibatch_state(X, label, batch_size),
+        "cka_minibatch",
+    )
+
+
+def _linear_matrix(
+    layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bool
+) -> np.ndarray:
+    name = "cka_debiased" if debiased else "cka_linear"
+    n = layers_a[0].shape[0]
+    same = layers_b is layers_a
+    dims_a = [a.shape[1] for a in layers_a]
+    dims_b = [] if same else [b.shape[1] for b in layers_b]
+    too_big = len(layers_a) * n * n * 8 > GRAM_ROUTE_MAX_BYTES
+    if too_big or _use_features(n, dims_a, dims_b if not same else dims_a):
+        return _feature_matrix(layers_a, layers_b, debiased=debiased, same=same)
+
+    def state(X: Any, label: str) -> Any:
+        Xc = center_or_refuse(X, label, name)
+        K = Xc @ Xc.T
+        return u_center_gram(K) if debiased else K
+
+    return _gram_matrix(layers_a, layers_b, state, name, same=same)
+
+
+def _gram_matrix(
+    layers_a: Sequence[Any],
+    layers_b: Sequence[Any],
+    state: Any,
+    name: str,
+    *,
+    same: bool | None = None,
+) -> np.ndarray:
+    same = layers_b is layers_a if same is None else same
+    cross, sq_a, sq_b = stacked_inner_products(layers_a, layers_b, state, same=same)
+    _refuse_nonpositive(sq_a, "layers_a", name)
+    _refuse_nonpositive(sq_b, "layers_b", name)
+    return cross / np.sqrt(np.outer(sq_a, sq_b))
+
+
+def _feature_matrix(
+    layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bool, same: bool
+) -> np.ndarray:
+    """Per pair ``||Xaᵀ Xb||²``; centring, row norms and self terms precomputed per layer."""
+    name = "cka_debiased" if debiased else "cka_linear"
+    n = layers_a[0].shape[0]
+    ca = [center_or_refuse(X, f"layers_a[{i}]", name) for i, X in enumerate(layers_a)]
+    cb = (
+        ca
+        if same
+        else [center_or_refuse(X, f"layers_b[{j}]", name) for j, X in enumerate(layers_b)]
+    )
+    ka = [_row_sq(X) for X in ca]
+    kb = ka if same else [_row_sq(X) for X in cb]
+
+    def num(Xa: Any, Xb: Any, kx: Any, ky: Any) -> float:
+        s = _sqnorm(Xa.T @ Xb)
+        return debiased_numerator(s, kx, ky, n) if debiased else s
+
+    sq_a = np.array([num(X, X, k, k) for X, k in zip(ca, ka, strict=True)])
+    sq_b = sq_a if same else np.array([num(X, X, k, k) for X, k in zip(cb, kb, strict=True)])
+    _refuse_nonpositive(sq_a, "layers_a", name)
+    _refuse_nonpositive(sq_b, "layers_b", name)
+    cross = np.empty((len(ca), len(cb)))
+    for i in range(len(ca)):
+        for j in range(len(cb)):
+            if same and j < i:
+                cross[i, j] = cross[j, i]
+            else:
+                cross[i, j] = num(ca[i], cb[j], ka[i], kb[j])
+    return cross / np.sqrt(np.outer(sq_a, sq_b))
+
+
+# ---------------------------------------------------------------- states and helpers
+
+
+def minibatch_slices(n: int, batch_size: int) -> list[slice]:
+    """Consecutive minibatches of ``batch_size`` rows covering all ``n`` rows in order.
+
+    A trailing remainder of at least 4 rows is its own (smaller) minibatch; a remainder of
+    1-3 rows, for which the unbiased HSIC is undefined, joins the previous minibatch, so no
+    sample is dropped.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise InputError(f"batch_size={batch_size!r}; expected an integer >= 4")
+    if batch_size < 4:
+        raise InputError(f"batch_size={batch_size}; the unbiased HSIC needs batches of >= 4 rows")
+    if n < 4:
+        raise InputError(f"cka_minibatch needs at least n = 4 samples; got n = {n}")
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] < 4:
+        starts.pop()
+    return [slice(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+
+def _minibatch_state(X: Any, label: str, batch_size: int) -> Any:
+    """Concatenated, flattened ``Ũ(K_b) / sqrt(m_b (m_b - 3))`` over the minibatches of X.
+
+    Inner products of two such states are ``Σ_b HSIC₁`` over minibatches.
+    """
+    slices = minibatch_slices(X.shape[0], batch_size)
+    parts = []
+    # Equal-sized leading batches go through one batched matmul.
+    full = [s for s in slices if s.stop - s.start == batch_size]
+    if full:
+        m = batch_size
+        stop = full[-1].stop
+        Xb = X[:stop].reshape(len(full), m, X.shape[1])
+        Xb = Xb - Xb.mean(axis=-2, keepdims=True)
+        U = u_center_gram(Xb @ Xb.swapaxes(-1, -2))
+        parts.append((U / math.sqrt(m * (m - 3))).reshape(-1))
+    for s in slices[len(full) :]:
+        m = s.stop - s.start
+        Xc = center_features(X[s])
+        parts.append((u_center_gram(Xc @ Xc.T) / math.sqrt(m * (m - 3))).reshape(-1))
+    state = _concat(parts)
+    if zero_variance(_frob(state, state), 0.0):
+        refuse_zero_variance(label, "cka_minibatch", " (every minibatch is constant)")
+    return state
+
+
+def _rbf_state(X: Any, label: str, sigma: float) -> Any:
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)):
+        raise InputError(f"sigma={sigma!r}; expected a positive number")
+    try:
+        K = gram_rbf(X, float(sigma))
+    except InputError as exc:
+        raise InputError(f"{label}: {exc}") from exc
+    return center_gram(K)
+
+
+def _frob(A: Any, B: Any) -> float:
+    return float(A.reshape(-1) @ B.reshape(-1))
+
+
+def _ratio(xy: float, xx: float, yy: float, name: str) -> float:
+    if not xx > 0:
+        refuse_zero_variance("X", name)
+    if not yy > 0:
+        refuse_zero_variance("Y", name)
+    return xy / math.sqrt(xx * yy)
+
+
+def _refuse_nonpositive(sq: np.ndarray, label: str, name: str) -> None:
+    bad = np.flatnonzero(~(sq > 0))
+    if bad.size:
+        refuse_zero_variance(f"{label}[{int(bad[0])}]", name)
+
+
+def _concat(parts: list[Any]) -> Any:
+    if is_torch(parts[0]):
+        import torch
+
+        return torch.cat(parts)
+    return np.concatenate(parts)

@@ -1,0 +1,58 @@
+"""Mean per-sample cosine similarity between paired rows (same feature space required).
+
+``cosine(X, Y) = mean_i <x_i, y_i> / (||x_i|| ||y_i||)`` in [-1, 1]. Unlike CKA it compares
+coordinates directly, so it is meaningful only when both representations share a basis (the
+same model's residual stream before and after fine-tuning); it is invariant to one
+orthogonal map applied to both sides and to per-row positive scaling, not to translation.
+Runs in numpy, or in torch on a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from repdrift.errors import InputError
+from repdrift.metrics._inputs import is_torch
+from repdrift.metrics._pairwise import stacked_inner_products
+
+
+def _unit_rows(X: Any, label: str) -> Any:
+    norms = ((X * X).sum(axis=1)) ** 0.5
+    zero = norms <= 0.0
+    n_zero = int(zero.sum())
+    if n_zero:
+        first = int(np.flatnonzero(zero.cpu().numpy() if is_torch(zero) else zero)[0])
+        raise InputError(
+            f"{label} has {n_zero} all-zero row(s) (e.g. row {first}); their cosine is undefined"
+        )
+    return X / norms[:, None]
+
+
+def _check_dims(d1: int, d2: int, la: str, lb: str) -> None:
+    if d1 != d2:
+        raise InputError(
+            f"cosine compares coordinates, so it needs equal widths; {la} has d={d1} and {lb} "
+            f"has d={d2}. Use a basis-free metric such as cka_linear or procrustes"
+        )
+
+
+def cosine(X: Any, Y: Any) -> float:
+    """Mean row-wise cosine of X (n, d) and Y (n, d)."""
+    _check_dims(X.shape[1], Y.shape[1], "X", "Y")
+    return float((_unit_rows(X, "X") * _unit_rows(Y, "Y")).sum(axis=1).mean())
+
+
+def cosine_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any]) -> np.ndarray:
+    """(La, Lb) mean row-wise cosine as one GEMM over the unit-row layers."""
+    d = layers_a[0].shape[1]
+    for label, layers in (("layers_a", layers_a), ("layers_b", layers_b)):
+        for i, X in enumerate(layers):
+            _check_dims(d, X.shape[1], "layers_a[0]", f"{label}[{i}]")
+    n = layers_a[0].shape[0]
+    cross, _, _ = stacked_inner_products(
+        layers_a, layers_b, lambda X, label: _unit_rows(X, label), same=layers_b is layers_a
+    )
+    return cross / n

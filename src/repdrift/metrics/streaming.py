@@ -1,0 +1,199 @@
+"""Accumulators for data too large to hold at once (token-level activations).
+
+- :class:`StreamingLinearCKA`: exact linear CKA from running centred second moments. Memory
+  O(d1² + d2² + d1·d2), independent of n; equal to one-shot ``cka_linear`` up to rounding.
+  Chunks are combined with the pairwise update of Chan, Golub & LeVeque (1979), which keeps
+  float64 sums accurate at n = 10⁶ even when activations have a large mean.
+- :class:`MinibatchCKA`: the minibatch estimator of Nguyen et al. (2021), each ``update`` one
+  minibatch; equals ``cka_minibatch`` for the same batches and is *not* equal to one-shot CKA
+  by design.
+
+Both accept numpy arrays or torch tensors (converted to float64 numpy on the CPU), support
+``merge`` for sharded/parallel accumulation, and can be pickled.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from repdrift.errors import InputError
+from repdrift.metrics._inputs import as_float64, check_min_n, refuse_zero_variance, zero_variance
+from repdrift.metrics.cka import _use_features, debiased_numerator
+from repdrift.metrics.kernels import center_features, u_center_gram
+
+
+def _paired_chunk(X: Any, Y: Any, dims: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    X = as_float64(X, "X_chunk")
+    Y = as_float64(Y, "Y_chunk")
+    if X.shape[0] != Y.shape[0]:
+        raise InputError(
+            f"X_chunk has {X.shape[0]} rows and Y_chunk has {Y.shape[0]}; rows must be paired"
+        )
+    if dims is not None and (X.shape[1], Y.shape[1]) != dims:
+        raise InputError(
+            f"chunk widths (d1, d2) = {(X.shape[1], Y.shape[1])} differ from the first chunk's "
+            f"{dims}"
+        )
+    return X, Y
+
+
+class StreamingLinearCKA:
+    """Exact linear CKA (biased HSIC) accumulated chunk by chunk.
+
+    State: row count n, means (d1,), (d2,) and centred co-moment matrices
+    ``Sxx`` (d1, d1), ``Syy`` (d2, d2), ``Sxy`` (d1, d2). ``CKA = ||Sxy||² / (||Sxx|| ||Syy||)``.
+
+    Examples
+    --------
+    >>> acc = StreamingLinearCKA()
+    >>> for X_chunk, Y_chunk in chunks:          # doctest: +SKIP
+    ...     acc.update(X_chunk, Y_chunk)
+    >>> acc.compute()                             # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean_x: np.ndarray | None = None
+        self.mean_y: np.ndarray | None = None
+        self.sxx: np.ndarray | None = None
+        self.syy: np.ndarray | None = None
+        self.sxy: np.ndarray | None = None
+
+    @property
+    def dims(self) -> tuple[int, int] | None:
+        """(d1, d2) once the first chunk arrived, else None."""
+        if self.mean_x is None or self.mean_y is None:
+            return None
+        return (self.mean_x.shape[0], self.mean_y.shape[0])
+
+    def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingLinearCKA:
+        """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
+        X, Y = _paired_chunk(X_chunk, Y_chunk, self.dims)
+        m = X.shape[0]
+        if m == 0:
+            return self
+        mx, my = X.mean(axis=0), Y.mean(axis=0)
+        Xc, Yc = X - mx, Y - my
+        other = StreamingLinearCKA()
+        other.n, other.mean_x, other.mean_y = m, mx, my
+        other.sxx, other.syy, other.sxy = Xc.T @ Xc, Yc.T @ Yc, Xc.T @ Yc
+        return self.merge(other)
+
+    def merge(self, other: StreamingLinearCKA) -> StreamingLinearCKA:
+        """Fold another accumulator (e.g. from another shard) into this one. Returns self."""
+        if not isinstance(other, StreamingLinearCKA):
+            raise InputError(f"can only merge a StreamingLinearCKA, got {type(other).__name__}")
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            self.n = other.n
+            self.mean_x, self.mean_y = other.mean_x.copy(), other.mean_y.copy()
+            self.sxx, self.syy, self.sxy = other.sxx.copy(), other.syy.copy(), other.sxy.copy()
+            return self
+        if other.dims != self.dims:
+            raise InputError(f"cannot merge accumulators of widths {self.dims} and {other.dims}")
+        n = self.n + other.n
+        dx = other.mean_x - self.mean_x
+        dy = other.mean_y - self.mean_y
+        f = self.n * other.n / n
+        # Chan et al.: S = S_a + S_b + (n_a n_b / n) δ δᵀ
+        self.sxx += other.sxx
+        self.sxx += f * np.outer(dx, dx)
+        self.syy += other.syy
+        self.syy += f * np.outer(dy, dy)
+        self.sxy += other.sxy
+        self.sxy += f * np.outer(dx, dy)
+        self.mean_x += dx * (other.n / n)
+        self.mean_y += dy * (other.n / n)
+        self.n = n
+        return self
+
+    def compute(self) -> float:
+        """Linear CKA of everything seen so far; in [0, 1]."""
+        check_min_n(self.n, 2, "StreamingLinearCKA")
+        for label, s, mean in (("X", self.sxx, self.mean_x), ("Y", self.syy, self.mean_y)):
+            tr = float(np.trace(s))
+            if zero_variance(tr, tr + self.n * float(mean @ mean)):
+                refuse_zero_variance(label, "cka_linear")
+        xy = float(np.sum(self.sxy * self.sxy))
+        return xy / math.sqrt(
+            float(np.sum(self.sxx * self.sxx)) * float(np.sum(self.syy * self.syy))
+        )
+
+
+def minibatch_hsic(X: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
+    """Unbiased HSIC (Song et al. 2012) of one minibatch: (HSIC(X,Y), HSIC(X,X), HSIC(Y,Y)).
+
+    Parameters
+    ----------
+    X, Y : (m, d1), (m, d2) float64, m >= 4
+    """
+    m = X.shape[0]
+    check_min_n(m, 4, "a minibatch of cka_minibatch")
+    Xc, Yc = center_features(X), center_features(Y)
+    if _use_features(m, [X.shape[1]], [Y.shape[1]]):
+        kx, ky = np.einsum("ij,ij->i", Xc, Xc), np.einsum("ij,ij->i", Yc, Yc)
+
+        def sq(M: np.ndarray) -> float:
+            return float(np.sum(M * M))
+
+        xy = debiased_numerator(sq(Xc.T @ Yc), kx, ky, m)
+        xx = debiased_numerator(sq(Xc.T @ Xc), kx, kx, m)
+        yy = debiased_numerator(sq(Yc.T @ Yc), ky, ky, m)
+    else:
+        K, L = u_center_gram(Xc @ Xc.T), u_center_gram(Yc @ Yc.T)
+        k, ll = K.reshape(-1), L.reshape(-1)
+        xy, xx, yy = float(k @ ll), float(k @ k), float(ll @ ll)
+    scale = m * (m - 3)
+    return xy / scale, xx / scale, yy / scale
+
+
+class MinibatchCKA:
+    """Minibatch CKA of Nguyen et al. (2021): each :meth:`update` is one minibatch.
+
+    ``CKA = Σ_b HSIC₁(X_b, Y_b) / sqrt(Σ_b HSIC₁(X_b, X_b) · Σ_b HSIC₁(Y_b, Y_b))`` with the
+    unbiased HSIC₁ of Song et al. Memory O(1). Depends on how rows are grouped into batches;
+    it estimates the population CKA without the d ≫ n bias of the biased estimator.
+    """
+
+    def __init__(self) -> None:
+        self.n_batches = 0
+        self.n = 0
+        self.hsic_xy = 0.0
+        self.hsic_xx = 0.0
+        self.hsic_yy = 0.0
+
+    def update(self, X_batch: Any, Y_batch: Any) -> MinibatchCKA:
+        """Add one minibatch X_batch (m, d1), Y_batch (m, d2), m >= 4. Returns self."""
+        X, Y = _paired_chunk(X_batch, Y_batch, None)
+        xy, xx, yy = minibatch_hsic(X, Y)
+        self.hsic_xy += xy
+        self.hsic_xx += xx
+        self.hsic_yy += yy
+        self.n_batches += 1
+        self.n += X.shape[0]
+        return self
+
+    def merge(self, other: MinibatchCKA) -> MinibatchCKA:
+        """Fold another accumulator's minibatches into this one. Returns self."""
+        if not isinstance(other, MinibatchCKA):
+            raise InputError(f"can only merge a MinibatchCKA, got {type(other).__name__}")
+        self.hsic_xy += other.hsic_xy
+        self.hsic_xx += other.hsic_xx
+        self.hsic_yy += other.hsic_yy
+        self.n_batches += other.n_batches
+        self.n += other.n
+        return self
+
+    def compute(self) -> float:
+        """Minibatch CKA over all minibatches seen so far."""
+        if self.n_batches == 0:
+            raise InputError("MinibatchCKA.compute() called before any update()")
+        if not self.hsic_xx > 0:
+            refuse_zero_variance("X", "cka_minibatch")
+        if not self.hsic_yy > 0:
+            refuse_zero_variance("Y", "cka_minibatch")
+        return self.hsic_xy / math.sqrt(self.hsic_xx * self.hsic_yy)
