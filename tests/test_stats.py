@@ -222,3 +222,21 @@ def test_pvalue_adjustments_match_plain_implementations():
     assert np.isnan(with_nan[1]) and with_nan[0] == pytest.approx(0.02)
     with pytest.raises(InputError, match="correction"):
         stats.adjust_pvalues(p, "bonferonni")
+
+
+def test_stacked_grams_equal_one_at_a_time(pair):
+    from repdrift.metrics.kernels import u_center_gram
+
+    X, Y = pair
+    Z = np.random.default_rng(11).normal(size=X.shape)
+    K = X @ X.T
+    Ls = np.stack([Y @ Y.T, Z @ Z.T])
+    idx = stats.half_samples(40, 5, np.random.default_rng(12))
+    stacked = stats.gram_cka_subsets(K, Ls, idx, debiased=True)
+    assert stacked.shape == (2, 5)
+    np.testing.assert_array_equal(stacked[1], stats.gram_cka_subsets(K, Ls[1], idx, debiased=True))
+    perms = stats.permutations(40, 7, np.random.default_rng(13))
+    Us = np.stack([u_center_gram(L) for L in Ls])
+    null = stats.gram_cka_permuted(u_center_gram(K), Us, perms)
+    assert null.shape == (2, 7)
+    np.testing.assert_allclose(null[0], stats.gram_cka_permuted(u_center_gram(K), Us[0], perms))

@@ -62,21 +62,23 @@ def permutations(n: int, n_perms: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def gram_cka_subsets(
-    K: np.ndarray, L: np.ndarray, idx: np.ndarray, *, debiased: bool
+    K: np.ndarray, Ls: np.ndarray, idx: np.ndarray, *, debiased: bool
 ) -> np.ndarray:
     """CKA on many subsets of the samples at once, from full-sample kernel matrices.
 
     Exactly equal (up to rounding) to computing CKA from scratch on ``X[s], Y[s]`` for each
     subset ``s``, but without gathering or re-centring a Gram per subset: every quantity the
     estimators need (sums of ``K∘L`` over the subset, subset row sums) is a quadratic form in
-    the subset's 0/1 indicator vector, so all B subsets come out of five (B, n) × (n, n)
-    matrix products.
+    the subset's 0/1 indicator vector, so all B subsets come out of a few (B, n) × (n, n)
+    matrix products. Products that involve only ``K`` are shared by every ``L``.
 
     Parameters
     ----------
-    K, L : (n, n) float64
-        Kernel (Gram) matrices of the two representations on all n samples (centred or not:
-        both estimators are invariant to the constant shifts centring removes).
+    K : (n, n) float64
+        Kernel (Gram) matrix of the reference representation on all n samples, centred or not
+        (both estimators are invariant to the constant shifts centring removes).
+    Ls : (n, n) or (R, n, n) float64
+        Kernel matrices of one or R representations compared with ``K``.
     idx : (B, m) int
         Sample indices of each subset, without duplicates (see :func:`half_samples`).
     debiased : bool
@@ -85,20 +87,14 @@ def gram_cka_subsets(
 
     Returns
     -------
-    (B,) float64
+    (B,) or (R, B) float64, following ``Ls``.
     """
-    n = K.shape[0]
-    m = idx.shape[1]
+    n, m = K.shape[0], idx.shape[1]
     W = np.zeros((len(idx), n))
     np.put_along_axis(W, idx, 1.0, axis=1)
-    if debiased:
-        K, L = _zero_diag(K), _zero_diag(L)
-    RK, RL = W @ K, W @ L  # row sums restricted to the subset, (B, n)
 
     def in_subset(A: np.ndarray) -> np.ndarray:
         return np.einsum("bi,bi->b", W, A)
-
-    sK, sL = in_subset(RK), in_subset(RL)
 
     def hsic(P: np.ndarray, Ra: np.ndarray, Rb: np.ndarray, sa: np.ndarray, sb: np.ndarray):
         trace = in_subset(W @ P)  # sum over i, j in the subset of A_ij B_ij
@@ -107,32 +103,50 @@ def gram_cka_subsets(
             return trace + sa * sb / ((m - 1) * (m - 2)) - 2 * cross / (m - 2)
         return trace - 2 * cross / m + sa * sb / m**2  # tr(K H L H), H the subset centring
 
-    kl = hsic(K * L, RK, RL, sK, sL)
+    if debiased:
+        K = _zero_diag(K)
+    RK = W @ K  # row sums restricted to the subset, (B, n)
+    sK = in_subset(RK)
     kk = hsic(K * K, RK, RK, sK, sK)
-    ll = hsic(L * L, RL, RL, sL, sL)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return kl / np.sqrt(kk * ll)
+    out = []
+    for L in Ls.reshape(-1, n, n):
+        if debiased:
+            L = _zero_diag(L)
+        RL = W @ L
+        sL = in_subset(RL)
+        kl = hsic(K * L, RK, RL, sK, sL)
+        ll = hsic(L * L, RL, RL, sL, sL)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(kl / np.sqrt(kk * ll))
+    return out[0] if Ls.ndim == 2 else np.stack(out)
 
 
-def gram_cka_permuted(Kc: np.ndarray, Lc: np.ndarray, perms: np.ndarray) -> np.ndarray:
+def gram_cka_permuted(Kc: np.ndarray, Lcs: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """CKA under shuffled pairing, from centred (or U-centred) Grams.
 
     Parameters
     ----------
-    Kc, Lc : (n, n) float64
-        Centred Grams (biased CKA) or U-centred Grams (debiased CKA) on all n samples.
+    Kc : (n, n) float64
+        Centred Gram (biased CKA) or U-centred Gram (debiased CKA) of the reference.
+    Lcs : (n, n) or (R, n, n) float64
+        The same for one or R representations compared with ``Kc``.
     perms : (P, n) int
-        Permutations applied to the rows and columns of ``Lc``.
+        Shufflings of the pairing between samples.
 
     Returns
     -------
-    (P,) float64
+    (P,) or (R, P) float64, following ``Lcs``.
     """
-    # The norms are permutation invariant; only the cross term <Kc, P Lc Pᵀ> changes.
-    k = np.ascontiguousarray(Kc).reshape(-1)
-    norm = math.sqrt(float(k @ k) * float(np.vdot(Lc, Lc)))
-    out = np.array([k @ Lc[np.ix_(p, p)].reshape(-1) for p in perms], dtype=np.float64)
-    return out / norm
+    # Both centrings commute with permutations and the norms are permutation invariant, so
+    # only the cross term <Kc, P Lc Pᵀ> = <Pᵀ Kc P, Lc> changes. Permuting the reference
+    # once per shuffle serves every Lc with a single matrix-vector product.
+    n = Kc.shape[0]
+    L = Lcs.reshape(-1, n * n)
+    norms = np.sqrt(float(np.vdot(Kc, Kc)) * np.einsum("ri,ri->r", L, L))
+    inverse = np.argsort(perms, axis=1)
+    cross = np.stack([L @ Kc[np.ix_(q, q)].reshape(-1) for q in inverse], axis=1)
+    out = cross / norms[:, None]
+    return out[0] if Lcs.ndim == 2 else out
 
 
 def _zero_diag(A: np.ndarray) -> np.ndarray:
