@@ -104,6 +104,17 @@ def _shards_from_index(index: Path) -> list[Path]:
     return shards
 
 
+def _torch_load_weights(path: Path) -> object:
+    """torch.load with weights_only; memory-mapped when the file is in the zip format."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        # Files written before torch 1.6 (legacy tar format) cannot be memory-mapped.
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 class WeightFiles:
     """Read-only, lazy view of the tensors in one or more weight files.
 
@@ -132,7 +143,7 @@ class WeightFiles:
                 self._where[key] = handle
             return
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            state = _torch_load_weights(path)
         except Exception as exc:  # unpickling refused or truncated zip
             raise IntegrityError(
                 f"{path}: cannot be read with torch.load(weights_only=True): {exc}"
