@@ -389,3 +389,77 @@ def _layer_writer(
             safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
 
     return write
+
+
+def write_run(
+    path: str | Path,
+    layers: dict[str, np.ndarray],
+    *,
+    task: str,
+    kind: str,
+    sample_ids: list[str],
+    step: int = 0,
+    model: dict | None = None,
+    pooling: str = "mean",
+    split: str | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write pooled representations computed elsewhere as a verified run step.
+
+    Parameters
+    ----------
+    path : str or Path
+        Run directory; the step goes to ``path/step_XXXXXX``.
+    layers : dict of str to (n, d) arrays
+        Canonical layer name (``embeddings``, ``layer_0``, ...) to pooled vectors, rows in
+        ``sample_ids`` order.
+    task, kind, sample_ids, step, model, pooling, split, extra
+        Manifest fields (``kind``: ``base``, ``full`` or ``lora``; ``model`` is the source
+        description, e.g. ``{"path": ..., "training": {"seed": 42}}``).
+
+    Returns
+    -------
+    Path
+        The step folder.
+    """
+    from repdrift import __version__
+    from repdrift.manifest import SCHEMA_VERSION, step_dir_name
+
+    if not layers:
+        raise InputError("write_run needs at least one layer")
+    n = len(sample_ids)
+    arrays = {name: np.asarray(a, dtype=np.float32) for name, a in layers.items()}
+    for name, a in arrays.items():
+        if a.ndim != 2 or a.shape[0] != n:
+            raise InputError(f"layer {name!r} has shape {a.shape}; expected ({n}, d) for {n} sample ids")
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        repdrift_version=__version__,
+        status="partial",
+        step=step,
+        kind=kind,
+        model=dict(model or {}),
+        task=task,
+        split=split,
+        n_samples=n,
+        sample_ids=list(sample_ids),
+        pooling=pooling,
+        dtype="float32",
+        token_ids_sha256=sha256_bytes(b"external arrays"),
+        layers=list(arrays),
+        batch_size=n,
+        chunk_size=n,
+        extra=dict(extra or {}),
+    )
+    step_dir = Path(path) / step_dir_name(step)
+    with StepWriter.open(step_dir, manifest) as writer:
+        if not writer.complete:
+            chunk = PooledChunk(
+                index=0,
+                sample_indices=np.arange(n, dtype=np.int64),
+                lengths=np.ones(n, dtype=np.int64),
+                layers={name: torch.from_numpy(a) for name, a in arrays.items()},
+            )
+            writer.write_chunk(chunk)
+            writer.finish(n_chunks=1)
+    return step_dir
