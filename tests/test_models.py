@@ -515,3 +515,44 @@ def test_tokenizer_hash_ignores_truncation_state(base: LoadedModel) -> None:
     other = AutoTokenizer.from_pretrained(MINILM)
     other.add_tokens(["zzzq"])
     assert tokenizer_sha256(other) != before
+
+
+def test_lora_question_answering_and_inferred_task(
+    ckpts: dict[str, Path], base: LoadedModel, tmp_path: Path
+) -> None:
+    torch.manual_seed(5)
+    qa = AutoModelForQuestionAnswering.from_pretrained(MINILM)
+    config = peft.LoraConfig(
+        task_type="QUESTION_ANS",
+        r=2,
+        target_modules=["query", "value"],
+        init_lora_weights=False,
+    )
+    folder = tmp_path / "qa_lora"
+    peft.get_peft_model(qa, config).save_pretrained(folder)
+    loaded = load_model(folder, base=MINILM, device="cpu")
+    assert loaded.source["task_type"] == "QUESTION_ANS"
+    assert loaded.source["architecture"].endswith("(BertForQuestionAnswering)")
+    assert (_block_outputs(loaded, TEXTS)[0] - _block_outputs(base, TEXTS)[0]).abs().max() > 1e-4
+    # question/context pairs: segment ids must reach the model (peft's QA wrapper drops them)
+    pairs = base.tokenizer(TEXTS, TEXTS[::-1], padding=True, return_tensors="pt")
+    kw = base.forward_inputs(pairs["input_ids"], pairs["attention_mask"])
+    with torch.inference_mode():
+        ref = base.model(**kw).last_hidden_state
+        with loaded.adapter_disabled():
+            got = loaded.model(**kw, output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+
+    # the same adapter without a task type: the "bert." key prefix picks a task model
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    cfg["task_type"] = None
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    untyped = load_model(folder, base=MINILM, device="cpu")
+    assert untyped.source["task_type"] is None
+    for a, b in zip(_block_outputs(untyped, TEXTS), _block_outputs(loaded, TEXTS), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_lora_on_wrong_base_is_an_integrity_error(ckpts: dict[str, Path]) -> None:
+    with pytest.raises(IntegrityError, match=r"does not fit base|did not load"):
+        load_model(ckpts["llama_lora"], base=ckpts["gpt2"], device="cpu")

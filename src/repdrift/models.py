@@ -188,8 +188,11 @@ class LoadedModel:
     Attributes
     ----------
     model
-        The backbone (``base``/``full``) or the peft-wrapped task model (``lora``), in eval
-        mode with ``requires_grad`` off.
+        The backbone (``base``/``full``) or, for ``lora``, the transformers task model with the
+        LoRA layers injected (unmerged); in eval mode with ``requires_grad`` off. For LoRA this
+        is the model *inside* the peft wrapper because some peft wrappers drop inputs
+        (``PeftModelForQuestionAnswering`` does not pass ``token_type_ids`` or
+        ``position_ids`` on), while the injected layers behave the same either way.
     tokenizer
         Has a pad token; decoders without one get ``pad = eos`` (``source["pad_token_is_eos"]``).
     blocks
@@ -198,6 +201,8 @@ class LoadedModel:
         Module whose output is the embedding output (the input of block 0), or None.
     source
         JSON-safe provenance (paths, hashes, architecture, dtype, device, tokenizer padding side).
+    peft_model
+        The peft wrapper around ``model`` (``lora`` only), for :meth:`adapter_disabled`.
     """
 
     model: torch.nn.Module
@@ -212,6 +217,7 @@ class LoadedModel:
     token_type_sep_id: int | None = field(default=None, repr=False)
     # pass position ids computed from the attention mask (correct under left padding)
     pass_position_ids: bool = field(default=False, repr=False)
+    peft_model: torch.nn.Module | None = field(default=None, repr=False)
 
     @property
     def layer_names(self) -> list[str]:
@@ -221,9 +227,11 @@ class LoadedModel:
     @contextlib.contextmanager
     def adapter_disabled(self) -> Iterator[None]:
         """Run the base model inside the block: peft's ``disable_adapter()`` (LoRA only)."""
-        if self.kind != "lora":
+        if self.kind != "lora" or self.peft_model is None:
             raise InputError(f"adapter_disabled() needs a LoRA model, this one is {self.kind!r}")
-        with self.model.disable_adapter():
+        # peft switches the injected layers (and modules_to_save) off, so calling self.model
+        # inside this block runs exactly the base weights
+        with self.peft_model.disable_adapter():
             yield
 
     def forward_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
@@ -328,6 +336,7 @@ def load_model(
         Passed to transformers; off by default.
     """
     from repdrift import _model_loading as loading
+    from repdrift import _model_parts as parts
 
     torch_dtype = resolve_dtype(dtype)
     torch_device = resolve_device(device)
@@ -343,9 +352,11 @@ def load_model(
     if kind == "full" and base_src is None:
         raise InputError(f"kind 'full' needs base= (the model {src} was fine-tuned from)")
 
+    peft_model = None
     if kind == "lora":
-        model, info = loading.load_lora(src, base_src, torch_dtype, trust_remote_code)
-        tokenizer_from = [src, info["base"]]
+        peft_model, info = loading.load_lora(src, base_src, torch_dtype, trust_remote_code)
+        model = loading.inner_model(peft_model)
+        tokenizer_from = [src, loading.normalize_source(info["base"], "base")]
     else:
         model, info = loading.load_backbone(src, torch_dtype, trust_remote_code)
         if kind == "full":
@@ -356,9 +367,9 @@ def load_model(
     model.to(torch_device)
     model.eval()
     model.requires_grad_(False)
-    config = loading.inner_model(model).config
+    config = model.config
     is_decoder = loading.is_decoder_config(config)
-    tokenizer, tok_info = loading.load_tokenizer(tokenizer_from, is_decoder, trust_remote_code)
+    tokenizer, tok_info = parts.load_tokenizer(tokenizer_from, is_decoder, trust_remote_code)
     if is_decoder:
         config.use_cache = False
         if getattr(config, "pad_token_id", None) is None:
@@ -375,9 +386,10 @@ def load_model(
         is_decoder=is_decoder,
         source={},
         device=torch_device,
+        peft_model=peft_model,
     )
-    loading.configure_forward(loaded, config)
-    loaded.embeddings = loading.find_embeddings(loaded, blocks_name)
+    parts.configure_forward(loaded, config)
+    loaded.embeddings = parts.find_embeddings(loaded, blocks_name)
     loaded.source = {
         "kind": kind,
         **info,
