@@ -51,7 +51,7 @@ def study(tmp_path_factory):
 
 
 def test_compare_recovers_the_planted_profile_and_ordering(study, tmp_path):
-    root, paths = study
+    _, paths = study
     res = compare(paths, out=tmp_path / "res", n_boot=200, n_perm=99, progress=False)
     drift = res.drift
     assert set(drift["metric"]) == {"cka_debiased", "cka_linear", "cosine", "procrustes"}
