@@ -556,3 +556,10 @@ def test_lora_question_answering_and_inferred_task(
 def test_lora_on_wrong_base_is_an_integrity_error(ckpts: dict[str, Path]) -> None:
     with pytest.raises(IntegrityError, match=r"does not fit base|did not load"):
         load_model(ckpts["llama_lora"], base=ckpts["gpt2"], device="cpu")
+
+
+def test_mistyped_local_path_is_not_sent_to_the_hub(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        load_model("runs/model-typo", device="cpu")

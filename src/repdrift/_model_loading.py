@@ -57,7 +57,8 @@ def normalize_source(value: str | os.PathLike[str], what: str) -> Source:
         if not path.is_dir():
             raise InputError(f"{what} {text!r} is a file; expected a model folder or a hub id")
         return path.resolve()
-    if _HUB_ID.match(text):
+    # "runs/model" where runs/ exists here is a mistyped local path, not a hub repo
+    if _HUB_ID.match(text) and not ("/" in text and path.parent.is_dir()):
         return text
     raise InputError(f"{what} {text!r} does not exist (expected a local model folder or a hub id)")
 

@@ -18,6 +18,9 @@ How each kind is loaded, and why:
   module path and silently leaves unmatched LoRA weights out. After loading, every tensor in
   the adapter file is checked to be present, and equal, in the model. The adapter is never
   merged, so :meth:`LoadedModel.adapter_disabled` runs exactly the base weights.
+  ``LoadedModel.model`` is the task model inside the peft wrapper (LoRA layers injected):
+  peft's ``PeftModelForQuestionAnswering.forward`` drops ``token_type_ids`` and
+  ``position_ids``, which would silently change BERT pair representations.
 
 Nothing here downloads by itself: a hub id is only ever passed to ``from_pretrained``.
 """
