@@ -517,6 +517,7 @@ def test_tokenizer_hash_ignores_truncation_state(base: LoadedModel) -> None:
     assert tokenizer_sha256(other) != before
 
 
+@pytest.mark.slow
 def test_lora_question_answering_and_inferred_task(
     ckpts: dict[str, Path], base: LoadedModel, tmp_path: Path
 ) -> None:
