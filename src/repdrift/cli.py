@@ -9,12 +9,15 @@ process exits with status 2; the traceback is shown only with ``--debug``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.table import Table
 
 import repdrift
 from repdrift.errors import RepdriftError
@@ -26,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": False}
 
@@ -52,11 +56,257 @@ def _common(
     # Third-party libraries stay at WARNING unless --debug.
     for name in ("transformers", "datasets", "peft", "urllib3", "filelock", "matplotlib"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Our own rich bars cover the long stages; the libraries' tqdm bars would interleave.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def quiet() -> bool:
     """True when the user asked for ``--quiet`` (commands then hide progress bars)."""
     return logging.getLogger().level > logging.INFO
+
+
+def _parse_layers(spec: str | None) -> list[int | str] | None:
+    """``"0,3,embeddings"`` → ``[0, 3, "embeddings"]``; None or ``"all"`` → every layer."""
+    if spec is None or spec.strip() == "all":
+        return None
+    return [
+        int(p) if p.strip().lstrip("-").isdigit() else p.strip()
+        for p in spec.split(",")
+        if p.strip()
+    ]
+
+
+def _show(title: str, rows: dict) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in rows.items():
+        if value not in (None, {}, []):
+            table.add_row(key, escape(str(value)))
+    console.print(table)
+
+
+@app.command()
+def extract(
+    model: str = typer.Argument(..., help="Model folder, hub id, or LoRA adapter folder."),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name for --data.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run directory to write (re-running resumes)."
+    ),
+    base: str | None = typer.Option(None, help="Base model of a full fine-tune or adapter."),
+    data: Path | None = typer.Option(None, help="Local CSV / JSONL / parquet / saved dataset."),
+    samples: int = typer.Option(750, help="Validation samples to draw (fewer available: all)."),
+    seed: int = typer.Option(0, help="Seed of the sample choice."),
+    split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
+    pooling: str = typer.Option("mean", help="mean | first | last | max | tokens."),
+    layers: str | None = typer.Option(
+        None, help="Comma-separated layer indices and/or 'embeddings' (default: all)."
+    ),
+    batch_size: int = typer.Option(32, help="Sequences per forward pass."),
+    max_tokens: int | None = typer.Option(None, help="Cap on padded tokens per batch."),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    format: str = typer.Option(
+        "safetensors", "--format", help="safetensors | pt (for old scripts)."
+    ),
+    checkpoints: bool = typer.Option(
+        False, help="Also extract the checkpoint-N folders into step_N."
+    ),
+    base_out: Path | None = typer.Option(
+        None, help="LoRA only: also write the base representations (adapter disabled) here."
+    ),
+    trust_remote_code: bool = typer.Option(
+        False, help="Allow custom model code from the model folder."
+    ),
+) -> None:
+    """Extract every layer's representations of fixed validation samples into a run directory."""
+    from repdrift.extract import extract as run_extract
+    from repdrift.runs import run_summary
+
+    path = run_extract(
+        model, task=task, out=out, base=base, data=data, samples=samples, seed=seed, split=split,
+        pooling=pooling, layers=_parse_layers(layers), batch_size=batch_size, max_tokens=max_tokens,
+        dtype=dtype, device=device, format=format, checkpoints=checkpoints, base_out=base_out,
+        trust_remote_code=trust_remote_code, progress=not quiet(),
+    )  # fmt: skip
+    if not quiet():
+        _show_summary(run_summary(path))
+
+
+def _show_summary(s: dict) -> None:
+    dims = sorted(set((s.get("dims") or {}).values()))
+    _show(
+        f"run {s['path']}",
+        {
+            "status": s.get("status"),
+            "kind": s.get("kind"),
+            "model": s.get("model"),
+            "base": s.get("base"),
+            "adapter": s.get("adapter"),
+            "task": f"{s.get('task')} ({s.get('split')})" if s.get("task") else None,
+            "samples": s.get("n_samples"),
+            "layers": f"{len(s.get('layers') or [])} ({', '.join((s.get('layers') or [])[:3])}, ...)"
+            if s.get("layers")
+            else None,
+            "dims": ", ".join(map(str, dims)) or None,
+            "pooling": s.get("pooling"),
+            "steps": ", ".join(map(str, s.get("steps") or [])),
+            "format": s.get("format"),
+            "size": f"{s.get('size_bytes', 0) / 2**20:.1f} MiB",
+            "seconds": s.get("seconds"),
+        },
+    )
+
+
+@app.command()
+def inspect(
+    run: Path = typer.Argument(..., help="Run directory."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Check every file's sha256 against the manifest."
+    ),
+) -> None:
+    """Summarise a run directory; with --verify, check every file (exit 1 on any problem)."""
+    from repdrift.errors import IntegrityError
+    from repdrift.runs import run_summary, verify_run
+
+    if not run.exists():
+        raise IntegrityError(f"{run}: no such run directory")
+    summary = run_summary(run)
+    _show_summary(summary)
+    problems = verify_run(run) if verify else summary["problems"]
+    for problem in problems:
+        err_console.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    if verify:
+        console.print("[green]verified:[/] every file matches its sha256 in the manifest")
+
+
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(
+        ..., help="A base run per task and its fine-tuned runs (REF RUN [RUN ...])."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Results folder to write."),
+    metric: list[str] = typer.Option(
+        ["cka_debiased", "cka_linear", "cosine", "procrustes"],
+        "--metric",
+        "-m",
+        help="Similarity measure (repeat for several).",
+    ),
+    n_boot: int = typer.Option(1000, help="Half-sample replicates per layer (0: no intervals)."),
+    n_perm: int = typer.Option(1000, help="Shuffled pairings per layer (0: no null)."),
+    level: float = typer.Option(0.95, help="Confidence level of the intervals."),
+    seed: int = typer.Option(0, help="Seed of the resampling."),
+    cross_layer_metric: str = typer.Option(
+        "cka_debiased", help="Metric of the cross-layer matrices."
+    ),
+) -> None:
+    """Per-layer drift of fine-tuned runs from their base run, with intervals and tests."""
+    from repdrift.analysis import compare as run_compare
+
+    results = run_compare(
+        runs, out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm, level=level, seed=seed,
+        cross_layer_metric=cross_layer_metric, progress=not quiet(),
+    )  # fmt: skip
+    if not quiet():
+        _show_drift(results)
+        console.print(
+            f"results written to [bold]{escape(str(out))}[/] ({results.summary['seconds']} s)"
+        )
+
+
+def _show_drift(results) -> None:
+    drift = results.drift
+    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
+    metric = final["metric"].iloc[0]
+    table = final[final["metric"] == metric].pivot_table(
+        index="layer_index", columns=["task", "method"], values="drift", aggfunc="mean"
+    )
+    view = Table(title=f"mean drift (1 - {metric}) per layer")
+    view.add_column("layer", justify="right")
+    for task, method in table.columns:
+        view.add_column(f"{task} {method}", justify="right")
+    for layer, row in table.iterrows():
+        view.add_row(str(layer), *(f"{v:.4f}" for v in row))
+    console.print(view)
+
+
+@app.command()
+def weights(
+    base: str = typer.Argument(..., help="Base model folder."),
+    variants: list[Path] = typer.Argument(
+        ..., help="Full fine-tuned checkpoint and/or LoRA adapter folders."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Table to write (.csv or .parquet), or a results folder (writes weights.csv and weights.parquet there).",
+    ),
+    k: int = typer.Option(10, help="Top singular vectors examined for intruder dimensions."),
+    epsilon: float = typer.Option(
+        0.5, help="Intruder threshold on the best |cosine| with the base's singular vectors."
+    ),
+    modules: str | None = typer.Option(
+        None, help="Comma-separated module names (default: every linear module)."
+    ),
+    device: str = typer.Option("cpu", help="Where the SVDs run."),
+) -> None:
+    """Weight-space drift: relative change, spectra, effective rank, intruder dimensions."""
+    from repdrift.weights import weight_drift
+
+    table = weight_drift(
+        base, variants, k=k, epsilon=epsilon, device=device, progress=not quiet(),
+        modules=[m.strip() for m in modules.split(",")] if modules else None,
+    )  # fmt: skip
+    written = _write_table(table, out, "weights")
+    if not quiet():
+        summary = table.groupby(["variant", "method"]).agg(
+            modules=("module", "size"), rel_change=("rel_change", "mean"),
+            effective_rank=("effective_rank", "mean"), intruders=("intruder_count", "sum"),
+        )  # fmt: skip
+        view = Table(title="weight-space drift (means over modules)")
+        for col in (
+            "variant",
+            "method",
+            "modules",
+            "mean rel. change",
+            "mean eff. rank",
+            "intruder dims",
+        ):
+            view.add_column(col)
+        for (variant, method), row in summary.iterrows():
+            view.add_row(
+                variant,
+                method,
+                str(row.modules),
+                f"{row.rel_change:.4g}",
+                f"{row.effective_rank:.2f}",
+                str(row.intruders),
+            )
+        console.print(view)
+        console.print(f"written: {', '.join(map(str, written))}")
+
+
+def _write_table(table, out: Path, name: str) -> list[Path]:
+    if out.suffix == ".csv":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        return [out]
+    if out.suffix == ".parquet":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out, index=False)
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"{name}.csv", index=False)
+    table.to_parquet(out / f"{name}.parquet", index=False)
+    return [out / f"{name}.csv", out / f"{name}.parquet"]
 
 
 def main() -> None:
@@ -66,7 +316,9 @@ def main() -> None:
     except RepdriftError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished files are kept, re-run the command to resume")
