@@ -349,3 +349,22 @@ def test_bad_device_is_refused() -> None:
     X, Y = _pair()
     with pytest.raises(InputError, match="device='gpu0'"):
         metrics.compute("cka_linear", X, Y, device="gpu0")
+
+
+@pytest.mark.parametrize("name", metrics.names())
+def test_matrix_on_float32_layers_computes_in_float64(name: str) -> None:
+    # float32 layers are converted lazily (per layer, or fused into centring); the result
+    # must equal the matrix of the same values given as float64.
+    widths = [D, D] if name == "cosine" else [D, 7]
+    la = [a.astype(np.float32) for a in _layers(40, widths)]
+    lb = [b.astype(np.float32) for b in _layers(41, widths)]
+    p = PARAMS.get(name, {})
+    ref = metrics.matrix(
+        name, [a.astype(np.float64) for a in la], [b.astype(np.float64) for b in lb], **p
+    )
+    np.testing.assert_allclose(metrics.matrix(name, la, lb, **p), ref, rtol=0, atol=1e-12)
+    tl = [torch.from_numpy(a) for a in la]
+    np.testing.assert_allclose(metrics.matrix(name, tl, lb, **p), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        metrics.matrix(name, tl, lb, device="cpu", **p), ref, rtol=0, atol=1e-12
+    )

@@ -1,7 +1,8 @@
 """Turn user arrays into validated float64 arrays (numpy, or torch on a requested device).
 
 Every metric receives arrays that passed these checks, so the math modules can assume
-2-D, finite, float64 input with paired rows. torch is imported lazily: importing
+2-D, finite input with paired rows: float64 arrays for one pair, a :class:`Layers` sequence
+(float64 on access) for cross-layer matrices. torch is imported lazily: importing
 ``repdrift.metrics`` must stay cheap for code that never touches torch.
 """
 
@@ -141,11 +142,97 @@ def check_pair(X: Any, Y: Any, *, min_n: int, metric: str, device: Any = None) -
     return X, Y
 
 
+class Layers(Sequence[Any]):
+    """Validated per-layer representations, converted to float64 on access.
+
+    Holding float64 copies of every layer up front would double the memory of float32
+    activations and, on machines where first-touching memory is slow, cost more than the
+    maths. Indexing returns a fresh float64 array (numpy, or torch on ``device``); metrics
+    compute their per-layer state from it once. :meth:`raw` gives the validated array in its
+    own floating dtype (float32 or float64) for code that converts while it computes.
+
+    Attributes
+    ----------
+    label : str
+        ``"layers_a"`` or ``"layers_b"``, for messages.
+    n : int
+        Samples per layer.
+    dims : list[int]
+        Feature width of each layer.
+    device
+        None (numpy) or ``torch.device``.
+    """
+
+    def __init__(self, items: list[Any], label: str, device: Any) -> None:
+        self._items = items
+        self.label = label
+        self.device = device
+        self.n = int(items[0].shape[0])
+        self.dims = [int(a.shape[1]) for a in items]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            raise TypeError("Layers does not support slicing")
+        a = self._items[i]
+        if is_torch(a):
+            import torch
+
+            return a.to(torch.float64)
+        return np.asarray(a, dtype=np.float64)
+
+    def raw(self, i: int) -> Any:
+        """Layer i as validated, float32 or float64 (numpy, or torch on ``device``)."""
+        return self._items[i]
+
+    def name(self, i: int) -> str:
+        """``"layers_a[3]"``-style name of layer i."""
+        return f"{self.label}[{i}]"
+
+
+def _validated_raw(a: Any, label: str, device: Any) -> Any:
+    """Validate without converting float32/float64 storage; move torch to ``device``."""
+    if is_torch(a):
+        import torch
+
+        t = a.detach()
+        if device is None:
+            keep = t.dtype in (torch.float32, torch.float64)
+            out = t.cpu().numpy() if keep else as_float64(t, label)
+        else:
+            out = (
+                t.to(device)
+                if t.dtype in (torch.float32, torch.float64)
+                else t.to(device, torch.float64)
+            )
+    elif isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
+        out = a if device is None else _to_torch(a, device)
+    else:
+        out = as_float64(a, label, device)
+    _check_shape(out, label)
+    _check_finite(out, label)
+    return out
+
+
+def _to_torch(a: np.ndarray, device: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(a, device=device)
+
+
 def check_layers(
     layers: Sequence[Any], label: str, *, min_n: int, metric: str, device: Any = None
-) -> list[Any]:
-    """Validate a sequence of (n, d_l) layer representations; return them as float64."""
-    if is_torch(layers) or isinstance(layers, np.ndarray) or isinstance(layers, (str, bytes)):
+) -> Layers:
+    """Validate a sequence of (n, d_l) layer representations.
+
+    Returns
+    -------
+    Layers
+        Indexing yields float64 arrays of shape (n, d_l).
+    """
+    if is_torch(layers) or isinstance(layers, (np.ndarray, str, bytes)):
         raise InputError(
             f"{label} must be a sequence (list/tuple) of (n, d_l) arrays, one per layer; got "
             f"a single {type(layers).__name__}"
@@ -156,7 +243,7 @@ def check_layers(
         raise InputError(f"{label} must be a sequence of (n, d_l) arrays, one per layer") from exc
     if not items:
         raise InputError(f"{label} is empty; expected at least one layer")
-    out = [as_float64(a, f"{label}[{i}]", device) for i, a in enumerate(items)]
+    out = [_validated_raw(a, f"{label}[{i}]", device) for i, a in enumerate(items)]
     n = out[0].shape[0]
     for i, a in enumerate(out):
         if a.shape[0] != n:
@@ -165,7 +252,7 @@ def check_layers(
                 "hold the same samples in the same order"
             )
     check_min_n(n, min_n, metric)
-    return out
+    return Layers(out, label, device)
 
 
 def check_min_n(n: int, min_n: int, metric: str) -> None:
@@ -180,11 +267,13 @@ def zero_variance(centered_sq: float, raw_sq: float) -> bool:
 
 
 def center_or_refuse(X: Any, label: str, metric: str) -> Any:
-    """Column-centre ``X`` (n, d) → (n, d); refuse a representation with zero variance.
+    """Column-centre ``X`` (n, d) → float64 (n, d); refuse a representation with zero variance.
 
-    Works on numpy arrays and torch tensors. Three passes over X: mean, subtract, one dot.
+    Works on numpy arrays and torch tensors, float32 or float64; the mean is accumulated and
+    the result produced in float64, so float32 input needs no separate float64 copy.
+    Three passes over X: mean, subtract, one dot.
     """
-    mu = X.mean(axis=0)
+    mu = mean64(X)
     Xc = X - mu
     flat = Xc.reshape(-1)
     ss_c = float(flat @ flat)
@@ -192,6 +281,15 @@ def center_or_refuse(X: Any, label: str, metric: str) -> Any:
     if zero_variance(ss_c, ss_c + X.shape[0] * float(mu @ mu)):
         refuse_zero_variance(label, metric)
     return Xc
+
+
+def mean64(X: Any) -> Any:
+    """Column means in float64, (n, d) → (d,), for float32 or float64 numpy/torch input."""
+    if is_torch(X):
+        import torch
+
+        return X.mean(dim=0, dtype=torch.float64)
+    return X.mean(axis=0, dtype=np.float64)
 
 
 def refuse_zero_variance(label: str, metric: str, why: str = "") -> None:

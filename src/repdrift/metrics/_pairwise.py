@@ -8,16 +8,16 @@ into La + Lb state computations and a single BLAS call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from repdrift.metrics._inputs import is_torch
+from repdrift.metrics._inputs import Layers, is_torch
 
-# Stacked states above this size are processed in blocks of layers_b, so peak memory is
-# about La·m·8 bytes for layers_a plus this budget for a block of layers_b.
-BLOCK_BYTES = 512 * 2**20
+# layers_b are processed in blocks of at most this many bytes of state, so peak memory is
+# about La·m·8 bytes for layers_a plus this budget.
+BLOCK_BYTES = 64 * 2**20
 
 
 def _empty(like: Any, shape: tuple[int, int]) -> Any:
@@ -42,9 +42,10 @@ def _to_numpy(a: Any) -> np.ndarray:
 
 
 def stacked_inner_products(
-    layers_a: Sequence[Any],
-    layers_b: Sequence[Any],
-    state: Callable[[Any, str], Any],
+    layers_a: Layers,
+    layers_b: Layers,
+    state: Callable[[Layers, int, Any], None],
+    length: int,
     *,
     same: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,10 +54,13 @@ def stacked_inner_products(
     Parameters
     ----------
     layers_a, layers_b
-        Validated float64 layers, shapes (n, d_l).
+        Validated layers, shapes (n, d_l).
     state
-        ``state(X, label) -> vector`` of a length m that is the same for every layer
-        (e.g. a flattened centred Gram, m = n²).
+        ``state(layers, i, out)`` writes layer i's state, a float64 vector of ``length``
+        entries (e.g. a flattened centred Gram, n²), into the 1-D view ``out``. Writing in
+        place avoids a temporary per layer.
+    length
+        Length m of every state vector.
     same
         True when ``layers_b`` is ``layers_a``: the states of B are those of A.
 
@@ -69,27 +73,24 @@ def stacked_inner_products(
     sq_b : (Lb,) ndarray
         ``<state(b_j), state(b_j)>``.
     """
-    first = state(layers_a[0], "layers_a[0]").reshape(-1)
-    m = first.shape[0]
-    A = _empty(first, (len(layers_a), m))
-    A[0] = first
-    del first
-    for i in range(1, len(layers_a)):
-        A[i] = state(layers_a[i], f"layers_a[{i}]").reshape(-1)
+    like = layers_a.raw(0)
+    A = _empty(like, (len(layers_a), length))
+    for i in range(len(layers_a)):
+        state(layers_a, i, A[i])
     sq_a = _row_sq(A)
     if same:
-        cross = A @ A.T
-        return _to_numpy(cross), _to_numpy(sq_a), _to_numpy(sq_a)
+        return _to_numpy(A @ A.T), _to_numpy(sq_a), _to_numpy(sq_a)
 
-    block = max(1, min(len(layers_b), BLOCK_BYTES // (8 * m)))
+    # One reusable buffer for blocks of B: bounded memory, and fresh pages are touched once.
+    block = max(1, min(len(layers_b), BLOCK_BYTES // (8 * length)))
+    buf = _empty(like, (block, length))
     cross = np.empty((len(layers_a), len(layers_b)))
     sq_b = np.empty(len(layers_b))
     for start in range(0, len(layers_b), block):
         stop = min(start + block, len(layers_b))
-        B = _empty(A, (stop - start, m))
+        B = buf[: stop - start]
         for j in range(start, stop):
-            B[j - start] = state(layers_b[j], f"layers_b[{j}]").reshape(-1)
+            state(layers_b, j, B[j - start])
         cross[:, start:stop] = _to_numpy(A @ B.T)
         sq_b[start:stop] = _to_numpy(_row_sq(B))
-        del B
     return cross, _to_numpy(sq_a), sq_b

@@ -28,8 +28,10 @@ import numpy as np
 
 from repdrift.errors import InputError
 from repdrift.metrics._inputs import (
+    Layers,
     center_or_refuse,
     is_torch,
+    mean64,
     refuse_zero_variance,
     zero_variance,
 )
@@ -39,6 +41,7 @@ from repdrift.metrics.kernels import (
     center_gram,
     gram_rbf,
     u_center_gram,
+    u_center_gram_inplace,
 )
 
 # Above this many samples a Gram (n² float64) is too large to hold: use the feature route.
@@ -177,101 +180,120 @@ def cka_minibatch(X: Any, Y: Any, *, batch_size: int = 256) -> float:
 # ---------------------------------------------------------------- matrices
 
 
-def cka_linear_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any]) -> np.ndarray:
+def cka_linear_matrix(layers_a: Layers, layers_b: Layers) -> np.ndarray:
     """(La, Lb) linear CKA between every pair of layers; each Gram computed once."""
     return _linear_matrix(layers_a, layers_b, debiased=False)
 
 
-def cka_debiased_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any]) -> np.ndarray:
+def cka_debiased_matrix(layers_a: Layers, layers_b: Layers) -> np.ndarray:
     """(La, Lb) debiased linear CKA; each U-centred Gram computed once."""
     return _linear_matrix(layers_a, layers_b, debiased=True)
 
 
-def cka_rbf_matrix(
-    layers_a: Sequence[Any], layers_b: Sequence[Any], *, sigma: float = 1.0
-) -> np.ndarray:
+def cka_rbf_matrix(layers_a: Layers, layers_b: Layers, *, sigma: float = 1.0) -> np.ndarray:
     """(La, Lb) RBF CKA; each centred RBF Gram computed once."""
-    return _gram_matrix(layers_a, layers_b, lambda X, label: _rbf_state(X, label, sigma), "cka_rbf")
+
+    def state(layers: Layers, i: int, out: Any) -> None:
+        out[:] = _rbf_state(layers[i], layers.name(i), sigma).reshape(-1)
+
+    n = layers_a.n
+    return _gram_matrix(layers_a, layers_b, state, n * n, "cka_rbf")
 
 
 def cka_minibatch_matrix(
-    layers_a: Sequence[Any], layers_b: Sequence[Any], *, batch_size: int = 256
+    layers_a: Layers, layers_b: Layers, *, batch_size: int = 256
 ) -> np.ndarray:
     """(La, Lb) minibatch CKA; each layer's per-batch U-centred Grams computed once."""
-    return _gram_matrix(
-        layers_a,
-        layers_b,
-        lambda X, label: _minibatch_state(X, label, batch_size),
-        "cka_minibatch",
-    )
+    slices = minibatch_slices(layers_a.n, batch_size)
+
+    def state(layers: Layers, i: int, out: Any) -> None:
+        out[:] = _minibatch_state(layers[i], layers.name(i), batch_size)
+
+    length = sum((sl.stop - sl.start) ** 2 for sl in slices)
+    return _gram_matrix(layers_a, layers_b, state, length, "cka_minibatch")
 
 
-def _linear_matrix(
-    layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bool
-) -> np.ndarray:
+def _linear_matrix(layers_a: Layers, layers_b: Layers, *, debiased: bool) -> np.ndarray:
     name = "cka_debiased" if debiased else "cka_linear"
-    n = layers_a[0].shape[0]
+    n = layers_a.n
     same = layers_b is layers_a
-    dims_a = [a.shape[1] for a in layers_a]
-    dims_b = [] if same else [b.shape[1] for b in layers_b]
     too_big = len(layers_a) * n * n * 8 > GRAM_ROUTE_MAX_BYTES
-    if too_big or _use_features(n, dims_a, dims_b if not same else dims_a):
+    if too_big or _use_features(n, layers_a.dims, layers_b.dims):
         return _feature_matrix(layers_a, layers_b, debiased=debiased, same=same)
 
-    def state(X: Any, label: str) -> Any:
-        Xc = center_or_refuse(X, label, name)
-        K = Xc @ Xc.T
-        return u_center_gram(K) if debiased else K
+    def state(layers: Layers, i: int, out: Any) -> None:
+        # Centring converts float32 to float64 on the fly; the Gram is written in place.
+        Xc = center_or_refuse(layers.raw(i), layers.name(i), name)
+        G = out.reshape(n, n)
+        _matmul_into(Xc, Xc.T, G)
+        if debiased:
+            u_center_gram_inplace(G)
 
-    return _gram_matrix(layers_a, layers_b, state, name, same=same)
+    return _gram_matrix(layers_a, layers_b, state, n * n, name)
+
+
+def _matmul_into(A: Any, B: Any, out: Any) -> None:
+    if is_torch(A):
+        import torch
+
+        torch.matmul(A, B, out=out)
+    else:
+        np.matmul(A, B, out=out)
 
 
 def _gram_matrix(
-    layers_a: Sequence[Any],
-    layers_b: Sequence[Any],
-    state: Any,
-    name: str,
-    *,
-    same: bool | None = None,
+    layers_a: Layers, layers_b: Layers, state: Any, length: int, name: str
 ) -> np.ndarray:
-    same = layers_b is layers_a if same is None else same
-    cross, sq_a, sq_b = stacked_inner_products(layers_a, layers_b, state, same=same)
+    same = layers_b is layers_a
+    cross, sq_a, sq_b = stacked_inner_products(layers_a, layers_b, state, length, same=same)
     _refuse_nonpositive(sq_a, "layers_a", name)
     _refuse_nonpositive(sq_b, "layers_b", name)
     return cross / np.sqrt(np.outer(sq_a, sq_b))
 
 
 def _feature_matrix(
-    layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bool, same: bool
+    layers_a: Layers, layers_b: Layers, *, debiased: bool, same: bool
 ) -> np.ndarray:
-    """Per pair ``||Xaᵀ Xb||²``; centring, row norms and self terms precomputed per layer."""
+    """Per pair ``||Xaᵀ Xb||²``, for n large relative to d (e.g. token-level data).
+
+    Means, row norms and self terms are computed once per layer; only two layers are held
+    in float64 at a time (B is re-centred per pair, which costs n·d against the n·d²
+    product), so memory stays O(n·d) whatever the number of layers.
+    """
     name = "cka_debiased" if debiased else "cka_linear"
-    n = layers_a[0].shape[0]
-    ca = [center_or_refuse(X, f"layers_a[{i}]", name) for i, X in enumerate(layers_a)]
-    cb = (
-        ca
-        if same
-        else [center_or_refuse(X, f"layers_b[{j}]", name) for j, X in enumerate(layers_b)]
-    )
-    ka = [_row_sq(X) for X in ca]
-    kb = ka if same else [_row_sq(X) for X in cb]
+    n = layers_a.n
 
-    def num(Xa: Any, Xb: Any, kx: Any, ky: Any) -> float:
-        s = _sqnorm(Xa.T @ Xb)
-        return debiased_numerator(s, kx, ky, n) if debiased else s
+    def summarise(layers: Layers) -> tuple[list[Any], list[Any], np.ndarray]:
+        means, norms, selfs = [], [], []
+        for i in range(len(layers)):
+            Xc = center_or_refuse(layers.raw(i), layers.name(i), name)
+            k = _row_sq(Xc)
+            means.append(mean64(layers.raw(i)))
+            norms.append(k)
+            selfs.append(_num(Xc, Xc, k, k, n, debiased))
+        return means, norms, np.array(selfs)
 
-    sq_a = np.array([num(X, X, k, k) for X, k in zip(ca, ka, strict=True)])
-    sq_b = sq_a if same else np.array([num(X, X, k, k) for X, k in zip(cb, kb, strict=True)])
+    mean_a, k_a, sq_a = summarise(layers_a)
+    mean_b, k_b, sq_b = (mean_a, k_a, sq_a) if same else summarise(layers_b)
     _refuse_nonpositive(sq_a, "layers_a", name)
     _refuse_nonpositive(sq_b, "layers_b", name)
-    cross = np.empty((len(ca), len(cb)))
-    for i in range(len(ca)):
-        for j in range(len(cb)):
+    cross = np.empty((len(layers_a), len(layers_b)))
+    for i in range(len(layers_a)):
+        Xa = layers_a.raw(i) - mean_a[i]
+        for j in range(len(layers_b)):
             if same and j < i:
                 cross[i, j] = cross[j, i]
+            elif same and j == i:
+                cross[i, j] = sq_a[i]
             else:
-                cross[i, j] = num(ca[i], cb[j], ka[i], kb[j])
+                Xb = layers_b.raw(j) - mean_b[j]
+                cross[i, j] = _num(Xa, Xb, k_a[i], k_b[j], n, debiased)
     return cross / np.sqrt(np.outer(sq_a, sq_b))
+
+
+def _num(Xa: Any, Xb: Any, kx: Any, ky: Any, n: int, debiased: bool) -> float:
+    s = _sqnorm(Xa.T @ Xb)
+    return debiased_numerator(s, kx, ky, n) if debiased else s
 
 
 # ---------------------------------------------------------------- states and helpers

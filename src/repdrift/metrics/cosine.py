@@ -9,13 +9,12 @@ Runs in numpy, or in torch on a device.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from repdrift.errors import InputError
-from repdrift.metrics._inputs import is_torch
+from repdrift.metrics._inputs import Layers, is_torch
 from repdrift.metrics._pairwise import stacked_inner_products
 
 
@@ -45,14 +44,18 @@ def cosine(X: Any, Y: Any) -> float:
     return float((_unit_rows(X, "X") * _unit_rows(Y, "Y")).sum(axis=1).mean())
 
 
-def cosine_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any]) -> np.ndarray:
+def cosine_matrix(layers_a: Layers, layers_b: Layers) -> np.ndarray:
     """(La, Lb) mean row-wise cosine as one GEMM over the unit-row layers."""
-    d = layers_a[0].shape[1]
-    for label, layers in (("layers_a", layers_a), ("layers_b", layers_b)):
-        for i, X in enumerate(layers):
-            _check_dims(d, X.shape[1], "layers_a[0]", f"{label}[{i}]")
-    n = layers_a[0].shape[0]
+    d = layers_a.dims[0]
+    for layers in (layers_a, layers_b):
+        for i, di in enumerate(layers.dims):
+            _check_dims(d, di, "layers_a[0]", layers.name(i))
+
+    def state(layers: Layers, i: int, out: Any) -> None:
+        out[:] = _unit_rows(layers[i], layers.name(i)).reshape(-1)
+
+    n = layers_a.n
     cross, _, _ = stacked_inner_products(
-        layers_a, layers_b, lambda X, label: _unit_rows(X, label), same=layers_b is layers_a
+        layers_a, layers_b, state, n * d, same=layers_b is layers_a
     )
     return cross / n

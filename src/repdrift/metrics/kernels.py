@@ -118,14 +118,20 @@ def u_center_gram(K: Any) -> Any:
     where ``r`` are the row sums and ``s`` the total of ``K`` with its diagonal zeroed.
     Leading dimensions are batch dimensions (one Gram per minibatch).
     """
+    return u_center_gram_inplace(K.clone() if is_torch(K) else K.copy())
+
+
+def u_center_gram_inplace(K: Any) -> Any:
+    """:func:`u_center_gram` overwriting ``K`` (no n x n temporaries); returns ``K``."""
     n = K.shape[-1]
     if n < 3:
         raise InputError(f"U-centring needs n >= 3 samples; got n = {n}")
-    K = _with_zero_diag(K, copy=True)
+    K = _with_zero_diag(K, copy=False)
     means = K.sum(axis=-2) / (n - 2)
     means = means - means.sum(axis=-1, keepdims=True) / (2 * (n - 1))
-    U = K - means[..., :, None] - means[..., None, :]
-    return _with_zero_diag(U, copy=False)
+    K -= means[..., :, None]
+    K -= means[..., None, :]
+    return _with_zero_diag(K, copy=False)
 
 
 def frobenius(A: Any, B: Any) -> float:

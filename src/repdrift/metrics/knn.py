@@ -12,13 +12,12 @@ one sorted-array intersection of n·k keys.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from repdrift.errors import InputError
-from repdrift.metrics._inputs import center_or_refuse
+from repdrift.metrics._inputs import Layers, center_or_refuse
 
 NEIGHBOR_METRICS = ("cosine", "euclidean")
 # Rows of the similarity matrix processed at once: memory ~ ROW_BLOCK·n float64.
@@ -95,19 +94,15 @@ def mutual_knn(X: np.ndarray, Y: np.ndarray, *, k: int = 10, metric: str = "cosi
 
 
 def mutual_knn_matrix(
-    layers_a: Sequence[np.ndarray],
-    layers_b: Sequence[np.ndarray],
-    *,
-    k: int = 10,
-    metric: str = "cosine",
+    layers_a: Layers, layers_b: Layers, *, k: int = 10, metric: str = "cosine"
 ) -> np.ndarray:
     """(La, Lb) mutual k-NN alignment; neighbour sets computed once per layer."""
-    n = layers_a[0].shape[0]
+    n = layers_a.n
     k = _check_k(k, n)
-    ka = [neighbor_keys(X, k, metric, f"layers_a[{i}]") for i, X in enumerate(layers_a)]
-    kb = (
-        ka
-        if layers_b is layers_a
-        else [neighbor_keys(X, k, metric, f"layers_b[{j}]") for j, X in enumerate(layers_b)]
-    )
+
+    def keys(layers: Layers) -> list[np.ndarray]:
+        return [neighbor_keys(layers[i], k, metric, layers.name(i)) for i in range(len(layers))]
+
+    ka = keys(layers_a)
+    kb = ka if layers_b is layers_a else keys(layers_b)
     return np.array([[_overlap(a, b, n, k) for b in kb] for a in ka])

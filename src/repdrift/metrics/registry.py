@@ -35,8 +35,10 @@ class MetricSpec:
     one_pair : callable
         ``(X, Y, **params) -> float`` on validated float64 arrays.
     all_pairs : callable or None
-        ``(layers_a, layers_b, **params) -> (La, Lb) ndarray``; ``layers_b is layers_a`` marks
-        a self-comparison. None falls back to ``one_pair`` per pair.
+        ``(layers_a, layers_b, **params) -> (La, Lb) ndarray`` on two
+        :class:`~repdrift.metrics._inputs.Layers` (float64 on access; ``.n``, ``.dims``,
+        ``.raw(i)``); ``layers_b is layers_a`` marks a self-comparison. None falls back to
+        ``one_pair`` per pair.
     min_n : int
         Fewest samples for which the estimator is defined.
     symmetric : bool
@@ -190,16 +192,17 @@ def matrix(
         if same
         else check_layers(layers_b, "layers_b", min_n=spec.min_n, metric=spec.name, device=dev)
     )
-    if la[0].shape[0] != lb[0].shape[0]:
+    if la.n != lb.n:
         raise InputError(
-            f"layers_a hold n={la[0].shape[0]} samples and layers_b n={lb[0].shape[0]}; rows "
-            "must be paired by sample"
+            f"layers_a hold n={la.n} samples and layers_b n={lb.n}; rows must be paired by sample"
         )
     if spec.all_pairs is not None:
         return np.asarray(spec.all_pairs(la, lb, **params), dtype=np.float64)
-    out = np.empty((len(la), len(lb)))
-    for i, X in enumerate(la):
-        for j, Y in enumerate(lb):
+    xs = [la[i] for i in range(len(la))]  # generic fallback: convert each layer once
+    ys = xs if same else [lb[j] for j in range(len(lb))]
+    out = np.empty((len(xs), len(ys)))
+    for i, X in enumerate(xs):
+        for j, Y in enumerate(ys):
             if same and spec.symmetric and j < i:
                 out[i, j] = out[j, i]
             else:

@@ -11,11 +11,10 @@ of ranks, i.e. an inner product, so :func:`rsa_matrix` is a single GEMM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from repdrift.errors import InputError
+from repdrift.metrics._inputs import Layers
 from repdrift.metrics._pairwise import stacked_inner_products
 from repdrift.metrics.kernels import squared_distances
 
@@ -76,14 +75,14 @@ def rsa(X: np.ndarray, Y: np.ndarray, *, rdm: str = "correlation") -> float:
     return float(_ranked_state(X, "X", rdm) @ _ranked_state(Y, "Y", rdm))
 
 
-def rsa_matrix(
-    layers_a: Sequence[np.ndarray], layers_b: Sequence[np.ndarray], *, rdm: str = "correlation"
-) -> np.ndarray:
+def rsa_matrix(layers_a: Layers, layers_b: Layers, *, rdm: str = "correlation") -> np.ndarray:
     """(La, Lb) RSA; each layer's RDM computed and ranked once, then one GEMM."""
+
+    def state(layers: Layers, i: int, out: np.ndarray) -> None:
+        out[:] = _ranked_state(layers[i], layers.name(i), rdm)
+
+    n = layers_a.n
     cross, _, _ = stacked_inner_products(
-        layers_a,
-        layers_b,
-        lambda X, label: _ranked_state(X, label, rdm),
-        same=layers_b is layers_a,
+        layers_a, layers_b, state, n * (n - 1) // 2, same=layers_b is layers_a
     )
     return cross
