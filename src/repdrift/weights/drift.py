@@ -70,7 +70,8 @@ COLUMNS: tuple[str, ...] = (
 
 def _canonical(weight: torch.Tensor, transposed: bool, device: torch.device) -> torch.Tensor:
     w = weight.to(device=device, dtype=torch.float64)
-    return w.T if transposed else w
+    # contiguous: LAPACK is markedly slower on a transposed view
+    return w.T.contiguous() if transposed else w
 
 
 def _torch_device(device: str | torch.device) -> torch.device:

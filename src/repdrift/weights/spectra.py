@@ -301,12 +301,14 @@ def module_drift(
         raise InputError(
             f"delta {tuple(d.shape)} and w_base {tuple(base.weight.shape)}: shapes differ"
         )
-    if delta_singular_values is None:
-        s_delta = torch.linalg.svdvals(d)
-    else:
-        s_delta = as_float64(delta_singular_values, ndim=1, name="delta_singular_values")
     base_fro = float(torch.linalg.norm(base.weight))
     delta_fro = float(torch.linalg.norm(d))
+    if delta_singular_values is not None:
+        s_delta = as_float64(delta_singular_values, ndim=1, name="delta_singular_values")
+    elif delta_fro == 0.0:
+        s_delta = torch.zeros(1, dtype=torch.float64)  # frozen module: skip the SVD
+    else:
+        s_delta = torch.linalg.svdvals(d)
     k_used = min(k, *d.shape)
     base_spectral = float(base.singular_values[0]) if base.singular_values.numel() else 0.0
     delta_spectral = float(s_delta.max()) if s_delta.numel() else 0.0
