@@ -1,0 +1,242 @@
+"""Line figures of representation drift: across layers, and across training steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from repdrift.errors import InputError
+from repdrift.plots.style import (
+    COLUMN_WIDTH,
+    figure_and_axes,
+    final_step,
+    layer_tick_label,
+    method_color,
+    method_label,
+    metric_label,
+    new_figure,
+    order_methods,
+    require_columns,
+    select,
+    set_layer_axis,
+    styled,
+    thin_ticks,
+)
+
+_DRIFT_COLUMNS = ("task", "method", "run", "step", "layer_index", "metric", "drift")
+
+
+def drift_ylabel(metric: str) -> str:
+    return f"drift (1 − {metric_label(metric)})"
+
+
+@styled
+def drift_profile(
+    drift: pd.DataFrame,
+    noise_floor: pd.DataFrame | None = None,
+    *,
+    task: str,
+    metric: str = "cka_debiased",
+    methods: Sequence[str] | None = None,
+    level: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Layer-wise drift of each method from the base model for one task (final checkpoints).
+
+    Thick line: mean drift over seeds. Thin lines: the individual seeds (their spread is the
+    seed-to-seed variability). Band: the per-seed half-sample interval of the drift, its
+    bounds averaged over seeds (sampling uncertainty of one run). Dashed line: the seed noise
+    floor, 1 − similarity between two seeds of the same method, i.e. how different two
+    fine-tuning runs are from each other.
+
+    Parameters
+    ----------
+    drift : DataFrame
+        The ``drift`` table of a results folder.
+    noise_floor : DataFrame, optional
+        The ``noise_floor`` table; omitted or empty draws no floor.
+    task, metric : str
+        Which rows to draw.
+    methods : sequence of str, optional
+        Methods to draw, in legend order (default: all, LoRA first).
+    level : float, optional
+        Confidence level of the intervals, for the legend.
+    ax : Axes, optional
+        Draw into these axes (legend inside) instead of a new single-column figure.
+
+    Returns
+    -------
+    Figure
+    """
+    require_columns(drift, _DRIFT_COLUMNS, "drift")
+    rows = select(final_step(drift), "drift", task=task, metric=metric)
+    methods = order_methods(rows["method"]) if methods is None else list(methods)
+    own_figure = ax is None
+    fig, ax = figure_and_axes(ax, COLUMN_WIDTH, 2.7)
+    handles: list = []
+    has_band = has_floor = False
+    for method in methods:
+        part = rows[rows["method"] == method]
+        if part.empty:
+            continue
+        color = method_color(method, methods)
+        for _, run in part.groupby("run"):
+            run = run.sort_values("layer_index")
+            ax.plot(run["layer_index"], run["drift"], color=color, lw=0.5, alpha=0.45)
+        mean = part.groupby("layer_index")[["drift", "ci_low", "ci_high"]].mean()
+        n_seeds = part["run"].nunique()
+        line = ax.plot(mean.index, mean["drift"], color=color, marker="o", zorder=3)[0]
+        line.set_label(f"{method_label(method)} (mean of {n_seeds} seed{'s' * (n_seeds != 1)})")
+        handles.append(line)
+        if mean["ci_low"].notna().any():
+            has_band = True
+            ax.fill_between(
+                mean.index, mean["ci_low"], mean["ci_high"], color=color, alpha=0.2, lw=0
+            )
+        if noise_floor is not None and not noise_floor.empty:
+            floor = noise_floor[
+                (noise_floor["task"] == task)
+                & (noise_floor["metric"] == metric)
+                & (noise_floor["method"] == method)
+            ].sort_values("layer_index")
+            if not floor.empty:
+                has_floor = True
+                ax.plot(floor["layer_index"], floor["drift"], color=color, ls="--", lw=0.9)
+    grey = "0.35"
+    handles.append(Line2D([], [], color=grey, lw=0.5, label="single seed"))
+    if has_band:
+        what = f"{level:.0%} interval" if level else "interval"
+        handles.append(Patch(color=grey, alpha=0.3, lw=0, label=f"{what} (mean over seeds)"))
+    if has_floor:
+        handles.append(Line2D([], [], color=grey, ls="--", lw=0.9, label="seed-vs-seed drift"))
+    set_layer_axis(ax, rows["layer_index"])
+    ax.set_xlabel("layer (transformer block output)")
+    ax.set_ylabel(drift_ylabel(metric))
+    low = float(np.nanmin(rows[["drift", "ci_low"]].to_numpy(dtype=float)))
+    ax.set_ylim(
+        bottom=min(0.0, low * 1.05)
+    )  # drift starts at 0: anchoring there keeps scale honest
+    ax.grid(axis="y")
+    if own_figure:
+        fig.suptitle(task, x=0.02, ha="left")
+        fig.legend(handles=handles, loc="outside lower center", ncols=2)
+    else:
+        ax.set_title(task)
+        ax.legend(handles=handles)
+    return fig
+
+
+def _step_positions(steps: Sequence[int]) -> tuple[dict[int, float], list[float], list[str]]:
+    """x position and tick label of each step; step 0 (the final model) goes last."""
+    middle = sorted(s for s in set(steps) if s > 0)
+    pos: dict[int, float] = {s: float(s) for s in middle}
+    ticks = [float(s) for s in thin_ticks(middle, 5)]
+    labels = [f"{int(t):,}" for t in ticks]
+    if 0 in steps:
+        if middle:
+            gap = float(np.median(np.diff([0, *middle])))
+            pos[0] = middle[-1] + gap
+        else:
+            pos[0] = 0.0
+        ticks.append(pos[0])
+        labels.append("final")
+    return pos, ticks, labels
+
+
+def _pick_layers(indices: Sequence[int], layers: Sequence[int] | None, max_lines: int) -> list[int]:
+    available = sorted({int(i) for i in indices})
+    if layers is not None:
+        chosen = [int(i) for i in layers]
+        unknown = sorted(set(chosen) - set(available))
+        if unknown:
+            raise InputError(f"layers {unknown} not in the drift table; available: {available}")
+        return sorted(chosen)
+    if len(available) <= max_lines:
+        return available
+    picks = np.unique(np.round(np.linspace(0, len(available) - 1, max_lines)).astype(int))
+    return [available[i] for i in picks]
+
+
+@styled
+def drift_over_steps(
+    drift: pd.DataFrame,
+    *,
+    task: str,
+    metric: str = "cka_debiased",
+    layers: Sequence[int] | None = None,
+    methods: Sequence[str] | None = None,
+    max_lines: int = 8,
+) -> Figure:
+    """Drift at each training checkpoint, one panel per method, one line per layer.
+
+    Lines are the mean over seeds. Step 0 is the final model (the run folder's
+    ``step_000000``) and is drawn last, joined by a dotted segment because its distance from
+    the last intermediate checkpoint is not recorded.
+
+    Parameters
+    ----------
+    drift : DataFrame
+        The ``drift`` table; the task must have runs with at least two steps.
+    task, metric : str
+    layers : sequence of int, optional
+        Layer indices to draw (-1 = embeddings); default: at most ``max_lines`` evenly spaced.
+    methods : sequence of str, optional
+
+    Raises
+    ------
+    InputError
+        The task has no run with more than one checkpoint.
+    """
+    require_columns(drift, _DRIFT_COLUMNS, "drift")
+    rows = select(drift, "drift", task=task, metric=metric)
+    if rows.groupby("run")["step"].nunique().max() < 2:
+        raise InputError(f"drift: no run of task {task!r} has more than one checkpoint step")
+    methods = order_methods(rows["method"]) if methods is None else list(methods)
+    chosen = _pick_layers(rows["layer_index"], layers, max_lines)
+    pos, ticks, labels = _step_positions(rows["step"].unique())
+    cmap = _layer_colors(len(chosen))
+    fig = new_figure(COLUMN_WIDTH, 1.2 + 1.25 * len(methods))
+    axes = fig.subplots(len(methods), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    for ax, method in zip(axes, methods, strict=True):
+        part = rows[(rows["method"] == method) & rows["layer_index"].isin(chosen)]
+        mean = part.groupby(["layer_index", "step"])["drift"].mean().reset_index()
+        for color, (index, line) in zip(cmap, mean.groupby("layer_index"), strict=False):
+            line = line.assign(x=line["step"].map(pos)).sort_values("x")
+            middle, final = line[line["step"] > 0], line[line["step"] == 0]
+            label = f"{layer_tick_label(index)}"
+            ax.plot(middle["x"], middle["drift"], color=color, marker="o", label=label)
+            if not final.empty:
+                tail = pd.concat([middle.tail(1), final])
+                ax.plot(tail["x"], tail["drift"], color=color, ls=":", lw=1.0)
+                ax.plot(final["x"], final["drift"], color=color, marker="s", ls="none")
+        n_seeds = part["run"].nunique()
+        ax.set_title(
+            f"{method_label(method)} (mean of {n_seeds} seed{'s' * (n_seeds != 1)})", loc="left"
+        )
+        ax.set_ylabel(drift_ylabel(metric))
+        ax.grid(axis="y")
+    # One explicit range for the shared axis: limits set from the first panel alone would
+    # clip the others.
+    shown = rows.loc[rows["layer_index"].isin(chosen), "drift"]
+    low, high = min(0.0, float(shown.min())), float(shown.max())
+    pad = 0.05 * (high - low or 1.0)
+    axes[0].set_ylim(low - (pad if low < 0 else 0.0), high + pad)
+    axes[-1].set_xticks(ticks, labels)
+    axes[-1].set_xlabel("training step")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right upper", title="layer")
+    fig.suptitle(task, x=0.02, ha="left")
+    return fig
+
+
+def _layer_colors(n: int) -> list:
+    """Ordered colours for n layers: viridis without its lightest (low-contrast) end."""
+    from matplotlib import colormaps
+
+    return [colormaps["viridis"](v) for v in np.linspace(0.0, 0.85, max(n, 1))]

@@ -1,0 +1,223 @@
+"""Report tables: result rows selected and formatted as strings for the HTML template."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from repdrift.plots.matrices import stars
+from repdrift.plots.style import final_step, method_label, order_methods
+from repdrift.results import Results
+
+
+@dataclass
+class Table:
+    """A formatted table: header cells, rows of cells, rows to emphasise, a caption."""
+
+    caption: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    strong: list[bool] = field(default_factory=list)
+    numeric: list[bool] = field(default_factory=list)  # right-align these columns
+    groups: list[tuple[str, int]] = field(default_factory=list)  # header cells spanning columns
+
+    def add(self, cells: list[str], strong: bool = False) -> None:
+        self.rows.append(cells)
+        self.strong.append(strong)
+
+
+def fmt_num(x: Any, digits: int = 3) -> str:
+    """Fixed decimals; tiny non-zero values in scientific notation; NaN as an en dash."""
+    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
+        return "–"
+    x = float(x)
+    if x != 0 and abs(x) < 10 ** (-digits):
+        return f"{x:.1e}".replace("-", "−")
+    return f"{x:.{digits}f}".replace("-", "−")
+
+
+def fmt_p(p: Any) -> str:
+    if p is None or pd.isna(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{float(p):.3f}"
+
+
+def fmt_pct(x: Any) -> str:
+    if x is None or pd.isna(x) or math.isinf(float(x)):
+        return "–"
+    if round(float(x) * 100) == 0:
+        return "0%"
+    return f"{float(x) * 100:+.0f}%".replace("-", "−")
+
+
+def layer_name(index: int) -> str:
+    return "embeddings" if int(index) < 0 else str(int(index))
+
+
+def describe_model(model: Any) -> str:
+    """A run's model description in a few words (name or path, else compact JSON)."""
+    if not model:
+        return "–"
+    if isinstance(model, dict):
+        for key in ("name", "name_or_path", "id", "base", "path", "source"):
+            if model.get(key):
+                return str(model[key])
+        return json.dumps(model, sort_keys=True, default=str)[:120]
+    return str(model)
+
+
+def setup_table(results: Results) -> Table:
+    """What was compared: per task, the base run and each method's seeds and checkpoints."""
+    table = Table(
+        "Runs compared (from results.json)",
+        ["Task", "Base model", "Method", "Runs", "Seeds", "Checkpoint steps", "Samples", "Pooling"],
+        numeric=[False, False, False, True, False, False, True, False],
+    )
+    for task, entry in sorted(results.summary.get("tasks", {}).items()):
+        ref = entry.get("reference", {})
+        runs = entry.get("runs", [])
+        for method in order_methods(r.get("method") for r in runs):
+            mine = [r for r in runs if r.get("method") == method]
+            seeds = sorted({r.get("seed") for r in mine if r.get("seed") is not None})
+            steps = sorted({s for r in mine for s in (r.get("steps") or [])})
+            step_text = ", ".join("final" if s == 0 else f"{s:,}" for s in steps) or "–"
+            samples = {r.get("n_samples") for r in mine} | {ref.get("n_samples")}
+            pooling = {r.get("pooling") for r in mine} | {ref.get("pooling")}
+            table.add(
+                [
+                    task,
+                    describe_model(ref.get("model")),
+                    method_label(method),
+                    str(len(mine)),
+                    ", ".join(map(str, seeds)) or "–",
+                    step_text,
+                    ", ".join(str(s) for s in sorted(samples, key=str) if s is not None) or "–",
+                    ", ".join(str(p) for p in sorted(pooling, key=str) if p is not None) or "–",
+                ]
+            )
+    return table
+
+
+def comparison_tables(
+    results: Results, metric: str, correction: str, alpha: float, level: float | None
+) -> list[Table]:
+    """Per task, the method comparison per layer for one metric."""
+    comp = results.comparison
+    if comp.empty:
+        return []
+    comp = comp[comp["metric"] == metric]
+    tables = []
+    for task, part in comp.groupby("task", sort=True):
+        a, b = method_label(part["method_a"].iloc[0]), method_label(part["method_b"].iloc[0])
+        ci = f"{level:.0%} CI" if level else "CI"
+        tests = sorted(set(part["test"].astype(str)))
+        test_note = f" Test: {', '.join(tests)} (see Methods)." if tests else ""
+        table = Table(
+            f"{task}: {a} vs {b}, drift = 1 − {metric} at the final checkpoint, mean over "
+            f"seeds ({int(part['n_seeds_a'].min())} {a}, {int(part['n_seeds_b'].min())} {b}). "
+            f"Bold: {correction} < {alpha:g}.{test_note}",
+            ["Layer", a, b, f"{a} − {b}", ci, f"rel. to {b}", "p", "Holm", "BH", "Hedges' g"],
+            numeric=[False, *[True] * 9],
+            groups=[("", 1), ("drift", 2), ("difference", 3), ("p-value", 3), ("", 1)],
+        )
+        for _, r in part.sort_values("layer_index").iterrows():
+            table.add(
+                [
+                    layer_name(r["layer_index"]),
+                    fmt_num(r["drift_a"]),
+                    fmt_num(r["drift_b"]),
+                    fmt_num(r["drift_diff"]) + stars(float(r[correction])),
+                    f"[{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]",
+                    fmt_pct(r["rel_diff"]),
+                    fmt_p(r["p"]),
+                    fmt_p(r["p_holm"]),
+                    fmt_p(r["p_bh"]),
+                    fmt_num(r["effect_size"], 2),
+                ],
+                strong=bool(r[correction] < alpha),
+            )
+        tables.append(table)
+    return tables
+
+
+def drift_tables(results: Results, metric: str) -> list[Table]:
+    """Per task, per-layer drift of each method: mean and range over seeds, interval, floor."""
+    drift = final_step(results.drift)
+    if drift.empty:
+        return []
+    drift = drift[drift["metric"] == metric]
+    floor = results.noise_floor
+    tables = []
+    for task, part in drift.groupby("task", sort=True):
+        methods = order_methods(part["method"])
+        columns = ["Layer"]
+        groups = [("", 1)]
+        for m in methods:
+            columns += ["drift", "seed range", "interval", "seed floor"]
+            groups.append((method_label(m), 4))
+        table = Table(
+            f"{task}: drift = 1 − {metric} per layer at the final checkpoint. Drift: mean over "
+            "seeds; seed range: min–max over seeds; interval: half-sample interval bounds "
+            "averaged over seeds; seed floor: drift between two seeds of the same method.",
+            columns,
+            numeric=[False] + [True] * (len(columns) - 1),
+            groups=groups,
+        )
+        for index in sorted(part["layer_index"].unique()):
+            cells = [layer_name(index)]
+            for m in methods:
+                rows = part[(part["method"] == m) & (part["layer_index"] == index)]
+                f = (
+                    floor[
+                        (floor["task"] == task)
+                        & (floor["method"] == m)
+                        & (floor["metric"] == metric)
+                        & (floor["layer_index"] == index)
+                    ]
+                    if not floor.empty
+                    else floor
+                )
+                cells += [
+                    fmt_num(rows["drift"].mean()),
+                    f"{fmt_num(rows['drift'].min())}–{fmt_num(rows['drift'].max())}"
+                    if len(rows) > 1
+                    else "–",
+                    f"[{fmt_num(rows['ci_low'].mean())}, {fmt_num(rows['ci_high'].mean())}]",
+                    fmt_num(f["drift"].iloc[0]) if not f.empty else "–",
+                ]
+            table.add(cells)
+        tables.append(table)
+    return tables
+
+
+def metrics_table(results: Results, correction: str, alpha: float) -> Table | None:
+    """Difference a − b per task × layer for every metric, to see whether metrics agree."""
+    comp = results.comparison
+    if comp.empty or comp["metric"].nunique() < 2:
+        return None
+    metrics = list(dict.fromkeys(comp["metric"]))
+    a, b = method_label(comp["method_a"].iloc[0]), method_label(comp["method_b"].iloc[0])
+    table = Table(
+        f"Drift difference {a} − {b} per metric (* < 0.05, ** < 0.01, *** < 0.001, "
+        f"{correction}); bold rows: significant for every metric.",
+        ["Task", "Layer", *metrics],
+        numeric=[False, False] + [True] * len(metrics),
+    )
+    for (task, index), part in comp.groupby(["task", "layer_index"], sort=True):
+        by_metric = part.set_index("metric")
+        cells = [str(task), layer_name(index)]
+        all_sig = True
+        for m in metrics:
+            if m not in by_metric.index:
+                cells.append("–")
+                all_sig = False
+                continue
+            r = by_metric.loc[m]
+            cells.append(fmt_num(r["drift_diff"]) + stars(float(r[correction])))
+            all_sig &= bool(r[correction] < alpha)
+        table.add(cells, strong=all_sig)
+    return table
