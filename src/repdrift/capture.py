@@ -41,11 +41,12 @@ from repdrift.batching import (
 )
 from repdrift.errors import InputError
 from repdrift.pooling import Pooling, check_pooling, pool_hidden
+from repdrift.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
 ForwardInputs = Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]
-ProgressCallback = Callable[[int], None]
+ProgressCallback = Callable[[int], None]  # receives the number of samples just finished
 
 __all__ = [
     "Pooled",
@@ -55,7 +56,6 @@ __all__ = [
     "iter_pooled_chunks",
     "plan_batches",
     "plan_chunks",
-    "progress_bar",
     "resolve_layers",
     "token_offsets",
 ]
@@ -88,38 +88,6 @@ def default_forward_inputs(model: nn.Module) -> ForwardInputs:
         return kw
 
     return forward_inputs
-
-
-# --------------------------------------------------------------------------- progress
-
-
-@contextlib.contextmanager
-def progress_bar(
-    total: int, *, enabled: bool, description: str = "extracting"
-) -> Iterator[ProgressCallback]:
-    """A rich progress bar on stderr counting samples; a no-op callback when disabled."""
-    if not enabled:
-        yield lambda _n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 # --------------------------------------------------------------------------- forward
@@ -250,7 +218,7 @@ def iter_pooled_chunks(
     callback_cm = (
         contextlib.nullcontext(progress)
         if callable(progress)
-        else progress_bar(todo, enabled=bool(progress))
+        else progress_bar(todo, enabled=bool(progress), description="extracting")
     )
     try:
         model.eval()

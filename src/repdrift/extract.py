@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import safetensors.torch
 import torch
 from torch import nn
 
@@ -35,6 +34,7 @@ from repdrift.errors import InputError
 from repdrift.manifest import Format, Manifest, step_dir_name
 from repdrift.pooling import Pooling
 from repdrift.stream import extract_to_run
+from repdrift.tensorfile import save_safetensors
 
 if TYPE_CHECKING:
     from repdrift.models import LoadedModel
@@ -89,7 +89,7 @@ def _adapter_writer(
     tensors: dict[str, torch.Tensor], meta: dict[str, str]
 ) -> Callable[[Path], None]:
     def write(tmp: Path) -> None:
-        safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
+        save_safetensors(tensors, tmp, metadata=meta)
 
     return write
 

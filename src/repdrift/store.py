@@ -31,12 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
 import torch
 from safetensors import safe_open
 
 from repdrift.atomic import (
-    atomic_write_bytes,
     atomic_write_with,
     fsync_dir,
     remove_stale_temporaries,
@@ -56,6 +54,7 @@ from repdrift.manifest import (
     write_manifest,
 )
 from repdrift.runs import Run, load_run, run_summary, verify_run
+from repdrift.tensorfile import save_safetensors
 
 try:  # advisory lock so two processes never write the same step (released on kill -9)
     import fcntl
@@ -127,7 +126,7 @@ class StepWriter:
         try:
             writer = cls._open_locked(step_dir, manifest, lock)
         except BaseException:
-            _release_lock(step_dir, lock, remove=False)
+            _release_lock(step_dir, lock)
             raise
         return writer
 
@@ -208,13 +207,13 @@ class StepWriter:
         }
         for name in self.manifest.layers:
             tensors[f"layer/{name}"] = chunk.layers[name].to(torch.float32).contiguous()
-        data = safetensors.torch.save(tensors)
         partial = self.step_dir / PARTIAL_DIR
         partial.mkdir(exist_ok=True)
         name = chunk_file_name(chunk.index)
-        atomic_write_bytes(partial / name, data)
+        path = partial / name
+        atomic_write_with(path, lambda tmp: save_safetensors(tensors, tmp))
         # The chunk exists for readers only once the manifest lists it.
-        self.manifest.chunks[name] = FileEntry(sha256=sha256_bytes(data), bytes=len(data))
+        self.manifest.chunks[name] = FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
         write_manifest(self.step_dir / MANIFEST_NAME, self.manifest)
 
     def add_file(self, relative: str, write: Callable[[Path], None]) -> None:
@@ -285,7 +284,7 @@ class StepWriter:
     def close(self) -> None:
         """Release the folder lock."""
         if self._lock is not None:
-            _release_lock(self.step_dir, self._lock, remove=True)
+            _release_lock(self.step_dir, self._lock)
             self._lock = None
 
     def __enter__(self) -> StepWriter:
@@ -316,12 +315,12 @@ def _acquire_lock(step_dir: Path) -> int | None:
     return fd
 
 
-def _release_lock(step_dir: Path, fd: int | None, *, remove: bool) -> None:
+def _release_lock(step_dir: Path, fd: int | None) -> None:
     if fd is None:  # pragma: no cover
         return
-    if remove:
-        with contextlib.suppress(OSError):
-            (step_dir / _LOCK_NAME).unlink()
+    # Unlink while still holding the lock, so no other writer can hold it on this inode.
+    with contextlib.suppress(OSError):
+        (step_dir / _LOCK_NAME).unlink()
     os.close(fd)
 
 
@@ -386,7 +385,7 @@ def _layer_writer(
             torch.save(tensors["pooled"] if "pooled" in tensors else tensors, tmp)
         else:
             meta = {"layer": name, "pooling": pooling, "writer": "repdrift"}
-            safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
+            save_safetensors(tensors, tmp, metadata=meta)
 
     return write
 
@@ -431,7 +430,9 @@ def write_run(
     arrays = {name: np.asarray(a, dtype=np.float32) for name, a in layers.items()}
     for name, a in arrays.items():
         if a.ndim != 2 or a.shape[0] != n:
-            raise InputError(f"layer {name!r} has shape {a.shape}; expected ({n}, d) for {n} sample ids")
+            raise InputError(
+                f"layer {name!r} has shape {a.shape}; expected ({n}, d) for {n} sample ids"
+            )
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         repdrift_version=__version__,
