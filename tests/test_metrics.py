@@ -368,3 +368,20 @@ def test_matrix_on_float32_layers_computes_in_float64(name: str) -> None:
     np.testing.assert_allclose(
         metrics.matrix(name, tl, lb, device="cpu", **p), ref, rtol=0, atol=1e-12
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    "name", ["cka_linear", "cka_debiased", "cka_rbf", "cka_minibatch", "cosine"]
+)
+def test_cuda_matches_cpu(name: str) -> None:
+    la, lb = _layers(50, [D, D]), _layers(51, [D, D])
+    p = PARAMS.get(name, {})
+    ref = metrics.matrix(name, la, lb, **p)
+    np.testing.assert_allclose(
+        metrics.matrix(name, la, lb, device="cuda", **p), ref, rtol=0, atol=1e-10
+    )
+    X, Y = _pair(52)
+    assert metrics.compute(name, X, Y, device="cuda", **p) == pytest.approx(
+        metrics.compute(name, X, Y, **p), abs=1e-10
+    )
