@@ -134,6 +134,16 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _to_host(pooled: dict[str, torch.Tensor], names: Sequence[str]) -> list[torch.Tensor]:
+    """Move the pooled tensors of one batch to the CPU, in one copy when shapes allow."""
+    tensors = [pooled[n] for n in names]
+    if tensors[0].device.type == "cpu":
+        return tensors
+    if len({t.shape for t in tensors}) == 1:  # one device->host transfer instead of one per layer
+        return list(torch.stack(tensors).cpu().unbind(0))
+    return [t.cpu() for t in tensors]  # e.g. factorised embeddings narrower than the blocks
+
+
 def iter_pooled_chunks(
     model: nn.Module,
     blocks: Sequence[nn.Module],
@@ -222,7 +232,7 @@ def iter_pooled_chunks(
     )
     try:
         model.eval()
-        with callback_cm as advance, torch.inference_mode():
+        with callback_cm as advance:
             for k, chunk in enumerate(chunks):
                 if k in skip:
                     continue
@@ -235,21 +245,23 @@ def iter_pooled_chunks(
                     )
                     ids, mask = ids.to(device), mask.to(device)
                     state["mask"], state["out"] = mask.bool(), {}
-                    try:
-                        model(**forward_inputs(ids, mask))
-                    except _StopForward:
-                        pass
-                    missing = [n for n in layers if n not in state["out"]]
-                    if missing:
-                        raise InputError(
-                            f"the forward pass never ran the module(s) for {missing}; are the blocks part of this model?"
-                        )
-                    # One device->host copy per batch instead of one per layer.
-                    stacked = torch.stack([state["out"][n] for n in layers]).cpu()
-                    for n, part in zip(layers, stacked.unbind(0), strict=True):
-                        parts[n].append(part)
+                    # Inference mode per batch, not around the generator: the consumer's code
+                    # between two yields must not run in it.
+                    with torch.inference_mode():
+                        try:
+                            model(**forward_inputs(ids, mask))
+                        except _StopForward:
+                            pass
+                        missing = [n for n in layers if n not in state["out"]]
+                        if missing:
+                            raise InputError(
+                                f"the forward pass never ran the module(s) for {missing}; "
+                                "are the blocks part of this model?"
+                            )
+                        for n, part in zip(layers, _to_host(state["out"], layers), strict=True):
+                            parts[n].append(part)
+                    state["out"] = {}
                     advance(len(batch))
-                state["out"] = {}
                 yield PooledChunk(
                     index=k,
                     sample_indices=chunk,

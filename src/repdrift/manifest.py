@@ -229,6 +229,9 @@ def first_difference(old: Manifest, new: Manifest) -> tuple[str, str] | None:
     """The first identity field whose value differs, with a short description, or None."""
     for field in IDENTITY_FIELDS:
         a, b = _get(old, field), _get(new, field)
+        if field == "model.weights_sha256" and a is None and b is None:
+            # No weights hash (e.g. weights not found locally): fall back to the source path.
+            field, a, b = "model.path", old.model.get("path"), new.model.get("path")
         if a == b:
             continue
         if field == "sample_ids":

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
+from repdrift.assemble import assemble_layer, layer_writer, plan_from_chunks
 from repdrift.atomic import (
     atomic_write_with,
     fsync_dir,
@@ -41,7 +41,7 @@ from repdrift.atomic import (
     sha256_bytes,
     sha256_file,
 )
-from repdrift.capture import PooledChunk, token_offsets
+from repdrift.capture import PooledChunk
 from repdrift.errors import InputError, IntegrityError
 from repdrift.manifest import (
     MANIFEST_NAME,
@@ -247,18 +247,16 @@ class StepWriter:
                 f"{self.step_dir}: chunk(s) {missing[:5]} were never written; cannot assemble"
             )
         chunk_paths = [self.step_dir / PARTIAL_DIR / chunk_file_name(k) for k in range(n_chunks)]
-        index, lengths, sizes = _plan_from_chunks(chunk_paths, m.n_samples)
+        index, lengths, sizes = plan_from_chunks(chunk_paths, m.n_samples)
         files: dict[str, FileEntry] = {}
         dims: dict[str, int] = {}
         for name in m.layers:  # one layer in memory at a time
-            tensors = _assemble_layer(
+            tensors = assemble_layer(
                 chunk_paths, sizes, name, m.pooling == "tokens", index, lengths
             )
             dims[name] = int(next(iter(tensors.values())).shape[1])
             rel = m.layer_file(name)
-            atomic_write_with(
-                self.step_dir / rel, _layer_writer(tensors, m.format, name, m.pooling)
-            )
+            atomic_write_with(self.step_dir / rel, layer_writer(tensors, m.format, name, m.pooling))
             path = self.step_dir / rel
             files[rel] = FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
             del tensors
@@ -322,72 +320,6 @@ def _release_lock(step_dir: Path, fd: int | None) -> None:
     with contextlib.suppress(OSError):
         (step_dir / _LOCK_NAME).unlink()
     os.close(fd)
-
-
-def _plan_from_chunks(paths: list[Path], n: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Original indices and token lengths of all chunks concatenated (sorted order), sizes."""
-    indices, lengths = [], []
-    for path in paths:
-        with safe_open(path, framework="numpy") as f:
-            indices.append(f.get_tensor("index"))
-            lengths.append(f.get_tensor("lengths"))
-    index, length = np.concatenate(indices), np.concatenate(lengths)
-    if len(index) != n or not np.array_equal(np.sort(index), np.arange(n)):
-        raise IntegrityError(
-            f"{paths[0].parent}: chunks do not cover samples 0..{n - 1} exactly once"
-        )
-    return index, length, [len(i) for i in indices]
-
-
-def _assemble_layer(
-    paths: list[Path],
-    sizes: list[int],
-    name: str,
-    token_level: bool,
-    index: np.ndarray,
-    lengths: np.ndarray,
-) -> dict[str, torch.Tensor]:
-    """One layer in original sample order: ``{"pooled": (n, d)}`` or tokens + offsets."""
-    n = len(index)
-    per_sample = np.empty(n, dtype=np.int64)
-    per_sample[index] = lengths
-    offsets = token_offsets(per_sample)
-    out: torch.Tensor | None = None
-    pos = 0  # position in the concatenated sorted order
-    for path, m in zip(paths, sizes, strict=True):
-        with safe_open(path, framework="pt") as f:
-            values = f.get_tensor(f"layer/{name}")
-        if out is None:
-            rows = int(offsets[-1]) if token_level else n
-            out = torch.empty((rows, values.shape[1]), dtype=torch.float32)
-        chunk_index = index[pos : pos + m]
-        if token_level:
-            row = 0
-            for idx in chunk_index:
-                k = int(per_sample[idx])
-                out[int(offsets[idx]) : int(offsets[idx]) + k] = values[row : row + k]
-                row += k
-        else:
-            out[torch.from_numpy(chunk_index)] = values
-        pos += m
-    assert out is not None
-    if token_level:
-        return {"tokens": out, "offsets": torch.from_numpy(offsets)}
-    return {"pooled": out}
-
-
-def _layer_writer(
-    tensors: dict[str, torch.Tensor], fmt: str, name: str, pooling: str
-) -> Callable[[Path], None]:
-    def write(tmp: Path) -> None:
-        if fmt == "pt":
-            # Old scripts expect a bare (n, d) tensor; token-level files hold a dict.
-            torch.save(tensors["pooled"] if "pooled" in tensors else tensors, tmp)
-        else:
-            meta = {"layer": name, "pooling": pooling, "writer": "repdrift"}
-            save_safetensors(tensors, tmp, metadata=meta)
-
-    return write
 
 
 def write_run(
