@@ -42,9 +42,8 @@ def stars(p: float) -> str:
 
 
 def _cmap(name: str):
-    cmap = colormaps[name].copy()
-    cmap.set_bad("0.88")  # missing cells read as light grey, not as a value
-    return cmap
+    # Missing cells read as light grey, not as a value.
+    return colormaps[name].with_extremes(bad="0.88")
 
 
 def _text_color(rgba) -> str:

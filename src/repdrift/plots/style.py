@@ -18,6 +18,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from repdrift.errors import InputError
@@ -154,8 +155,11 @@ def order_methods(methods: Iterable[str]) -> list[str]:
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """A Figure with constrained layout (labels never overlap) outside pyplot."""
-    return Figure(figsize=(width, height), layout="constrained")
+    """A Figure with constrained layout (labels never overlap) on an Agg canvas, outside
+    pyplot (so ``fig.canvas.draw()`` and ``buffer_rgba()`` work headless)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def figure_and_axes(ax: Axes | None, width: float, height: float) -> tuple[Figure, Axes]:

@@ -97,8 +97,7 @@ def weight_change(weights: pd.DataFrame, *, methods: Sequence[str] | None = None
     if positive.size == 0:
         raise InputError("weights: no module has a non-zero relative change")
     norm = LogNorm(float(positive.min()), float(max(positive.max(), positive.min() * 1.01)))
-    cmap = colormaps[SEQUENTIAL_CMAP].copy()
-    cmap.set_bad("0.88")
+    cmap = colormaps[SEQUENTIAL_CMAP].with_extremes(bad="0.88")
     panel_h = 0.45 + 0.16 * len(modules)
     fig = new_figure(COLUMN_WIDTH, 0.35 + panel_h * len(methods))
     axes = fig.subplots(len(methods), 1, sharex=True, squeeze=False)[:, 0]

@@ -3,7 +3,7 @@
 :func:`write_report` renders ``templates/report.html.j2`` (jinja2) into a single file with
 inline CSS and figures embedded as base64 images: it opens offline, needs no JavaScript and
 can be attached to an e-mail or a paper's supplement. The sentences come from
-:func:`headlines`, the figures and captions from :func:`repdrift.plots.catalog`.
+:func:`headlines`, the figures and captions from :func:`repdrift.plots.figures`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jinja2
 
 from repdrift.atomic import atomic_write_bytes
 from repdrift.errors import InputError
-from repdrift.plots.catalog import FigureSpec, catalog, default_metric, read_weights
+from repdrift.plots.figures import FigureSpec, catalog, default_metric, read_weights
 from repdrift.plots.style import figure_bytes, method_name, metric_label
 from repdrift.report.headlines import CORRECTION_NAMES, headlines, layer_ranges, p_bound
 from repdrift.report.tables import (

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from repdrift.errors import InputError
-from repdrift.plots.catalog import default_metric
+from repdrift.plots.figures import default_metric
 from repdrift.plots.style import final_step, method_name, order_methods
 from repdrift.results import Results
 
