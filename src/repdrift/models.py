@@ -77,6 +77,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 _PAD_LOGGED: set[str] = set()
 
+# Written by repdrift.train next to the weights; load_model puts it in source["training"].
+TRAINING_RECORD = "repdrift_training.json"
+
 
 # --------------------------------------------------------------------------------------------
 # Small public helpers
@@ -130,6 +133,31 @@ def tokenizer_sha256(tokenizer: PreTrainedTokenizerBase) -> str:
     state["special_tokens"] = {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())}
     blob = json.dumps(state, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
+
+
+def read_training_record(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The training record (``repdrift_training.json``) of a model folder, or None.
+
+    :func:`repdrift.train.train` writes it next to the weights it saves (also in each
+    ``checkpoint-N``); it holds at least ``task``, ``method`` and ``seed``.
+
+    Raises
+    ------
+    IntegrityError
+        The file exists but is not a JSON object with ``task``, ``method`` and ``seed``.
+    """
+    path = Path(folder) / TRAINING_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"cannot read training record {path}: {exc}") from exc
+    if not isinstance(record, dict) or not {"task", "method", "seed"} <= set(record):
+        raise IntegrityError(
+            f"training record {path} is not a JSON object with task, method and seed"
+        )
+    return record
 
 
 def _block_lists(model: torch.nn.Module) -> list[tuple[str, torch.nn.ModuleList]]:
@@ -354,6 +382,7 @@ def load_model(
             kind = "full" if base_src is not None else "base"
     if kind == "full" and base_src is None:
         raise InputError(f"kind 'full' needs base= (the model {src} was fine-tuned from)")
+    training = read_training_record(src) if isinstance(src, Path) else None
 
     peft_model = None
     if kind == "lora":
@@ -405,6 +434,8 @@ def load_model(
         "dtype": str(torch_dtype).removeprefix("torch."),
         "device": str(torch_device),
         "trust_remote_code": trust_remote_code,
+        # how the variant was trained (seed, method, task ...) when repdrift.train wrote it
+        "training": training,
     }
     logger.info(
         "loaded %s model %s (%s, %d blocks) on %s",
