@@ -23,8 +23,8 @@ STEPS = ((100, 0.35), (200, 0.7), (0, 1.0))  # (step, fraction of the final drif
 PLANTED = (3, 4, 5)
 
 
-def _layer_names() -> list[str]:
-    return ["embeddings", *(f"layer_{i}" for i in range(L))]
+def _layer_names(n_layers: int = L) -> list[str]:
+    return ["embeddings", *(f"layer_{i}" for i in range(n_layers))]
 
 
 def write_study(
@@ -34,6 +34,7 @@ def write_study(
     seeds: tuple[int, ...] = SEEDS,
     steps: tuple[tuple[int, float], ...] = STEPS,
     tasks: tuple[str, ...] = TASKS,
+    n_layers: int = L,
 ) -> list[Path]:
     """Run folders: per task a base run and LoRA / full runs over seeds and steps.
 
@@ -41,7 +42,7 @@ def write_study(
     ``PLANTED`` layers and equal elsewhere. ``identical=True`` makes every fine-tuned run a
     copy of its base (no drift, no difference).
     """
-    names = _layer_names()
+    names = _layer_names(n_layers)
     profile = np.linspace(0.05, 1.0, len(names))
     paths = []
     for t, task in enumerate(tasks):

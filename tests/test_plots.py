@@ -18,7 +18,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from _synthetic_results import PLANTED, TASKS, L, build
+from _synthetic_results import PLANTED, TASKS, L, build, write_study
+from repdrift.analysis import compare
 from repdrift.errors import InputError, IntegrityError
 from repdrift.plots import (
     METHOD_COLORS,
@@ -438,3 +439,22 @@ def test_style_does_not_leak_into_global_rcparams(res, weights):
     weight_change(weights)
     after = dict(mpl.rcParams)
     assert before == after
+
+
+def test_deep_models_and_many_tasks_stay_readable(tmp_path):
+    """12 blocks and 4 tasks (BERT-base scale): labels still fit and stay apart."""
+    tasks = ("sst2", "mrpc", "rte", "squad_v2")
+    paths = write_study(tmp_path, tasks=tasks, seeds=(1, 2), steps=((0, 1.0),), n_layers=12)
+    res = compare(paths, n_boot=0, n_perm=0, progress=False, metrics=[METRIC])
+    profile = drift_profile(res.drift, res.noise_floor, task="squad_v2")
+    assert tick_labels(profile.axes[0]) == ["emb", *map(str, range(12))]
+    heat = drift_heatmaps(res.drift, res.comparison)
+    assert tick_labels(data_axes(heat)[-1]) == ["E", *map(str, range(12))]
+    assert tick_labels(data_axes(heat)[0], "y") == sorted(tasks)
+    for fig in (
+        profile,
+        heat,
+        cross_layer_matrices(res.cross_layer, task="rte"),
+        sample_cosine_distributions(res.sample_cosine, task="mrpc"),
+    ):
+        assert_readable(fig)

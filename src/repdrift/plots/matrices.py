@@ -56,7 +56,7 @@ def _heatmap(ax: Axes, grid: pd.DataFrame, cmap, norm) -> object:
     im = ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, norm=norm, aspect="auto")
     cols = list(grid.columns)
     shown = thin_ticks(list(range(len(cols))), 13)
-    ax.set_xticks(shown, [layer_tick_label(cols[i]) for i in shown])
+    ax.set_xticks(shown, [layer_tick_label(cols[i], compact=True) for i in shown])
     ax.set_yticks(range(len(grid.index)), list(grid.index))
     ax.tick_params(length=0)
     for spine in ax.spines.values():
@@ -146,7 +146,7 @@ def drift_heatmaps(
             loc="left",
         )
         fig.colorbar(dim, ax=ax, label="drift difference", shrink=0.9)
-    axes[-1].set_xlabel("layer")
+    axes[-1].set_xlabel("layer (E: embeddings)" if layers and layers[0] < 0 else "layer")
     return fig
 
 
@@ -205,8 +205,7 @@ def cross_layer_matrices(
     fig = new_figure(COLUMN_WIDTH, 0.55 + COLUMN_WIDTH / (len(methods) + 0.45))
     axes = fig.subplots(1, len(methods), squeeze=False, sharey=True)[0]
     ticks = thin_ticks(list(range(len(layers))), 7)
-    # "E" for the embeddings: "emb" collides with the next label at this panel width.
-    labels = ["E" if layers[i] < 0 else layer_tick_label(layers[i]) for i in ticks]
+    labels = [layer_tick_label(layers[i], compact=True) for i in ticks]
     im = None
     for ax, method in zip(axes, methods, strict=True):
         im = ax.imshow(
@@ -217,7 +216,7 @@ def cross_layer_matrices(
         ax.set_title(f"{method_label(method)} ({n} seed{'s' * (n != 1)})", loc="left")
         ax.set_xticks(ticks, labels)
         ax.set_yticks(ticks, labels)
-        ax.set_xlabel("fine-tuned layer")
+        ax.set_xlabel("fine-tuned layer")  # E: embeddings (see the caption)
         for spine in ax.spines.values():
             spine.set_visible(False)
     axes[0].set_ylabel("base layer")

@@ -171,9 +171,12 @@ def figure_and_axes(ax: Axes | None, width: float, height: float) -> tuple[Figur
     return fig, fig.add_subplot()
 
 
-def layer_tick_label(index: int) -> str:
-    """``-1`` (the embedding output) reads ``emb``; block i reads ``i``."""
-    return "emb" if int(index) < 0 else str(int(index))
+def layer_tick_label(index: int, compact: bool = False) -> str:
+    """``-1`` (the embedding output) reads ``emb`` (``E`` when ``compact``, for heatmap
+    columns); block i reads ``i``."""
+    if int(index) < 0:
+        return "E" if compact else "emb"
+    return str(int(index))
 
 
 def thin_ticks(positions: Sequence[float], max_ticks: int = 8) -> list[float]:
@@ -188,7 +191,7 @@ def thin_ticks(positions: Sequence[float], max_ticks: int = 8) -> list[float]:
     return kept
 
 
-def set_layer_axis(ax: Axes, indices: Iterable[int], axis: str = "x", max_ticks: int = 10) -> None:
+def set_layer_axis(ax: Axes, indices: Iterable[int], axis: str = "x", max_ticks: int = 13) -> None:
     """Integer layer ticks on a numeric layer axis (``emb`` for the embeddings)."""
     idx = sorted({int(i) for i in indices})
     ticks = thin_ticks(idx, max_ticks)

@@ -119,8 +119,9 @@ def _seed_caveat(comp: pd.DataFrame) -> str | None:
     if min(n_a, n_b) < 3:
         return (
             f"Only {_plural(n_a, 'seed')} of {a} and {_plural(n_b, 'seed')} of {b}: too few "
-            "seeds for the seed-level test to have much power, so a missing difference is "
-            "inconclusive."
+            "seeds for a reliable seed-level test (little power, and variances estimated "
+            "from a handful of values), so significant and non-significant layers alike are "
+            "provisional."
         )
     return None
 
@@ -130,12 +131,22 @@ def _peak_sentence(drift: pd.DataFrame, task: str, metric: str) -> str | None:
     rows = rows[(rows["task"] == task) & (rows["metric"] == metric)]
     if rows.empty:
         return None
-    parts = []
+    peaks = []
     for method in order_methods(rows["method"]):
         mean = rows[rows["method"] == method].groupby("layer_index")["drift"].mean()
         top = int(mean.idxmax())
-        where = "the embeddings" if top < 0 else f"layer {top}"
-        parts.append(f"in {where} for {method_name(method)} ({mean.loc[top]:.3f})")
+        peaks.append((top, f"{method_name(method)} ({mean.loc[top]:.3f})"))
+
+    def where(top: int) -> str:
+        return "the embeddings" if top < 0 else f"layer {top}"
+
+    if len(peaks) > 1 and len({top for top, _ in peaks}) == 1:
+        both = "both " if len(peaks) == 2 else "all of "
+        return (
+            f"Drift (1 − {metric}) is largest in {where(peaks[0][0])} for "
+            f"{both}{_join([text for _, text in peaks])}."
+        )
+    parts = [f"in {where(top)} for {text}" for top, text in peaks]
     return f"Drift (1 − {metric}) is largest {_join(parts)}."
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -58,24 +59,53 @@ def layer_name(index: int) -> str:
     return "embeddings" if int(index) < 0 else str(int(index))
 
 
+def _short_path(text: str, keep: int = 3) -> str:
+    parts = Path(text).parts
+    return text if len(text) <= 48 or len(parts) <= keep else "…/" + "/".join(parts[-keep:])
+
+
 def describe_model(model: Any) -> str:
-    """A run's model description in a few words (name or path, else compact JSON)."""
+    """A run's model in a few words: name or (shortened) path, and its architecture."""
     if not model:
         return "–"
-    if isinstance(model, dict):
-        for key in ("name", "name_or_path", "id", "base", "path", "source"):
-            if model.get(key):
-                return str(model[key])
-        return json.dumps(model, sort_keys=True, default=str)[:120]
-    return str(model)
+    if not isinstance(model, dict):
+        return str(model)
+    for key in ("name", "name_or_path", "id", "path", "source"):
+        if model.get(key):
+            name = _short_path(str(model[key]))
+            arch = model.get("architecture")
+            return f"{name} ({arch})" if arch else name
+    shown = {k: v for k, v in model.items() if k != "training"}
+    return json.dumps(shown, sort_keys=True, default=str)[:120] if shown else "–"
+
+
+def describe_variant(runs: list[dict]) -> str:
+    """What distinguishes a method's runs: LoRA rank and alpha when recorded."""
+    settings = set()
+    for run in runs:
+        model = run.get("model") or {}
+        if isinstance(model, dict) and model.get("r") is not None:
+            alpha = model.get("lora_alpha")
+            settings.add(f"r = {model['r']}" + (f", α = {alpha}" if alpha is not None else ""))
+    return "; ".join(sorted(settings)) or "–"
 
 
 def setup_table(results: Results) -> Table:
     """What was compared: per task, the base run and each method's seeds and checkpoints."""
     table = Table(
         "Runs compared (from results.json)",
-        ["Task", "Base model", "Method", "Runs", "Seeds", "Checkpoint steps", "Samples", "Pooling"],
-        numeric=[False, False, False, True, False, False, True, False],
+        [
+            "Task",
+            "Base model",
+            "Method",
+            "Adapter",
+            "Runs",
+            "Seeds",
+            "Checkpoint steps",
+            "Samples",
+            "Pooling",
+        ],
+        numeric=[False, False, False, False, True, False, False, True, False],
     )
     for task, entry in sorted(results.summary.get("tasks", {}).items()):
         ref = entry.get("reference", {})
@@ -92,6 +122,7 @@ def setup_table(results: Results) -> Table:
                     task,
                     describe_model(ref.get("model")),
                     method_label(method),
+                    describe_variant(mine),
                     str(len(mine)),
                     ", ".join(map(str, seeds)) or "–",
                     step_text,
