@@ -48,7 +48,10 @@ def write_study(
     for t, task in enumerate(tasks):
         rng = np.random.default_rng(t)
         base = {name: rng.normal(size=(N, D)) for name in names}
-        write_run(root / f"{task}_base", base, task=task, kind="base", sample_ids=IDS)
+        write_run(
+            root / f"{task}_base", base, task=task, kind="base", sample_ids=IDS,
+            model={"name": "toy-bert", "architecture": "BertModel"},
+        )  # fmt: skip
         paths.append(root / f"{task}_base")
         for m, method in enumerate(("lora", "full")):
             factor = np.ones(len(names))

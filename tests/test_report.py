@@ -188,6 +188,7 @@ def test_report_is_self_contained_and_says_the_answer(planted, report):
     assert f"half-samples (n_boot): {settings['n_boot']}" in page
     assert f"permutations (n_perm): {settings['n_perm']}" in page
     assert f"repdrift version: <code>{res.summary['repdrift_version']}</code>" in page
+    assert "<td>toy-bert (BertModel)</td>" in page  # the base model from results.json
     assert "Welch" in page and "Holm" in page and "Benjamini–Hochberg" in page
     assert "Weight space" in page and "Intruder dimensions" in page
     row = res.comparison[(res.comparison.metric == METRIC) & (res.comparison.task == "sst2")]
