@@ -28,7 +28,7 @@ def test_version_and_help():
     assert result.exit_code == 0 and result.stdout.strip() == f"repdrift {repdrift.__version__}"
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("extract", "inspect", "compare", "weights"):
+    for command in ("extract", "inspect", "compare", "weights", "plot", "report"):
         assert command in result.stdout
 
 

@@ -295,7 +295,12 @@ def _cross_layer(group: TaskGroup, metric: str) -> list[dict]:
 
 
 def _noise_floor(groups: list[TaskGroup], metric_names: Sequence[str]) -> pd.DataFrame:
-    """Similarity between seeds of one method (final step): drift below 1 − this is seed noise."""
+    """Similarity between seeds of one method (final step), a reference scale for drift.
+
+    Two seeds that each moved away from the base are usually further from each other than
+    from the base, so this is not a test: it says how much representations vary with the
+    training seed alone, next to how much they moved from the base.
+    """
     rows = []
     for group in groups:
         by_method: dict[str, list[RunInfo]] = {}

@@ -294,6 +294,43 @@ def weights(
         console.print(f"written: {', '.join(map(str, written))}")
 
 
+@app.command()
+def plot(
+    results: Path = typer.Argument(..., help="Results folder written by `repdrift compare`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the figures."),
+    format: str = typer.Option("png", "--format", help="png | pdf | svg."),
+    metric: str | None = typer.Option(
+        None, help="Metric of the drift figures (default: cka_debiased)."
+    ),
+    dpi: int = typer.Option(300, help="Resolution of png figures."),
+) -> None:
+    """Draw every figure the results support (drift profiles, heatmaps, matrices, ...)."""
+    from repdrift.plots import plot_all
+
+    written = plot_all(results, out, format=format, dpi=dpi, metric=metric)
+    if not quiet():
+        console.print(f"{len(written)} figures written to [bold]{escape(str(out))}[/]")
+        for path in written:
+            console.print(f"  {escape(path.name)}")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="Results folder written by `repdrift compare`."),
+    out: Path = typer.Option(..., "--out", "-o", help="HTML file to write."),
+    metric: str | None = typer.Option(
+        None, help="Metric of the headlines and figures (default: cka_debiased)."
+    ),
+    title: str | None = typer.Option(None, help="Title of the report."),
+) -> None:
+    """Write one self-contained HTML report (figures embedded, no network needed)."""
+    from repdrift.report import write_report
+
+    path = write_report(results, out, metric=metric, title=title)
+    if not quiet():
+        console.print(f"report written to [bold]{escape(str(path))}[/]")
+
+
 def _write_table(table, out: Path, name: str) -> list[Path]:
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -307,6 +344,165 @@ def _write_table(table, out: Path, name: str) -> list[Path]:
     table.to_csv(out / f"{name}.csv", index=False)
     table.to_parquet(out / f"{name}.parquet", index=False)
     return [out / f"{name}.csv", out / f"{name}.parquet"]
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def _short(path: str | Path) -> str:
+    """A path relative to the current directory when it is below it (plan tables stay narrow)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+_STATUS_STYLE = {
+    "done": "green",
+    "partial": "yellow",
+    "todo": "cyan",
+    "missing": "red",
+    "stale": "red",
+    "invalid": "red",
+    "off": "dim",
+}
+
+
+def _show_plan(plan) -> None:
+    exp = plan.experiment
+    shard = f", shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else ""
+    view = Table(
+        title=f"plan of {exp.name}{shard} (output {_short(exp.output)})", title_justify="left"
+    )
+    for col in ("job", "task", "method", "seed", "model", "output", "status"):
+        view.add_column(col, overflow="fold", no_wrap=col in ("job", "status"))
+    given = {exp.base_model: exp.base_model_label} if exp.base_model else {}
+    for row in plan.rows():
+        status = row["status"]
+        style = _STATUS_STYLE.get(status, "")
+        shown = f"[{style}]{status}[/]" if style else status
+        if not row["selected"]:
+            shown = f"[dim]{status} (other shard)[/]"
+        job = row["kind"] + (f" step {row['step']}" if row["step"] else "")
+        model = given.get(row["model"]) or _short(row["model"])
+        view.add_row(
+            job, escape(row["task"]), row["method"],
+            "" if row["seed"] is None else str(row["seed"]), escape(model),
+            escape(_short(row["output"])), shown,
+        )  # fmt: skip
+    for stage, status in plan.stages.items():
+        shown = (
+            "[dim]not run by a shard[/]"
+            if plan.shard
+            else f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+        )
+        view.add_row(stage, "", "", "", "", "", shown)
+    console.print(view)
+
+
+def _show_headline(results_dir: Path) -> None:
+    from repdrift.results import load_results
+    from repdrift.runner.summary import headline
+
+    h = headline(load_results(results_dir))
+    view = Table(
+        title=f"mean drift (1 - {h.metric}) over layers and seeds; top layer in brackets",
+        title_justify="left",
+    )
+    view.add_column("task")
+    methods = list(h.mean_drift.columns)
+    for method in methods:
+        view.add_column(method, justify="right")
+    for task, row in h.mean_drift.iterrows():
+        top = h.top_layer_drift.loc[task]
+        view.add_row(task, *(f"{row[m]:.4f} [{top[m]:.4f}]" for m in methods))
+    console.print(view)
+    for _, r in h.methods.iterrows():
+        verdict = "less" if r["mean_diff"] < 0 else "more"
+        significant = ", ".join(map(str, r["layers_significant"])) or "none"
+        console.print(
+            f"{r['task']}: {r['method_a']} drifts {verdict} than {r['method_b']} "
+            f"({r['drift_a']:.4f} vs {r['drift_b']:.4f}); {r['method_a']} lower in layers "
+            f"[{', '.join(map(str, r['layers_a_less'])) or 'none'}]; significant after Holm: "
+            f"{significant} ({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
+            highlight=False,
+        )
+
+
+def _run_study(
+    exp, *, executor: str, ray_address: str | None, shard: str | None, dry_run: bool
+) -> None:
+    from repdrift.runner import execute, make_plan
+
+    plan = make_plan(exp, shard=shard)
+    if not quiet() or dry_run:
+        _show_plan(plan)
+    if dry_run:
+        return
+    result = execute(
+        plan,
+        executor=executor,
+        ray_address=ray_address,
+        progress=not quiet(),  # type: ignore[arg-type]
+    )
+    if quiet():
+        return
+    console.print(f"jobs run: {len(result.outcome.ran)}, already done: {len(result.skipped)}")
+    if result.analysis_skipped == "shard":
+        console.print(
+            "shard finished; the analysis is not run by a shard. When every shard has "
+            "finished, run the same command without --shard: it runs what is left, then the "
+            "analysis, figures and report."
+        )
+        return
+    console.print(", ".join(f"{k}: {v}" for k, v in result.stages.items()))
+    _show_headline(exp.results_dir)
+    console.print(f"results: [bold]{escape(_short(exp.results_dir))}[/]")
+    if result.report is not None:
+        console.print(f"report: [bold]{escape(_short(result.report))}[/]")
+
+
+@app.command()
+def run(
+    experiment: Path = typer.Argument(..., help="Experiment file (YAML)."),
+    executor: str = typer.Option("local", help="local | ray (each job a Ray task)."),
+    ray_address: str | None = typer.Option(
+        None, help="Address of a running Ray cluster (default: start a local one)."
+    ),
+    shard: str | None = typer.Option(
+        None, help="i/n: run only shard i (0-based) of n of the jobs, without the analysis."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the experiment's `output`)."
+    ),
+) -> None:
+    """Run a study: train missing variants, extract, compare, weights, figures, report."""
+    from repdrift.config import load_experiment
+
+    exp = load_experiment(experiment, output=out)
+    _run_study(exp, executor=executor, ray_address=ray_address, shard=shard, dry_run=dry_run)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("repdrift-demo"), "--out", "-o", help="Output folder."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Reduced study (one task, fewer steps, samples, resamples)."
+    ),
+    executor: str = typer.Option("local", help="local | ray."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
+) -> None:
+    """The bundled MiniLM fine-tuned (full and LoRA) on the bundled tasks, end to end."""
+    import time
+
+    from repdrift.demo import demo_experiment
+
+    started = time.perf_counter()
+    exp = demo_experiment(out, quick=quick)
+    _run_study(exp, executor=executor, ray_address=None, shard=None, dry_run=dry_run)
+    if not quiet() and not dry_run:
+        console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:
