@@ -331,6 +331,48 @@ def report(
         console.print(f"report written to [bold]{escape(str(path))}[/]")
 
 
+@app.command()
+def train(
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name for --data.",
+    ),
+    method: str = typer.Option(..., "--method", help="full | lora."),
+    model: str = typer.Option(..., "--model", "-m", help="Base model folder or hub id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the checkpoint or adapter."),
+    seed: int = typer.Option(42, help="Training seed."),
+    data: Path | None = typer.Option(
+        None, help="Local training data (CSV / JSONL / parquet / saved dataset)."
+    ),
+    epochs: float | None = typer.Option(None, help="Epochs (default: the recipe's)."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many optimiser steps."),
+    lr: float | None = typer.Option(None, help="Learning rate (default: per method)."),
+    batch_size: int = typer.Option(16, help="Training batch size."),
+    rank: int = typer.Option(8, help="LoRA rank r."),
+    alpha: int = typer.Option(16, help="LoRA alpha."),
+    target_modules: str | None = typer.Option(
+        None, help="Comma-separated LoRA target modules (default: attention projections)."
+    ),
+    save_steps: int | None = typer.Option(
+        None, help="Also save checkpoint-N folders every N steps."
+    ),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+) -> None:
+    """Fine-tune a model (full or LoRA) with a thin transformers/peft recipe."""
+    from repdrift.train import train as run_train
+
+    path = run_train(
+        task=task, method=method, model=model, out=out, seed=seed, data=data, epochs=epochs,
+        max_steps=max_steps, lr=lr, batch_size=batch_size, rank=rank, alpha=alpha,
+        target_modules=[m.strip() for m in target_modules.split(",")] if target_modules else None,
+        save_steps=save_steps, device=device, progress=not quiet(),
+    )  # fmt: skip
+    if not quiet():
+        console.print(f"saved to [bold]{escape(str(path))}[/]")
+
+
 def _write_table(table, out: Path, name: str) -> list[Path]:
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
