@@ -443,6 +443,8 @@ def _show_plan(plan) -> None:
 
 
 def _show_headline(results_dir: Path) -> None:
+    import pandas as pd
+
     from repdrift.results import load_results
     from repdrift.runner.summary import headline
 
@@ -455,9 +457,17 @@ def _show_headline(results_dir: Path) -> None:
     methods = list(h.mean_drift.columns)
     for method in methods:
         view.add_column(method, justify="right")
+    if not h.accuracy.empty:
+        view.add_column("validation accuracy", justify="right")
     for task, row in h.mean_drift.iterrows():
         top = h.top_layer_drift.loc[task]
-        view.add_row(task, *(f"{row[m]:.4f} [{top[m]:.4f}]" for m in methods))
+        cells = [f"{row[m]:.4f} [{top[m]:.4f}]" for m in methods]
+        if not h.accuracy.empty and task in h.accuracy.index:
+            acc = h.accuracy.loc[task]
+            cells.append(", ".join(f"{m} {acc[m]:.2f}" for m in acc.index if pd.notna(acc[m])))
+        elif not h.accuracy.empty:
+            cells.append("")
+        view.add_row(task, *cells)
     console.print(view)
     for _, r in h.methods.iterrows():
         verdict = "less" if r["mean_diff"] < 0 else "more"
