@@ -98,6 +98,27 @@ def test_missing_variant_without_training_stops_before_any_work(tmp_path: Path) 
     assert not exp.runs_dir.exists()  # nothing was started
 
 
+def test_training_with_other_settings_is_stale(tmp_path: Path) -> None:
+    exp = experiment(tmp_path, tasks=["sst2"], seeds=[1], train={"max_steps": 6},
+                     variants=[{"method": "lora", "path": "models/{task}_lora_seed{seed}"}])  # fmt: skip
+    folder = tmp_path / "models/sst2_lora_seed1"
+    folder.mkdir(parents=True)
+    record = {"task": "sst2", "method": "lora", "seed": 1, "complete": True,
+              "arguments": {"task": "sst2", "method": "lora", "seed": 1, "max_steps": 5,
+                            "batch_size": 16, "lr": 1e-3, "rank": 8, "alpha": 16}}  # fmt: skip
+    (folder / "repdrift_training.json").write_text(json.dumps(record))
+    plan = make_plan(exp)
+    assert plan.status["train:sst2:lora:seed1"] == "stale"
+    with pytest.raises(InputError, match="max_steps is 5 in its training record, the experiment asks for 6"):  # fmt: skip
+        execute(plan, progress=False)
+    record["arguments"]["max_steps"] = 6  # the same settings (defaults filled in): done
+    (folder / "repdrift_training.json").write_text(json.dumps(record))
+    assert make_plan(exp).status["train:sst2:lora:seed1"] == "done"
+    record["complete"] = False
+    (folder / "repdrift_training.json").write_text(json.dumps(record))
+    assert make_plan(exp).status["train:sst2:lora:seed1"] == "partial"
+
+
 def _write_runs(exp, rng: np.random.Generator, n: int = 12) -> dict[str, dict[str, np.ndarray]]:
     """Complete runs for every extract job of the plan (pooled arrays from ``rng``)."""
     ids = [f"s{i}" for i in range(n)]
@@ -163,6 +184,23 @@ def test_damaged_and_stale_runs_are_reported_not_overwritten(tmp_path: Path) -> 
     msg = str(info.value)
     assert "layer_2.safetensors" in msg and "delete" in msg
     assert "kind is 'full' in the run, the experiment asks for 'base'" in msg
+
+
+def test_runs_with_different_samples_under_the_same_ids_are_refused(tmp_path: Path) -> None:
+    exp = experiment(tmp_path, tasks=["sst2"], seeds=[1],
+                     variants=[{"method": "full", "path": "models/{task}_full_seed{seed}"}])  # fmt: skip
+    _write_runs(exp, np.random.default_rng(7))
+    # what extract records: a hash over sample ids and texts; the data changed in between
+    for name, digest in (("sst2_base", "a" * 64), ("sst2_full_seed1", "b" * 64)):
+        path = exp.runs_dir / name / "step_000000/metadata.json"
+        manifest = json.loads(path.read_text())
+        manifest["data"] = {"samples_sha256": digest}
+        path.write_text(json.dumps(manifest))
+    plan = make_plan(exp)
+    assert set(plan.status.values()) == {"done"}
+    with pytest.raises(InputError, match=r"sst2_base \(samples aaaaaaaaaaaa\); sst2_full_seed1 \(samples bbbb"):  # fmt: skip
+        execute(plan, progress=False)
+    assert not exp.results_dir.exists()
 
 
 # --------------------------------------------------------------------------- shards

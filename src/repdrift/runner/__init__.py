@@ -109,6 +109,11 @@ class Plan:
                     f"{job.id}: model folder {job.model} does not exist; fix the variant's "
                     "path template or add a train section to train it"
                 )
+            elif state == "stale" and job.kind == "train":
+                out.append(
+                    f"{job.id}: {job.out} holds a model trained with other settings "
+                    f"({stale_reason(job)}); delete it or change the variant's path template"
+                )
             elif state == "stale":
                 out.append(
                     f"{job.id}: {job.out} is a complete run made with other settings "
@@ -128,7 +133,7 @@ def _train_status(job: Job, jobs: list[Job], status: dict[str, Status]) -> Statu
     """A training is not needed when its model exists without a record (trained elsewhere)
     or when every extraction that needs it is already done."""
     own = status[job.id]
-    if own == "done":
+    if own in ("done", "stale"):
         return own
     dependents = [j for j in jobs if job.id in j.needs]
     if dependents and all(status[j.id] == "done" for j in dependents):

@@ -225,7 +225,9 @@ def job_status(job: Job) -> Status:
         record = read_training_record(job.out) if job.out.is_dir() else None
         if record is None:
             return "todo"
-        return "done" if record.get("complete") else "partial"
+        if not record.get("complete"):
+            return "partial"
+        return "stale" if train_stale_reason(job, record) else "done"
     from repdrift.manifest import MANIFEST_NAME, step_dir_name
     from repdrift.runs import run_summary, verify_run
 
@@ -249,8 +251,38 @@ def _looks_local(model: str) -> bool:
     return model.startswith(("/", ".", "~"))
 
 
+def train_stale_reason(job: Job, record: dict[str, Any]) -> str | None:
+    """Why a finished training does not match the experiment's ``train`` settings (or None).
+
+    Compares the settings that define the model (as recorded by :func:`repdrift.train.train`,
+    defaults filled in); ``train`` itself refuses to overwrite such a folder.
+    """
+    from repdrift.train import DEFAULT_LR
+
+    have = record.get("arguments") or {}
+    kw = job.kwargs
+    lora = job.method == "lora"
+    want = {
+        "task": kw["task"], "method": kw["method"], "seed": kw["seed"],
+        "max_steps": kw["max_steps"], "batch_size": kw["batch_size"],
+        "max_train_samples": kw["max_train_samples"], "save_steps": kw["save_steps"],
+        "lr": float(kw["lr"] if kw["lr"] is not None else DEFAULT_LR[job.method]),
+        "epochs": float(kw["epochs"]) if kw["epochs"] is not None else None,
+        "rank": kw["rank"] if lora else None, "alpha": kw["alpha"] if lora else None,
+    }  # fmt: skip
+    for name, value in want.items():
+        if name in have and have[name] != value:
+            return f"{name} is {have[name]!r} in its training record, the experiment asks for {value!r}"  # fmt: skip
+    return None
+
+
 def stale_reason(job: Job) -> str | None:
-    """Why a complete run does not match its job's settings (None when it does)."""
+    """Why a complete run or training does not match its job's settings (None when it does)."""
+    if job.kind == "train":
+        from repdrift.models import read_training_record
+
+        record = read_training_record(job.out)
+        return train_stale_reason(job, record) if record else None
     from repdrift.manifest import step_dir_name
     from repdrift.runs import load_run
 
@@ -291,4 +323,5 @@ __all__ = [
     "shard_jobs",
     "stale_reason",
     "statuses",
+    "train_stale_reason",
 ]

@@ -120,6 +120,43 @@ def analysis_fingerprint(exp: Experiment, jobs: Sequence[Job]) -> str | None:
     )
 
 
+def check_same_samples(runs: Sequence[Path], labels: dict[str, dict[str, Any]]) -> None:
+    """Refuse runs of one task that hold different sample texts under the same ids.
+
+    Sample ids alone do not prove the samples are the same: data edited between two
+    extractions (a regenerated file, a new dataset revision) keeps its ids and changes its
+    texts. Every manifest records ``data.samples_sha256`` over ids and texts; within a task
+    they must agree.
+
+    Raises
+    ------
+    InputError
+        Names the runs of each differing hash.
+    """
+    from repdrift.runs import load_run
+
+    by_task: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        for step, manifest in load_run(run, verify=False).manifests.items():
+            digest = (manifest.data or {}).get("samples_sha256") if manifest else None
+            if digest:
+                task = labels[str(run)]["task"]
+                name = run.name if step == 0 else f"{run.name}/step {step}"
+                by_task.setdefault(task, {}).setdefault(digest, []).append(name)
+    problems = [
+        f"task {task!r}: "
+        + "; ".join(f"{', '.join(names)} (samples {d[:12]})" for d, names in found.items())
+        for task, found in sorted(by_task.items())
+        if len(found) > 1
+    ]
+    if problems:
+        raise InputError(
+            "runs of the same task hold different samples under the same ids (the data "
+            "changed between extractions); delete the runs made from the old data and re-run:\n"
+            + "\n".join(problems)
+        )
+
+
 def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True) -> bool:
     """Compare every run of the plan into ``OUTPUT/results``; False when skipped (up to date)."""
     from repdrift.analysis import compare
@@ -129,6 +166,7 @@ def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True)
         logger.info("analysis is up to date (%s)", exp.results_dir)
         return False
     runs, labels = analysis_inputs(jobs)
+    check_same_samples(runs, labels)
     a = exp.analysis
     compare(
         runs, out=exp.results_dir, metrics=a.metrics, n_boot=a.n_boot, n_perm=a.n_perm,
@@ -288,6 +326,7 @@ __all__ = [
     "STAGES",
     "analysis_fingerprint",
     "analysis_inputs",
+    "check_same_samples",
     "run_analysis",
     "run_figures",
     "run_report",
