@@ -475,8 +475,9 @@ def _show_headline(results_dir: Path) -> None:
         console.print(
             f"{r['task']}: {r['method_a']} drifts {verdict} than {r['method_b']} "
             f"({r['drift_a']:.4f} vs {r['drift_b']:.4f}); {r['method_a']} lower in layers "
-            f"[{', '.join(map(str, r['layers_a_less'])) or 'none'}]; significant after Holm: "
-            f"{significant} ({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
+            f"[{', '.join(map(str, r['layers_a_less'])) or 'none'}]; interval of the "
+            f"difference excludes 0 in [{', '.join(map(str, r['layers_interval_excludes_zero']))}]; "
+            f"significant after Holm: {significant} ({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
             highlight=False,
         )
 
@@ -545,7 +546,11 @@ def demo(
     executor: str = typer.Option("local", help="local | ray."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
 ) -> None:
-    """The bundled MiniLM fine-tuned (full and LoRA) on the bundled tasks, end to end."""
+    """The bundled MiniLM fine-tuned (full and LoRA) on the bundled tasks, end to end.
+
+    Runs on the GPU when there is one. On a CPU shared with other work, OMP_NUM_THREADS=1
+    avoids oversubscribed BLAS threads (several times faster there).
+    """
     import time
 
     from repdrift.demo import demo_experiment
