@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,15 +168,10 @@ def test_damaged_and_stale_runs_are_reported_not_overwritten(tmp_path: Path) -> 
     _write_runs(exp, np.random.default_rng(1))
     layer = exp.runs_dir / "sst2_full_seed1/step_000000/layer_2.safetensors"
     layer.write_bytes(layer.read_bytes()[:-8])
-    # the base run was made for another task: complete, but not what the experiment asks
-    write_run(exp.runs_dir / "sst2_base", {"layer_0": np.ones((3, 2), np.float32)},
-              task="sst2", kind="full", sample_ids=["a", "b", "c"], step=7)  # fmt: skip
-    (exp.runs_dir / "sst2_base/step_000007").rename(exp.runs_dir / "x")
-    import shutil
-
+    # the base run was made as a fine-tuned run: complete, but not what the experiment asks
     shutil.rmtree(exp.runs_dir / "sst2_base")
-    (exp.runs_dir / "sst2_base").mkdir()
-    (exp.runs_dir / "x").rename(exp.runs_dir / "sst2_base/step_000000")
+    write_run(exp.runs_dir / "sst2_base", {"layer_0": np.ones((3, 2), np.float32)},
+              task="sst2", kind="full", sample_ids=["a", "b", "c"])  # fmt: skip
     plan = make_plan(exp)
     assert plan.status["extract:sst2:full:seed1"] == "invalid"
     assert plan.status["extract:sst2:base"] == "stale"
@@ -242,6 +238,15 @@ def test_sharded_run_does_not_analyse(tmp_path: Path) -> None:
     assert result.analysis_skipped == "shard"
     assert not exp.results_dir.exists()
     assert len(result.plan.selected) < len(result.plan.jobs)
+
+
+def test_ray_missing_gives_the_install_command(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    exp = experiment(tmp_path, tasks=["sst2"], seeds=[1],
+                     variants=[{"method": "full", "path": "models/{task}_full_seed{seed}"}])  # fmt: skip
+    (tmp_path / "models/sst2_full_seed1").mkdir(parents=True)
+    with pytest.raises(InputError, match=r'needs Ray.*pip install "repdrift\[ray\]"'):
+        execute(make_plan(exp), executor="ray", progress=False)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -29,7 +29,8 @@ class Headline:
     methods : DataFrame
         One row per task: mean drift of each method, their mean difference (a − b) over
         layers, the layers where a drifts less / more than b, the layers whose difference
-        is significant after Holm correction (p_holm < 0.05), seeds per method.
+        is significant after Holm correction (p_holm < 0.05), the layers whose interval of
+        the difference excludes 0, seeds per method.
     accuracy : DataFrame
         task × method: validation accuracy recorded by :func:`repdrift.train.train`,
         averaged over seeds (empty when the runs carry no training record).
@@ -59,6 +60,10 @@ def headline(results: Results, metric: str | None = None, alpha: float = 0.05) -
             diff = part["drift_diff"].to_numpy()
             p = part["p_holm"].to_numpy() if "p_holm" in part else np.full(len(part), np.nan)
             layers = part["layer_index"].to_numpy()
+            nan = np.full(len(part), np.nan)
+            low = part["ci_low"].to_numpy(float) if "ci_low" in part else nan
+            high = part["ci_high"].to_numpy(float) if "ci_high" in part else nan
+            apart = (low > 0) | (high < 0)  # NaN compares False: no interval, not apart
             rows.append(
                 {
                     "task": task,
@@ -72,6 +77,7 @@ def headline(results: Results, metric: str | None = None, alpha: float = 0.05) -
                     "layers_significant": [
                         int(i) for i in layers[np.nan_to_num(p, nan=1.0) < alpha]
                     ],
+                    "layers_interval_excludes_zero": [int(i) for i in layers[apart]],
                     "n_seeds_a": int(part["n_seeds_a"].iloc[0]),
                     "n_seeds_b": int(part["n_seeds_b"].iloc[0]),
                 }
