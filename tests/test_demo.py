@@ -38,6 +38,15 @@ def test_demo_study(tmp_path: Path, minilm_path: Path) -> None:
     assert yaml.safe_load(DEMO_YAML)["output"] == "repdrift-demo"
 
 
+def test_demo_trains_with_the_demo_recipe(tmp_path: Path) -> None:
+    from repdrift.train import DEMO_RECIPE
+
+    exp = demo_experiment(tmp_path)
+    for method, recipe in DEMO_RECIPE.items():
+        args = exp.train.arguments(method)
+        assert {k: args[k] for k in recipe} == recipe
+
+
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     X = X - X.mean(0)
     Y = Y - Y.mean(0)
