@@ -374,11 +374,6 @@ def test_compare_cli_on_legacy_folders(tmp_path: Path) -> None:
     assert drift.set_index("method").drift["full"] > drift.set_index("method").drift["lora"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="repdrift.pairing.LEGACY_NAME does not know the original names full_finetune and "
-    "base_pretrained_{task}; `repdrift run` with import: handles them with explicit labels",
-)
 def test_compare_cli_on_the_original_folder_names(tmp_path: Path) -> None:
     from repdrift.cli import app
 

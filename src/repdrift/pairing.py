@@ -2,7 +2,9 @@
 
 Task, method and training seed come from the manifests (the ``kind`` and ``model.training``
 fields written at extraction), with explicit overrides. Only legacy runs without a manifest
-fall back to the original study's folder-name convention ``{task}_{method}_seed{seed}``.
+fall back to the original study's folder names: ``{task}_{method}_seed{seed}`` with method
+``full``, ``full_finetune``, ``full_ft`` or ``lora``, and ``base_pretrained_{task}`` or
+``{task}_base`` for the base model.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from typing import Any
 from repdrift.errors import InputError
 from repdrift.runs import Run, load_run
 
-LEGACY_NAME = re.compile(r"^(?P<task>.+)_(?P<method>full|lora|base)_seed(?P<seed>\d+)$")
+LEGACY_NAME = re.compile(
+    r"^(?P<task>.+)_(?P<method>full_finetune|full_ft|full|lora)_seed(?P<seed>\d+)$"
+)
+LEGACY_BASE = re.compile(r"^base_pretrained_(?P<task>.+)$|^(?P<task2>.+)_base$")
+LEGACY_METHODS = {"full_finetune": "full", "full_ft": "full"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,12 @@ def describe(
             "seed": training.get("seed"),
         }
     else:
-        match = LEGACY_NAME.match(Path(path).name)
-        if match:
-            labels = {**match.groupdict(), "seed": int(match["seed"])}
+        name = Path(path).name
+        if match := LEGACY_NAME.match(name):
+            method = LEGACY_METHODS.get(match["method"], match["method"])
+            labels = {"task": match["task"], "method": method, "seed": int(match["seed"])}
+        elif match := LEGACY_BASE.match(name):
+            labels = {"task": match["task"] or match["task2"], "method": "base", "seed": None}
     labels.update(over)
     for field in ("task", "method"):
         if not labels.get(field):
