@@ -361,7 +361,7 @@ def test_compare_cli_on_legacy_folders(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     base = rng.normal(size=(16, 4))
     runs = []
-    for name, scale in (("sst2_base_seed0", 0.0), ("sst2_full_seed42", 1.0), ("sst2_lora_seed42", 0.1)):  # fmt: skip
+    for name, scale in (("sst2_base", 0.0), ("sst2_full_seed42", 1.0), ("sst2_lora_seed42", 0.1)):  # fmt: skip
         step = tmp_path / name / "step_000000"
         step.mkdir(parents=True)
         torch.save(torch.tensor(base + rng.normal(scale=scale, size=base.shape)).float(), step / "layer_0.pt")  # fmt: skip
@@ -383,6 +383,13 @@ def test_compare_cli_on_the_original_folder_names(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["compare", *map(str, runs), "--out", str(tmp_path / "res"),
                                    "--n-boot", "0", "--n-perm", "0"])  # fmt: skip
     assert out.exit_code == 0, out.output
+    drift = pd.read_parquet(tmp_path / "res/drift.parquet")
+    assert set(zip(drift.task, drift.method, drift.seed, strict=True)) == {
+        ("sst2", "full", 42),
+        ("sst2", "full", 1337),
+        ("sst2", "lora", 42),
+        ("sst2", "lora", 1337),
+    }
 
 
 # --------------------------------------------------------------------------- kill, resume, Ray
