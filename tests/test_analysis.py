@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,6 +128,18 @@ def test_mismatched_runs_are_refused(tmp_path):
     )
     with pytest.raises(InputError, match="layers"):
         compare([tmp_path / "base", tmp_path / "fewer"], progress=False)
+    # Same ids, other texts: a re-generated dataset must not be paired silently.
+    write_run(tmp_path / "edited", base, task="toy", kind="full", sample_ids=IDS)
+    manifest = tmp_path / "edited" / "step_000000" / "metadata.json"
+    raw = json.loads(manifest.read_text())
+    raw["data"]["samples_sha256"] = "0" * 64
+    manifest.write_text(json.dumps(raw))
+    base_manifest = tmp_path / "base" / "step_000000" / "metadata.json"
+    raw = json.loads(base_manifest.read_text())
+    raw["data"]["samples_sha256"] = "1" * 64
+    base_manifest.write_text(json.dumps(raw))
+    with pytest.raises(InputError, match="different texts"):
+        compare([tmp_path / "base", tmp_path / "edited"], progress=False, verify=False)
     with pytest.raises(InputError, match="exactly one base run"):
         compare([tmp_path / "fewer"], progress=False)
     with pytest.raises(InputError, match="cka_debaised"):

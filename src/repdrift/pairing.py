@@ -153,6 +153,14 @@ def check_comparable(ref: RunInfo, other: RunInfo) -> None:
             f"{len(set(ids_a) ^ set(ids_b))} not shared); extract both with the same task, "
             "--samples and --seed"
         )
+    texts_a, texts_b = (
+        r.manifest.data.get("samples_sha256") if r.manifest else None for r in (a, b)
+    )
+    if texts_a and texts_b and texts_a != texts_b:
+        raise InputError(
+            f"{where}: same sample ids but different texts (samples_sha256 differs); the data "
+            "changed between extractions, re-extract one of them"
+        )
     if (ids_a is None) != (ids_b is None):
         raise InputError(f"{where}: one run records its sample ids and the other does not")
     if a.pooling and b.pooling and a.pooling != b.pooling:
