@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install repdrift with its test and benchmark extras.
+# Create .venv and install repdrift with its test, benchmark and Ray extras.
 # torch is installed first, pinned to the CPU build that pip finds on this kind of machine;
 # the package itself declares a normal range (torch>=2.2), so a GPU machine keeps its own torch.
 # As root on Debian, Chromium is installed for the report's browser test (skipped without it).
@@ -15,4 +15,4 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q "torch==${REPDRIFT_TORCH_VERSION:-2.13.0}"
 fi
-.venv/bin/python -m pip install -q -e ".[dev,bench]"
+.venv/bin/python -m pip install -q -e ".[dev,bench,ray]"
