@@ -67,10 +67,11 @@ def quiet() -> bool:
     return logging.getLogger().level > logging.INFO
 
 
-def _parse_layers(spec: str | None) -> list[int | str] | None:
-    """``"0,3,embeddings"`` → ``[0, 3, "embeddings"]``; None or ``"all"`` → every layer."""
+def _parse_layers(spec: str | None) -> list[int | str] | str | None:
+    """``"0,3,embeddings"`` → ``[0, 3, "embeddings"]``; ``"all"`` (embeddings and every block)
+    passes through; None → every block."""
     if spec is None or spec.strip() == "all":
-        return None
+        return None if spec is None else "all"
     return [
         int(p) if p.strip().lstrip("-").isdigit() else p.strip()
         for p in spec.split(",")
@@ -105,7 +106,8 @@ def extract(
     split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
     pooling: str = typer.Option("mean", help="mean | first | last | max | tokens."),
     layers: str | None = typer.Option(
-        None, help="Comma-separated layer indices and/or 'embeddings' (default: all)."
+        None,
+        help="Comma-separated layer indices and/or 'embeddings', or 'all' (embeddings too); default: every block.",
     ),
     batch_size: int = typer.Option(32, help="Sequences per forward pass."),
     max_tokens: int | None = typer.Option(None, help="Cap on padded tokens per batch."),
