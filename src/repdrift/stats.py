@@ -143,8 +143,16 @@ def gram_cka_permuted(Kc: np.ndarray, Lcs: np.ndarray, perms: np.ndarray) -> np.
     n = Kc.shape[0]
     L = Lcs.reshape(-1, n * n)
     norms = np.sqrt(float(np.vdot(Kc, Kc)) * np.einsum("ri,ri->r", L, L))
+    # Two single-axis takes into reused buffers run about twice as fast as fancy indexing
+    # with np.ix_ (contiguous row copies, then in-cache column gathers).
     inverse = np.argsort(perms, axis=1)
-    cross = np.stack([L @ Kc[np.ix_(q, q)].reshape(-1) for q in inverse], axis=1)
+    Kc = np.ascontiguousarray(Kc)
+    rows, permuted = np.empty_like(Kc), np.empty_like(Kc)
+    cross = np.empty((L.shape[0], len(inverse)))
+    for i, q in enumerate(inverse):
+        np.take(Kc, q, axis=0, out=rows)
+        np.take(rows, q, axis=1, out=permuted)
+        cross[:, i] = L @ permuted.reshape(-1)
     out = cross / norms[:, None]
     return out[0] if Lcs.ndim == 2 else out
 
