@@ -29,8 +29,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from repdrift import metrics  # noqa: E402
-from repdrift.errors import IntegrityError, InputError, RepdriftError  # noqa: E402
+from repdrift import metrics
+from repdrift.errors import InputError, IntegrityError, RepdriftError
 
 _LAZY = {
     "extract": "repdrift.extract",

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from repdrift import stats
+from repdrift.comparison import compare_methods, noise_floor, rank_tasks
 from repdrift.errors import InputError
 from repdrift.metrics import kernels, registry
-from repdrift.pairing import RunInfo, TaskGroup, describe, group_by_task
+from repdrift.pairing import RunInfo, TaskGroup, describe, group_by_task, layer_index
 from repdrift.progress import progress_bar
 from repdrift.results import Results
 
@@ -134,15 +135,15 @@ def compare(
             advance(1)
 
     drift_df = _finish_drift(pd.DataFrame(drift))
-    noise = _noise_floor(groups, metric_names)
-    comparison = _compare_methods(drift_df, replicates, settings)
+    noise = noise_floor(groups, metric_names)
+    comparison = compare_methods(drift_df, replicates, methods=methods, level=level, seed=seed)
     results = Results(
         drift=drift_df,
         comparison=comparison,
         noise_floor=noise,
         cross_layer=pd.DataFrame(cross),
         sample_cosine=pd.DataFrame(cosines),
-        task_ranking=_rank_tasks(drift_df),
+        task_ranking=rank_tasks(drift_df),
         summary=_summary(groups, settings, time.perf_counter() - started),
     )
     if out is not None:
@@ -242,11 +243,6 @@ def _labels(info: RunInfo, step: int, layer: str) -> dict[str, Any]:
     }
 
 
-def layer_index(layer: str) -> int:
-    """Position of a canonical layer name: ``embeddings`` → -1, ``layer_i`` → i."""
-    return -1 if layer == "embeddings" else int(layer.rsplit("_", 1)[1])
-
-
 def _row(info: RunInfo, step: int, layer: str, metric: str, value: float, n: int) -> dict[str, Any]:
     nan = float("nan")
     return {
@@ -292,133 +288,6 @@ def _cross_layer(group: TaskGroup, metric: str) -> list[dict]:
                 }
             )
     return rows
-
-
-def _noise_floor(groups: list[TaskGroup], metric_names: Sequence[str]) -> pd.DataFrame:
-    """Similarity between seeds of one method (final step), a reference scale for drift.
-
-    Two seeds that each moved away from the base are usually further from each other than
-    from the base, so this is not a test: it says how much representations vary with the
-    training seed alone, next to how much they moved from the base.
-    """
-    rows = []
-    for group in groups:
-        by_method: dict[str, list[RunInfo]] = {}
-        for v in group.variants:
-            by_method.setdefault(v.method, []).append(v)
-        for method, infos in by_method.items():
-            if len(infos) < 2:
-                continue
-            for layer in group.reference.run.layers:
-                Ys = [
-                    np.asarray(i.run.layer(layer, i.run.steps[0]), dtype=np.float64) for i in infos
-                ]
-                for name in metric_names:
-                    sims = [registry.compute(name, a, b) for a, b in itertools.combinations(Ys, 2)]
-                    rows.append(
-                        {
-                            "task": group.task,
-                            "method": method,
-                            "layer": layer,
-                            "layer_index": layer_index(layer),
-                            "metric": name,
-                            "similarity": float(np.mean(sims)),
-                            "drift": 1 - float(np.mean(sims)),
-                            "n_pairs": len(sims),
-                        }
-                    )
-    return pd.DataFrame(rows)
-
-
-def _compare_methods(drift: pd.DataFrame, replicates: dict, settings: Settings) -> pd.DataFrame:
-    """Method a vs method b per task × layer × metric at the final step, seeds as the unit."""
-    a_name, b_name = settings.methods
-    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
-    rng = np.random.default_rng(settings.seed + 1)
-    rows = []
-    for (task, layer, metric), part in final.groupby(["task", "layer", "metric"], sort=False):
-        a, b = part[part["method"] == a_name], part[part["method"] == b_name]
-        if a.empty or b.empty:
-            continue
-        keys_a = [(r, s, layer, metric) for r, s in zip(a["run"], a["step"], strict=True)]
-        keys_b = [(r, s, layer, metric) for r, s in zip(b["run"], b["step"], strict=True)]
-        row = {
-            "task": task,
-            "layer": layer,
-            "layer_index": int(a["layer_index"].iloc[0]),
-            "metric": metric,
-            "method_a": a_name,
-            "method_b": b_name,
-            "drift_a": float(a["drift"].mean()),
-            "drift_b": float(b["drift"].mean()),
-        }
-        if all(k in replicates for k in keys_a + keys_b):
-            res = stats.compare_groups(
-                a["drift"].to_numpy(),
-                b["drift"].to_numpy(),
-                np.stack([replicates[k] for k in keys_a]),
-                np.stack([replicates[k] for k in keys_b]),
-                rng=rng,
-                level=settings.level,
-            )
-            row.update(
-                drift_diff=res.diff,
-                ci_low=res.low,
-                ci_high=res.high,
-                p=res.p,
-                test=res.test,
-                effect_size=res.effect_size,
-            )
-        elif len(a) >= 2 and len(b) >= 2:
-            x, y = a["drift"].to_numpy(), b["drift"].to_numpy()
-            row.update(
-                drift_diff=float(x.mean() - y.mean()),
-                ci_low=np.nan,
-                ci_high=np.nan,
-                p=stats.welch_pvalue(x, y),
-                test="welch",
-                effect_size=stats.hedges_g(x, y),
-            )
-        else:
-            continue
-        row.update(
-            rel_diff=row["drift_diff"] / row["drift_b"] if row["drift_b"] else np.nan,
-            n_seeds_a=len(a),
-            n_seeds_b=len(b),
-        )
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    few = df[(df["n_seeds_a"] < 3) | (df["n_seeds_b"] < 3)]
-    if not few.empty:
-        logger.warning(
-            "%s vs %s: fewer than 3 seeds per method for task(s) %s; seed-level p-values have "
-            "little power and intervals are rough",
-            a_name,
-            b_name,
-            ", ".join(sorted(few["task"].unique())),
-        )
-    df["p_holm"] = np.nan
-    df["p_bh"] = np.nan
-    for _, part in df.groupby("metric"):  # one family per metric: layers × tasks
-        df.loc[part.index, "p_holm"] = stats.adjust_pvalues(part["p"], "holm")
-        df.loc[part.index, "p_bh"] = stats.adjust_pvalues(part["p"], "bh")
-    return df
-
-
-def _rank_tasks(drift: pd.DataFrame) -> pd.DataFrame:
-    """Mean drift per task × method × layer × metric (final step), ranked within layer (1 = most)."""
-    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
-    df = (
-        final.groupby(["method", "metric", "layer", "layer_index", "task"], as_index=False)["drift"]
-        .mean()
-        .rename(columns={"drift": "mean_drift"})
-    )
-    df["rank"] = df.groupby(["method", "metric", "layer"])["mean_drift"].rank(
-        ascending=False, method="min"
-    )
-    return df.sort_values(["method", "metric", "layer_index", "rank"]).reset_index(drop=True)
 
 
 def _summary(groups: list[TaskGroup], settings: Settings, seconds: float) -> dict[str, Any]:

@@ -25,6 +25,11 @@ LEGACY_BASE = re.compile(r"^base_pretrained_(?P<task>.+)$|^(?P<task2>.+)_base$")
 LEGACY_METHODS = {"full_finetune": "full", "full_ft": "full"}
 
 
+def layer_index(layer: str) -> int:
+    """Position of a canonical layer name: ``embeddings`` → -1, ``layer_i`` → i."""
+    return -1 if layer == "embeddings" else int(layer.rsplit("_", 1)[1])
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One run directory with the labels analysis groups by."""
