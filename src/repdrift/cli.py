@@ -376,18 +376,21 @@ def train(
 
 
 def _write_table(table, out: Path, name: str) -> list[Path]:
-    if out.suffix == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
-        return [out]
-    if out.suffix == ".parquet":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(out, index=False)
-        return [out]
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"{name}.csv", index=False)
-    table.to_parquet(out / f"{name}.parquet", index=False)
-    return [out / f"{name}.csv", out / f"{name}.parquet"]
+    """Write ``table`` to ``out`` (.csv or .parquet), or as name.csv + name.parquet in a folder."""
+    from repdrift.atomic import atomic_write_with
+
+    targets = (
+        [out]
+        if out.suffix in (".csv", ".parquet")
+        else [out / f"{name}.csv", out / f"{name}.parquet"]
+    )
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix == ".csv":
+            atomic_write_with(target, lambda tmp: table.to_csv(tmp, index=False))
+        else:
+            atomic_write_with(target, lambda tmp: table.to_parquet(tmp, index=False))
+    return targets
 
 
 # --------------------------------------------------------------------------- studies

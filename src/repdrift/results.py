@@ -21,13 +21,13 @@ temporary name and renamed, so a crash never leaves a half-written table under i
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from repdrift.atomic import atomic_write_with
 from repdrift.errors import IntegrityError
 
 _CSV_TOO = ("drift", "comparison", "noise_floor", "cross_layer", "task_ranking")
@@ -55,10 +55,12 @@ class Results:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         for name, df in self.tables().items():
-            _replace(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+            atomic_write_with(
+                out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
+            )
             if name in _CSV_TOO:
-                _replace(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
-        _replace(
+                atomic_write_with(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
+        atomic_write_with(
             out / "results.json",
             lambda p: p.write_text(json.dumps(self.summary, indent=2, default=str)),
         )
@@ -95,9 +97,3 @@ def load_results(path: str | Path) -> Results:
         except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
             raise IntegrityError(f"{file}: unreadable parquet file ({exc})") from None
     return Results(**tables, summary=summary, path=path)
-
-
-def _replace(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
