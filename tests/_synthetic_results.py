@@ -10,8 +10,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import BertConfig, BertModel
 
-from repdrift.analysis import compare
-from repdrift.store import write_run
+from repdrift.analysis.compare_runs import compare
+from repdrift.store.writer import write_run
 from repdrift.weights import weight_drift
 
 N, D, L = 80, 8, 6

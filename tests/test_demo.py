@@ -39,7 +39,7 @@ def test_demo_study(tmp_path: Path, minilm_path: Path) -> None:
 
 
 def test_demo_trains_with_the_demo_recipe(tmp_path: Path) -> None:
-    from repdrift.train import DEMO_RECIPE
+    from repdrift.training.recipe import DEMO_RECIPE
 
     exp = demo_experiment(tmp_path)
     for method, recipe in DEMO_RECIPE.items():
@@ -92,8 +92,8 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert (weights[weights.method == "full"].rel_change > 0).any()
 
     # the headline is computed from the tables
-    from repdrift.results import load_results
-    from repdrift.runner.summary import headline
+    from repdrift.analysis.headline import headline
+    from repdrift.store.results import load_results
 
     h = headline(load_results(out / "results"))
     final = drift[(drift.metric == h.metric) & (drift.layer_index >= 0)]

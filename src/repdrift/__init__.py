@@ -21,22 +21,20 @@ stays fast.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("repdrift")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
 from repdrift import metrics
+from repdrift.common.version import __version__
 from repdrift.errors import InputError, IntegrityError, RepdriftError
 
+# The one function-local import of the package face: these four pull in torch and transformers,
+# so they are imported on first use and ``import repdrift`` stays fast. The names are functions,
+# never modules: no subpackage is called extract, compare, load_run or load_results.
 _LAZY = {
-    "extract": "repdrift.extract",
-    "load_run": "repdrift.runs",
-    "compare": "repdrift.analysis",
-    "load_results": "repdrift.results",
+    "extract": "repdrift.extraction.api",
+    "load_run": "repdrift.store.reader",
+    "compare": "repdrift.analysis.compare_runs",
+    "load_results": "repdrift.store.results",
 }
 
 __all__ = [

@@ -19,11 +19,12 @@ from typing import Any
 
 import yaml
 
-from repdrift._config_checks import deep_merge
-from repdrift.config import Experiment, parse_experiment
-from repdrift.runner import Executor, RunResult, make_plan
-from repdrift.runner import execute as execute_plan
-from repdrift.runner.summary import Headline, headline
+from repdrift.analysis.headline import Headline, headline
+from repdrift.runner.experiment import Experiment
+from repdrift.runner.experiment_file import deep_merge, parse_experiment
+from repdrift.runner.study import Executor, RunResult, make_plan
+from repdrift.runner.study import execute as execute_plan
+from repdrift.store.results import load_results
 
 #: The demo study (identical to examples/demo.yaml; a test keeps them equal).
 DEMO_YAML = """\
@@ -40,7 +41,7 @@ variants:
   - {method: full, path: "{output}/models/{task}_full_seed{seed}"}
   - {method: lora, path: "{output}/models/{task}_lora_seed{seed}"}
 train:                              # the variants do not exist yet: train them first
-  max_steps: 30                     # repdrift.train.DEMO_RECIPE: ~1.2 epochs, minutes on a CPU
+  max_steps: 30                     # repdrift.training.DEMO_RECIPE: ~1.2 epochs, minutes on a CPU
   batch_size: 16
   lr: {full: 2.0e-4, lora: 5.0e-3}  # high rates make up for the few steps
   rank: 8
@@ -104,7 +105,6 @@ def run_demo(
     progress
         Show progress bars.
     """
-    from repdrift.results import load_results
 
     started = time.perf_counter()
     exp = demo_experiment(out, quick=quick)

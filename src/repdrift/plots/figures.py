@@ -27,7 +27,7 @@ from repdrift.plots.style import (
     save_figure,
 )
 from repdrift.plots.weights import intruder_counts, weight_change
-from repdrift.results import Results, load_results
+from repdrift.store.results import Results, load_results
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def plot_all(
     Parameters
     ----------
     results_path : str, Path or Results
-        A results folder written by :func:`repdrift.analysis.compare` (its optional
+        A results folder written by :func:`repdrift.analysis.compare_runs.compare` (its optional
         ``weights.parquet`` / ``weights.csv`` adds the weight-space figures), or loaded
         results.
     out_dir : str or Path

@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from repdrift.common.atomic import atomic_write_with
 from repdrift.errors import InputError
 
 #: Single-column width of most journals and of two-column conference templates (inches).
@@ -249,7 +250,6 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 300) -> Path:
 
     Metadata without dates keeps the files identical from run to run.
     """
-    from repdrift.atomic import atomic_write_with
 
     path = Path(path)
     fmt = check_format(path.suffix)

@@ -14,7 +14,7 @@ import pandas as pd
 from repdrift.errors import InputError
 from repdrift.plots.figures import default_metric
 from repdrift.plots.style import final_step, method_name, order_methods
-from repdrift.results import Results
+from repdrift.store.results import Results
 
 CORRECTION_NAMES = {
     "p_holm": "Holm-adjusted",

@@ -12,7 +12,7 @@ import pandas as pd
 
 from repdrift.plots.matrices import stars
 from repdrift.plots.style import final_step, method_label, order_methods
-from repdrift.results import Results
+from repdrift.store.results import Results
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Executors: run a list of jobs here (``local``) or as Ray tasks (``ray``).
 
-Both run every job through :func:`repdrift.runner.jobs.run_job` and return the same
+Both run every job through :func:`repdrift.runner.dispatch.run_job` and return the same
 :class:`Outcome`; a failed job does not stop independent jobs, and the jobs that need it
 are not started. Ray is optional (``pip install "repdrift[ray]"``) and imported only here.
 """
@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from repdrift.errors import InputError, RepdriftError
-from repdrift.runner.plan import Job
+from repdrift.runner.dispatch import run_job, run_job_quietly
+from repdrift.runner.job import Job
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ def _describe(exc: BaseException) -> str:
 
 def run_local(jobs: Sequence[Job], *, progress: bool = True) -> Outcome:
     """Run the jobs one after another in this process."""
-    from repdrift.runner.jobs import run_job
 
     outcome = Outcome()
     for job in execution_order(jobs):
@@ -113,7 +113,6 @@ def run_ray(
 
 
 def _submit_all(ray, jobs: Sequence[Job]) -> Outcome:
-    from repdrift.runner.jobs import run_job_quietly
 
     gpus = float(ray.cluster_resources().get("GPU", 0))
     options = {"num_gpus": 1, "num_cpus": 1} if gpus >= 1 else {"num_cpus": 1}

@@ -16,9 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from repdrift.config import Experiment
+from repdrift.analysis.compare_runs import compare
+from repdrift.common.version import __version__
 from repdrift.errors import InputError
-from repdrift.runner.plan import Job, run_name
+from repdrift.runner.experiment import Experiment
+from repdrift.runner.job import Job, run_name
+from repdrift.store.reader import load_run
+from repdrift.weights import weight_drift
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +109,6 @@ def analysis_inputs(jobs: Sequence[Job]) -> tuple[list[Path], dict[str, dict[str
 
 def analysis_fingerprint(exp: Experiment, jobs: Sequence[Job]) -> str | None:
     """Fingerprint of the analysis inputs (None while a run is missing)."""
-    from repdrift import __version__
 
     runs, labels = analysis_inputs(jobs)
     if not all(r.is_dir() for r in runs):
@@ -133,7 +136,6 @@ def check_same_samples(runs: Sequence[Path], labels: dict[str, dict[str, Any]]) 
     InputError
         Names the runs of each differing hash.
     """
-    from repdrift.runs import load_run
 
     by_task: dict[str, dict[str, list[str]]] = {}
     for run in runs:
@@ -159,7 +161,6 @@ def check_same_samples(runs: Sequence[Path], labels: dict[str, dict[str, Any]]) 
 
 def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True) -> bool:
     """Compare every run of the plan into ``OUTPUT/results``; False when skipped (up to date)."""
-    from repdrift.analysis import compare
 
     fingerprint = analysis_fingerprint(exp, jobs)
     if stage_status(exp, "analysis", fingerprint) == "done":
@@ -219,7 +220,6 @@ def run_weights(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True) 
     if stage_status(exp, "weights", fingerprint) == "done":
         logger.info("weight analysis is up to date")
         return False
-    from repdrift.weights import weight_drift
 
     assert exp.base_model is not None
     table = weight_drift(exp.base_model, variants, device=_weights_device(exp), progress=progress)
@@ -290,7 +290,7 @@ def run_figures(exp: Experiment) -> bool:
 
 
 def run_report(exp: Experiment) -> bool:
-    """``repdrift.report.write_report`` to ``OUTPUT/report.html`` (skipped if absent)."""
+    """``repdrift.report.html.write_report`` to ``OUTPUT/report.html`` (skipped if absent)."""
     fingerprint = output_fingerprint(exp, "report")
     if fingerprint is None:
         raise InputError(f"{exp.results_dir}: no analysis results to report")

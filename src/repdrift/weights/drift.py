@@ -27,19 +27,19 @@ from repdrift.weights.checkpoints import (
     resolve_model_folder,
 )
 from repdrift.weights.keys import BaseKeyIndex, parse_weight_key
-from repdrift.weights.plan import (
+from repdrift.weights.spectra import (
+    BaseSpectrum,
+    check_intruder_params,
+    low_rank_singular_values,
+    module_drift,
+)
+from repdrift.weights.targets import (
     Method,
     ModuleTarget,
     VariantPlan,
     name_variants,
     plan_full,
     plan_lora,
-)
-from repdrift.weights.spectra import (
-    BaseSpectrum,
-    check_intruder_params,
-    low_rank_singular_values,
-    module_drift,
 )
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+"""``python -m repdrift``: the same as the ``repdrift`` command."""
+
+from repdrift.cli.commands import main
+
+main()

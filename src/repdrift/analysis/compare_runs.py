@@ -1,0 +1,328 @@
+"""Drift between base and fine-tuned runs, per layer, with intervals, nulls and comparisons.
+
+:func:`compare` is the whole analysis stage: it reads run directories (never models) and
+returns tidy tables (see :class:`repdrift.store.results.Results`). Resampling follows
+:mod:`repdrift.stats`: half-sample intervals, shuffled-pairing permutation nulls, seeds as
+the unit of replication for LoRA vs full fine-tuning, Holm and Benjamini–Hochberg across
+layers × tasks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from repdrift.analysis import stats
+from repdrift.analysis.pairing import RunInfo, TaskGroup, describe, group_by_task
+from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
+from repdrift.common.naming import layer_index
+from repdrift.common.progress import progress_bar
+from repdrift.common.version import __version__
+from repdrift.errors import InputError
+from repdrift.metrics import kernels, registry
+from repdrift.store.results import Results
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRICS = ("cka_debiased", "cka_linear", "cosine", "procrustes")
+#: Metrics that get intervals and permutation nulls by default: the CKA family runs on
+#: precomputed Grams, cosine is O(n d) per replicate. Others report the point value unless
+#: named in ``resampled`` (each replicate then recomputes the metric from scratch).
+FAST_RESAMPLED = (*stats.GRAM_METRICS, "cosine")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`compare` did; written to results.json."""
+
+    metrics: tuple[str, ...]
+    resampled: tuple[str, ...]
+    n_boot: int
+    n_perm: int
+    level: float
+    seed: int
+    cross_layer_metric: str
+    methods: tuple[str, str]
+
+
+def compare(
+    runs: Iterable[str | Path],
+    *,
+    out: str | Path | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    resampled: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    cross_layer_metric: str = "cka_debiased",
+    methods: tuple[str, str] = ("lora", "full"),
+    labels: Mapping[str, Mapping[str, Any]] | None = None,
+    verify: bool = True,
+    progress: bool = True,
+) -> Results:
+    """Measure per-layer drift of fine-tuned runs from their base run.
+
+    Parameters
+    ----------
+    runs
+        Run directories: for each task one base run (manifest kind ``base``) and any number
+        of fine-tuned runs (``full``, ``lora``) over seeds and checkpoint steps.
+    out
+        Results folder to write (tables as CSV and parquet, results.json); None keeps them
+        in memory only.
+    metrics
+        Similarity measures (see :func:`repdrift.metrics.names`).
+    resampled
+        Metrics that get half-sample intervals and permutation nulls (default: those of
+        ``metrics`` with a fast path, :data:`FAST_RESAMPLED`).
+    n_boot, n_perm
+        Half-sample replicates and shuffled pairings per layer (0 disables either).
+    level
+        Confidence level of the intervals.
+    seed
+        Seed of every random draw; the same half-samples and shufflings are used for every
+        run of a task, so runs stay paired by sample.
+    cross_layer_metric
+        Metric of the base-layer × fine-tuned-layer matrices.
+    methods
+        The two methods compared against each other (``a − b`` in drift).
+    labels
+        Per run path, overrides for ``task``, ``method`` and ``seed``.
+    """
+    started = time.perf_counter()
+    metric_names = tuple(metrics)
+    for name in (*metric_names, cross_layer_metric):
+        registry.get(name)  # unknown names fail here, before any work
+    resampled = (
+        tuple(m for m in metric_names if m in FAST_RESAMPLED)
+        if resampled is None
+        else tuple(resampled)
+    )
+    missing = set(resampled) - set(metric_names)
+    if missing:
+        raise InputError(
+            f"resampled metric(s) {sorted(missing)} are not among the metrics {list(metric_names)}"
+        )
+    settings = Settings(
+        metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods
+    )
+    labels = {str(Path(k)): v for k, v in (labels or {}).items()}
+    infos = [describe(p, labels.get(str(Path(p))), verify=verify) for p in runs]
+    groups = group_by_task(infos)
+
+    drift, replicates, cross, cosines = [], {}, [], []
+    total = sum(len(g.reference.run.layers) + 1 for g in groups)
+    with progress_bar(total, enabled=progress, description="comparing") as advance:
+        for group in groups:
+            n = len(group.reference.run.sample_ids or group.reference.run.layer(0))
+            rng = np.random.default_rng(seed)
+            idx = stats.half_samples(n, n_boot, rng) if n_boot else None
+            perms = stats.permutations(n, n_perm, rng) if n_perm else None
+            for layer in group.reference.run.layers:
+                rows, reps, cos = _layer(group, layer, settings, idx, perms)
+                drift += rows
+                replicates.update(reps)
+                cosines += cos
+                advance(1)
+            cross += _cross_layer(group, cross_layer_metric)
+            advance(1)
+
+    drift_df = _finish_drift(pd.DataFrame(drift))
+    noise = noise_floor(groups, metric_names)
+    comparison = compare_methods(drift_df, replicates, methods=methods, level=level, seed=seed)
+    results = Results(
+        drift=drift_df,
+        comparison=comparison,
+        noise_floor=noise,
+        cross_layer=pd.DataFrame(cross),
+        sample_cosine=pd.DataFrame(cosines),
+        task_ranking=rank_tasks(drift_df),
+        summary=_summary(groups, settings, time.perf_counter() - started),
+    )
+    if out is not None:
+        results.save(out)
+    return results
+
+
+def _layer(
+    group: TaskGroup,
+    layer: str,
+    settings: Settings,
+    idx: np.ndarray | None,
+    perms: np.ndarray | None,
+) -> tuple[list[dict], dict, list[dict]]:
+    """Every metric of every run of one task at one layer (all steps)."""
+    X = np.asarray(group.reference.run.layer(layer), dtype=np.float64)
+    jobs = [(v, s) for v in group.variants for s in v.run.steps]
+    Ys = [np.asarray(v.run.layer(layer, s), dtype=np.float64) for v, s in jobs]
+    rows, reps, cosines = [], {}, []
+    for name in settings.metrics:
+        do_stats = name in settings.resampled
+        boot = null = None
+        if name in stats.GRAM_METRICS:
+            values, boot, null = _gram_metric(
+                name, X, Ys, idx if do_stats else None, perms if do_stats else None
+            )
+        else:
+            values = np.array([registry.compute(name, X, Y) for Y in Ys])
+            if do_stats:
+                sim = _similarity(name)
+                boot = (
+                    np.stack([stats.metric_resampled(sim, X, Y, idx) for Y in Ys])
+                    if idx is not None
+                    else None
+                )
+                null = (
+                    np.stack([stats.metric_permuted(sim, X, Y, perms) for Y in Ys])
+                    if perms is not None
+                    else None
+                )
+        for j, (info, step) in enumerate(jobs):
+            row = _row(info, step, layer, name, values[j], len(X))
+            if boot is not None:
+                iv = stats.basic_interval(1 - values[j], 1 - boot[j], settings.level)
+                row.update(ci_low=iv.low, ci_high=iv.high)
+                reps[(info.name, step, layer, name)] = 1 - boot[j]
+            if null is not None:
+                null_mean = float(np.mean(null[j]))
+                row.update(
+                    p_perm=stats.permutation_pvalue(values[j], null[j]),
+                    null_mean=null_mean,
+                    calibrated=stats.calibrated_similarity(values[j], null_mean),
+                )
+            rows.append(row)
+    for (info, step), Y in zip(jobs, Ys, strict=True):
+        if Y.shape[1] == X.shape[1]:
+            per_sample = np.sum(X * Y, axis=1) / (
+                np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1)
+            )
+            cosines += [
+                {**_labels(info, step, layer), "sample": i, "cosine": float(c)}
+                for i, c in enumerate(per_sample)
+            ]
+    return rows, reps, cosines
+
+
+def _gram_metric(name, X, Ys, idx, perms):
+    """Values, half-sample replicates and null replicates of a CKA-family metric for all runs."""
+    debiased = name == "cka_debiased"
+    if name == "cka_rbf":
+        K = kernels.gram_rbf(X)
+        Ls = np.stack([kernels.gram_rbf(Y) for Y in Ys])
+        Kc, Lcs = kernels.center_gram(K), kernels.center_gram(Ls)
+    else:
+        K = kernels.centered_gram(X)
+        Ls = np.stack([kernels.centered_gram(Y) for Y in Ys])
+        Kc, Lcs = (kernels.u_center_gram(K), kernels.u_center_gram(Ls)) if debiased else (K, Ls)
+    values = np.array([kernels.kernel_alignment(Kc, Lc) for Lc in Lcs])
+    boot = stats.gram_cka_subsets(K, Ls, idx, debiased=debiased) if idx is not None else None
+    null = stats.gram_cka_permuted(Kc, Lcs, perms) if perms is not None else None
+    return values, boot, null
+
+
+def _similarity(name: str):
+    return lambda X, Y: registry.compute(name, X, Y)
+
+
+def _labels(info: RunInfo, step: int, layer: str) -> dict[str, Any]:
+    return {
+        "task": info.task,
+        "method": info.method,
+        "seed": info.seed,
+        "run": info.name,
+        "step": step,
+        "layer": layer,
+        "layer_index": layer_index(layer),
+    }
+
+
+def _row(info: RunInfo, step: int, layer: str, metric: str, value: float, n: int) -> dict[str, Any]:
+    nan = float("nan")
+    return {
+        **_labels(info, step, layer),
+        "metric": metric,
+        "similarity": float(value),
+        "drift": 1 - float(value),
+        "ci_low": nan,
+        "ci_high": nan,
+        "p_perm": nan,
+        "null_mean": nan,
+        "calibrated": nan,
+        "n": n,
+    }
+
+
+def _finish_drift(df: pd.DataFrame) -> pd.DataFrame:
+    """Adjust permutation p-values within each metric across tasks × runs × layers × steps."""
+    df["p_perm_holm"] = np.nan
+    for _, part in df.groupby("metric"):
+        df.loc[part.index, "p_perm_holm"] = stats.adjust_pvalues(part["p_perm"], "holm")
+    return df
+
+
+def _cross_layer(group: TaskGroup, metric: str) -> list[dict]:
+    """Base layer i × fine-tuned layer j similarity for each run's final step."""
+    ref = group.reference.run
+    base_layers = [np.asarray(ref.layer(layer), dtype=np.float64) for layer in ref.layers]
+    rows = []
+    for info in group.variants:
+        step = info.run.steps[0]
+        ft_layers = [
+            np.asarray(info.run.layer(layer, step), dtype=np.float64) for layer in ref.layers
+        ]
+        M = registry.matrix(metric, base_layers, ft_layers)
+        for (i, a), (j, b) in itertools.product(enumerate(ref.layers), enumerate(ref.layers)):
+            rows.append(
+                {
+                    **_labels(info, step, b),
+                    "base_layer": a,
+                    "metric": metric,
+                    "similarity": float(M[i, j]),
+                }
+            )
+    return rows
+
+
+def _summary(groups: list[TaskGroup], settings: Settings, seconds: float) -> dict[str, Any]:
+
+    def run_entry(info: RunInfo) -> dict[str, Any]:
+        m = info.run.manifest
+        return {
+            "path": str(info.run.path),
+            "name": info.name,
+            "task": info.task,
+            "method": info.method,
+            "seed": info.seed,
+            "steps": info.run.steps,
+            "model": m.model if m else None,
+            "n_samples": m.n_samples if m else None,
+            "pooling": info.run.pooling,
+        }
+
+    return {
+        "repdrift_version": __version__,
+        "settings": {
+            **settings.__dict__,
+            "interval": "basic interval from half-samples without replacement (delete-n/2 jackknife)",
+            "null": "shuffled pairing of samples (permutation), p = (1 + #null >= observed) / (1 + n_perm)",
+            "comparison": "seeds as unit: Welch t-test on per-seed drift; interval: seeds then half-samples",
+            "correction": "Holm (p_holm) and Benjamini-Hochberg (p_bh) per metric across layers x tasks",
+        },
+        "tasks": {
+            g.task: {
+                "reference": run_entry(g.reference),
+                "runs": [run_entry(v) for v in g.variants],
+            }
+            for g in groups
+        },
+        "seconds": round(seconds, 2),
+    }

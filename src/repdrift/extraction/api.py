@@ -1,0 +1,307 @@
+"""Extraction: from a model and a task to a run directory on disk.
+
+Three levels, each built on the one below:
+
+:func:`extract`
+    Paths in, run directory out: loads the model (:func:`repdrift.models.load.load_model`) and the
+    samples (:func:`repdrift.tasks.samples.load_samples`), writes ``RUN/step_000000`` (plus one
+    ``step_N`` per Trainer ``checkpoint-N`` with ``checkpoints=True``, plus a base run with the
+    LoRA adapter disabled with ``base_out=``), resuming a partial run.
+:func:`extract_loaded`
+    An already loaded :class:`~repdrift.models.loaded.LoadedModel` and token ids to one step folder;
+    ``adapter_disabled=True`` extracts the base representations of a LoRA model without
+    loading the base again.
+:func:`repdrift.extraction.to_run.extract_to_run`
+    The store-backed loop for any torch model: streams chunks of pooled outputs to disk
+    (constant memory in the number of samples) and assembles the layer files.
+
+The forward pass itself is :mod:`repdrift.capture` (hooks, pooling on the device, stopping
+after the last requested layer).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from repdrift.common.naming import Pooling
+from repdrift.errors import InputError
+from repdrift.extraction.to_run import extract_to_run
+from repdrift.models.load import load_model
+from repdrift.store.manifest import Format, Manifest, step_dir_name
+from repdrift.store.tensorfile import save_safetensors
+from repdrift.tasks.encoding import encode
+from repdrift.tasks.samples import load_samples
+
+if TYPE_CHECKING:
+    from repdrift.models.loaded import LoadedModel
+    from repdrift.tasks.samples import Samples
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_FILE = "adapter_weights/lora.safetensors"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+# --------------------------------------------------------------------------- LoRA weights
+
+
+def lora_tensors(blocks: Sequence[nn.Module]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The active LoRA A/B matrices inside the blocks, keyed by canonical layer and module.
+
+    Returns
+    -------
+    tensors : dict
+        ``"layer_{i}.{module}.lora_A"`` (r, in) and ``"layer_{i}.{module}.lora_B"`` (out, r),
+        float32, e.g. ``layer_3.attention.self.query.lora_A``; ``module`` is the path inside
+        block ``i``.
+    metadata : dict
+        ``"layer_{i}.{module}.scaling"`` -> str(alpha / r) (safetensors metadata is str->str).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {}
+    for i, block in enumerate(blocks):
+        for path, module in block.named_modules():
+            lora_a = getattr(module, "lora_A", None)
+            lora_b = getattr(module, "lora_B", None)
+            if not isinstance(lora_a, nn.ModuleDict) or not isinstance(lora_b, nn.ModuleDict):
+                continue
+            active = [a for a in getattr(module, "active_adapters", list(lora_a)) if a in lora_a]
+            for adapter in active:
+                suffix = "" if len(active) == 1 else f".{adapter}"
+                key = f"layer_{i}.{path}{suffix}"
+                tensors[f"{key}.lora_A"] = (
+                    lora_a[adapter].weight.detach().float().cpu().contiguous()
+                )
+                tensors[f"{key}.lora_B"] = (
+                    lora_b[adapter].weight.detach().float().cpu().contiguous()
+                )
+                scaling = getattr(module, "scaling", {}).get(adapter)
+                if scaling is not None:
+                    meta[f"{key}.scaling"] = repr(float(scaling))
+    return tensors, meta
+
+
+def _adapter_writer(
+    tensors: dict[str, torch.Tensor], meta: dict[str, str]
+) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        save_safetensors(tensors, tmp, metadata=meta)
+
+    return write
+
+
+# --------------------------------------------------------------------------- loaded models
+
+
+def extract_loaded(
+    loaded: LoadedModel,
+    samples: Samples,
+    step_dir: str | Path,
+    *,
+    token_ids: Sequence[Sequence[int]] | None = None,
+    pooling: Pooling = "mean",
+    layers: Sequence[int | str] | int | str | None = None,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    format: Format = "safetensors",
+    step: int = 0,
+    adapter_disabled: bool = False,
+    progress: bool | Callable[[int], None] = True,
+) -> Manifest:
+    """Extract a loaded model's representations of ``samples`` into one step folder.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    samples : Samples
+    step_dir : str or Path
+        ``RUN/step_XXXXXX``.
+    token_ids : optional
+        ``tasks.encode(samples, loaded.tokenizer)`` when already computed.
+    adapter_disabled : bool
+        For a LoRA model: run with the adapter disabled, i.e. the base model's
+        representations (recorded as kind ``base``, ``model.adapter_disabled = true``,
+        ``model.weights_sha256`` = the base's hash). No adapter weights are written.
+    pooling, layers, batch_size, max_tokens, format, step, progress
+        See :func:`extract_to_run`.
+
+    Returns
+    -------
+    Manifest
+    """
+
+    if token_ids is None:
+        token_ids = encode(samples, loaded.tokenizer)
+    source = dict(loaded.source)
+    kind: str = loaded.kind
+    extra_files: dict[str, Callable[[Path], None]] = {}
+    if adapter_disabled:
+        if loaded.kind != "lora":
+            raise InputError(
+                f"adapter_disabled=True needs a LoRA model; {source.get('path')} is {loaded.kind!r}"
+            )
+        source.update(
+            kind="base",
+            path=source.get("base"),
+            adapter=None,
+            adapter_path=source.get("adapter"),
+            adapter_weights_sha256=source.get("weights_sha256"),
+            weights_sha256=source.get("base_weights_sha256"),
+        )
+        kind = "base"
+    elif loaded.kind == "lora":
+        tensors, meta = lora_tensors(loaded.blocks)
+        if tensors:
+            extra_files[ADAPTER_FILE] = _adapter_writer(tensors, meta)
+        else:
+            logger.warning(
+                "no LoRA modules found inside the blocks of %s; no adapter_weights written",
+                source.get("path"),
+            )
+    source["adapter_disabled"] = adapter_disabled
+    tok = loaded.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    run = lambda: extract_to_run(  # noqa: E731
+        loaded.model, loaded.blocks, token_ids, step_dir,
+        sample_ids=samples.ids, pad_id=pad_id, task=samples.task, kind=kind, model_info=source,
+        layers=layers, pooling=pooling, batch_size=batch_size, max_tokens=max_tokens,
+        padding_side=getattr(tok, "padding_side", "right") or "right", embeddings=loaded.embeddings,
+        forward_inputs=loaded.forward_inputs, split=samples.split, data=samples.source,
+        dtype=source.get("dtype", "float32"), max_length=samples.max_length,
+        tokenizer_sha256=source.get("tokenizer_sha256"), format=format, step=step,
+        extra_files=extra_files, progress=progress,
+    )  # fmt: skip
+    if adapter_disabled:
+        with loaded.adapter_disabled():
+            return run()
+    return run()
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def find_checkpoints(model: str | Path) -> dict[int, Path]:
+    """Hugging Face Trainer ``checkpoint-N`` folders of a model, by step N.
+
+    Looked for inside ``model`` and, if there are none, beside it (its parent folder, the
+    Trainer's ``output_dir`` when ``model`` is the final save).
+    """
+    model = Path(model)
+    for folder in (model, model.parent):
+        if not folder.is_dir():
+            continue
+        found = {
+            int(m.group(1)): p
+            for p in folder.iterdir()
+            if p.is_dir() and (m := _CHECKPOINT.match(p.name))
+        }
+        if found:
+            return dict(sorted(found.items()))
+    return {}
+
+
+def extract(
+    model: str | Path,
+    *,
+    task: str,
+    out: str | Path,
+    base: str | Path | None = None,
+    data: str | Path | None = None,
+    samples: int = 750,
+    seed: int = 0,
+    split: str | None = None,
+    pooling: Pooling = "mean",
+    layers: Sequence[int | str] | int | str | None = None,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    dtype: str = "float32",
+    device: str = "auto",
+    format: Format = "safetensors",
+    checkpoints: bool = False,
+    base_out: str | Path | None = None,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Extract a model's layer representations for a task into a run directory.
+
+    Parameters
+    ----------
+    model : str or Path
+        Model folder, hub id, or LoRA adapter folder.
+    task : str
+        Task preset (sst2, mrpc, rte, squad_v2) or a name for custom ``data``.
+    out : str or Path
+        Run directory; ``out/step_000000`` holds the final model. Re-running the same
+        command resumes a partial run and leaves a complete one untouched.
+    base : str or Path, optional
+        Base model of a full fine-tune or LoRA adapter.
+    data, samples, seed, split
+        Passed to :func:`repdrift.tasks.samples.load_samples` (``samples`` is n).
+    pooling : {"mean", "first", "last", "max", "tokens"}
+    layers : selection, optional
+        None: every block; ``"all"``: embeddings and every block; ints, ``"layer_i"`` or
+        ``"embeddings"``.
+    batch_size, max_tokens : int, int or None
+        Samples per batch and optional padded-token budget per batch.
+    dtype, device, trust_remote_code
+        Passed to :func:`repdrift.models.load.load_model`.
+    format : {"safetensors", "pt"}
+    checkpoints : bool
+        Also extract each Trainer ``checkpoint-N`` (see :func:`find_checkpoints`) into
+        ``out/step_{N:06d}``.
+    base_out : str or Path, optional
+        LoRA only: also write the base representations (adapter disabled, same samples) to
+        this run directory, without loading the base a second time.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+
+    out = Path(out)
+    loaded = load_model(
+        model, base=base, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+    )
+    chosen = load_samples(task, data=data, split=split, n=samples, seed=seed)
+    token_ids = encode(chosen, loaded.tokenizer)
+    options: dict[str, Any] = {
+        "pooling": pooling, "layers": layers, "batch_size": batch_size,
+        "max_tokens": max_tokens, "format": format, "progress": progress,
+    }  # fmt: skip
+    if base_out is not None and loaded.kind != "lora":
+        raise InputError(f"base_out needs a LoRA adapter; {model} loaded as {loaded.kind!r}")
+    extract_loaded(loaded, chosen, out / step_dir_name(0), token_ids=token_ids, **options)
+    if base_out is not None:
+        extract_loaded(
+            loaded,
+            chosen,
+            Path(base_out) / step_dir_name(0),
+            token_ids=token_ids,
+            adapter_disabled=True,
+            **options,
+        )
+    if checkpoints:
+        found = find_checkpoints(model)
+        if not found:
+            logger.warning("checkpoints=True but no checkpoint-N folder in or beside %s", model)
+        for step, folder in found.items():
+            if step == 0:
+                logger.warning("skipping %s: step 0 is the final model's folder", folder)
+                continue
+            loaded = None  # one model in memory at a time
+            loaded = load_model(
+                folder, base=base, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+            )
+            logger.info("checkpoint %s -> %s", folder, step_dir_name(step))
+            extract_loaded(loaded, chosen, out / step_dir_name(step), step=step, **options)
+    return out

@@ -1,0 +1,307 @@
+"""The extraction core: length-sorted batches, forward hooks, pooling on the device.
+
+This module knows nothing about files, tasks or how a model was loaded: it takes a torch
+model, the list of its transformer blocks (block ``i`` is the layer called ``layer_i``),
+optionally the embedding module (``embeddings``), and unpadded token-id lists.
+
+How a pass works
+----------------
+* Samples are sorted by length (longest first, ties by original index) so each batch is
+  padded only to its own longest sample. The sorted order is cut into *chunks* of at most
+  ``chunk_size`` rows (samples, or tokens for token-level pooling); batches never cross a
+  chunk boundary. Chunking depends only on the lengths and ``chunk_size`` - not on the batch
+  size - so a resumed run recomputes exactly the chunks it lacks.
+* A forward hook on each requested block pools the block's output on the device as soon as
+  it is produced, in float32. The hook of the last requested layer raises a private
+  exception that stops the forward pass, so the layers above it are never computed.
+* Results are yielded per chunk (:func:`iter_pooled_chunks`, constant memory) or collected
+  in original sample order (:func:`extract_pooled`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from repdrift.common.naming import Pooling, check_pooling
+from repdrift.common.progress import progress_bar
+from repdrift.errors import InputError
+from repdrift.extraction.batching import (
+    layer_modules,
+    pad_batch,
+    plan_batches,
+    plan_chunks,
+    resolve_layers,
+)
+from repdrift.extraction.pooling import pool_hidden
+from repdrift.store.assemble import token_offsets
+from repdrift.store.writer import PooledChunk
+
+logger = logging.getLogger(__name__)
+
+ForwardInputs = Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]
+ProgressCallback = Callable[[int], None]  # receives the number of samples just finished
+
+__all__ = ["Pooled", "default_forward_inputs", "extract_pooled", "iter_pooled_chunks"]
+
+
+class _StopForward(Exception):
+    """Raised by the last requested layer's hook to skip the rest of the forward pass."""
+
+
+def default_forward_inputs(model: nn.Module) -> ForwardInputs:
+    """Keyword arguments for ``model(**kw)`` from padded ids and mask.
+
+    Adds ``position_ids`` counted over real tokens (so left padding does not shift the
+    positions of absolute-position models such as GPT-2) and ``use_cache=False`` (no KV
+    cache is needed for one forward pass) when the model's forward accepts them.
+    """
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - exotic wrappers
+        params = {}
+    wants_positions = "position_ids" in params
+    wants_cache = "use_cache" in params
+
+    def forward_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
+        kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if wants_positions:
+            kw["position_ids"] = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        if wants_cache:
+            kw["use_cache"] = False
+        return kw
+
+    return forward_inputs
+
+
+# --------------------------------------------------------------------------- forward
+
+
+def _check_token_ids(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
+    if len(lengths) == 0:
+        raise InputError("token_ids is empty: nothing to extract")
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        raise InputError(
+            f"sample {int(empty[0])} has no tokens; every sample needs at least one token"
+        )
+    return lengths
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _to_host(pooled: dict[str, torch.Tensor], names: Sequence[str]) -> list[torch.Tensor]:
+    """Move the pooled tensors of one batch to the CPU, in one copy when shapes allow."""
+    tensors = [pooled[n] for n in names]
+    if tensors[0].device.type == "cpu":
+        return tensors
+    if len({t.shape for t in tensors}) == 1:  # one device->host transfer instead of one per layer
+        return list(torch.stack(tensors).cpu().unbind(0))
+    return [t.cpu() for t in tensors]  # e.g. factorised embeddings narrower than the blocks
+
+
+def iter_pooled_chunks(
+    model: nn.Module,
+    blocks: Sequence[nn.Module],
+    token_ids: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    layers: Sequence[str],
+    pooling: Pooling = "mean",
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    padding_side: str = "right",
+    embeddings: nn.Module | None = None,
+    forward_inputs: ForwardInputs | None = None,
+    chunk_size: int = 256,
+    skip_chunks: Sequence[int] | set[int] = (),
+    progress: bool | ProgressCallback = False,
+) -> Iterator[PooledChunk]:
+    """Run the model over ``token_ids`` and yield pooled outputs chunk by chunk.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any torch model whose forward runs ``blocks`` in order; put in eval mode for the
+        pass (and restored after).
+    blocks : sequence of nn.Module
+        Transformer blocks; the output of ``blocks[i]`` is the layer ``layer_i``. A block's
+        output may be a tensor or a tuple whose element 0 is the hidden states (b, t, d).
+    token_ids : sequence of sequence of int
+        n unpadded token-id lists (each non-empty).
+    pad_id : int
+        Token id used for padding (masked out, never pooled).
+    layers : sequence of str
+        Canonical names (see :func:`resolve_layers`).
+    pooling : {"mean", "first", "last", "max", "tokens"}
+    batch_size, max_tokens : int, int or None
+        At most ``batch_size`` samples and ``max_tokens`` padded tokens per batch.
+    padding_side : {"right", "left"}
+    embeddings : nn.Module or None
+        Module whose output is the layer ``embeddings``.
+    forward_inputs : callable or None
+        ``(input_ids, attention_mask) -> kwargs`` for ``model(**kwargs)``, both (b, t) int64
+        on the model's device; default :func:`default_forward_inputs`.
+    chunk_size : int
+        Maximum rows per chunk (samples, or tokens for ``tokens`` pooling).
+    skip_chunks : collection of int
+        Chunk numbers not to compute (already on disk when resuming).
+    progress : bool or callable
+        True for a rich progress bar, or a callback receiving the number of samples done.
+
+    Yields
+    ------
+    PooledChunk
+        In chunk order, skipping ``skip_chunks``.
+    """
+    pooling = check_pooling(pooling)
+    if padding_side not in ("right", "left"):
+        raise InputError(f"padding_side={padding_side!r} is not 'right' or 'left'")
+    if not layers:
+        raise InputError("layers is empty: nothing to extract")
+    lengths = _check_token_ids(token_ids)
+    targets = layer_modules(layers, blocks, embeddings)
+    last_name = layers[-1]
+    forward_inputs = forward_inputs or default_forward_inputs(model)
+    device = _model_device(model)
+    chunks = plan_chunks(lengths, chunk_size, token_level=pooling == "tokens")
+    skip = set(skip_chunks)
+    todo = int(sum(len(c) for k, c in enumerate(chunks) if k not in skip))
+
+    state: dict[str, Any] = {"mask": None, "out": {}}
+
+    def make_hook(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+            hidden = output if torch.is_tensor(output) else output[0]
+            state["out"][name] = pool_hidden(hidden, state["mask"], pooling)
+            if name == last_name:
+                raise _StopForward
+
+        return hook
+
+    was_training = model.training
+    handles = [module.register_forward_hook(make_hook(name)) for name, module in targets]
+    callback_cm = (
+        contextlib.nullcontext(progress)
+        if callable(progress)
+        else progress_bar(todo, enabled=bool(progress), description="extracting")
+    )
+    try:
+        model.eval()
+        with callback_cm as advance:
+            for k, chunk in enumerate(chunks):
+                if k in skip:
+                    continue
+                parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+                for batch in plan_batches(
+                    chunk, lengths, batch_size=batch_size, max_tokens=max_tokens
+                ):
+                    ids, mask = pad_batch(
+                        [token_ids[i] for i in batch], pad_id=pad_id, padding_side=padding_side
+                    )
+                    ids, mask = ids.to(device), mask.to(device)
+                    state["mask"], state["out"] = mask.bool(), {}
+                    # Inference mode per batch, not around the generator: the consumer's code
+                    # between two yields must not run in it.
+                    with torch.inference_mode():
+                        try:
+                            model(**forward_inputs(ids, mask))
+                        except _StopForward:
+                            pass
+                        missing = [n for n in layers if n not in state["out"]]
+                        if missing:
+                            raise InputError(
+                                f"the forward pass never ran the module(s) for {missing}; "
+                                "are the blocks part of this model?"
+                            )
+                        for n, part in zip(layers, _to_host(state["out"], layers), strict=True):
+                            parts[n].append(part)
+                    state["out"] = {}
+                    advance(len(batch))
+                yield PooledChunk(
+                    index=k,
+                    sample_indices=chunk,
+                    lengths=lengths[chunk],
+                    layers={n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()},
+                )
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
+@dataclass
+class Pooled:
+    """All outputs of :func:`extract_pooled`, in original sample order.
+
+    Attributes
+    ----------
+    layers : dict[str, torch.Tensor]
+        Per layer (n, d) float32; for ``tokens`` pooling (total_tokens, d).
+    offsets : torch.Tensor or None
+        For ``tokens`` pooling (n + 1,) int64: sample ``i`` is rows ``offsets[i]:offsets[i+1]``.
+    """
+
+    layers: dict[str, torch.Tensor]
+    offsets: torch.Tensor | None = None
+
+
+def extract_pooled(
+    model: nn.Module,
+    blocks: Sequence[nn.Module],
+    token_ids: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    layers: Sequence[int | str] | int | str | None = None,
+    pooling: Pooling = "mean",
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    padding_side: str = "right",
+    embeddings: nn.Module | None = None,
+    forward_inputs: ForwardInputs | None = None,
+    progress: bool | ProgressCallback = False,
+) -> Pooled:
+    """Pooled layer outputs of all samples, in memory, in original sample order.
+
+    The in-memory counterpart of :func:`iter_pooled_chunks` (same parameters; ``layers``
+    may be any selection accepted by :func:`resolve_layers`). Memory grows with n: use
+    :func:`repdrift.extraction.api.extract_to_run` to stream to disk instead.
+    """
+    names = resolve_layers(layers, len(blocks), has_embeddings=embeddings is not None)
+    lengths = _check_token_ids(token_ids)
+    n = len(lengths)
+    token_level = pooling == "tokens"
+    offsets = token_offsets(lengths) if token_level else None
+    result: dict[str, torch.Tensor] = {}
+    # One chunk holding everything: batches are then planned over the full sorted order.
+    size = int(lengths.sum()) if token_level else n
+    for chunk in iter_pooled_chunks(
+        model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling, batch_size=batch_size,
+        max_tokens=max_tokens, padding_side=padding_side, embeddings=embeddings,
+        forward_inputs=forward_inputs, chunk_size=size, progress=progress,
+    ):  # fmt: skip
+        for name, values in chunk.layers.items():
+            if name not in result:
+                rows = int(offsets[-1]) if token_level else n
+                result[name] = torch.empty((rows, values.shape[1]), dtype=torch.float32)
+            if token_level:
+                pos = 0
+                for idx, length in zip(chunk.sample_indices, chunk.lengths, strict=True):
+                    result[name][offsets[idx] : offsets[idx] + length] = values[pos : pos + length]
+                    pos += int(length)
+            else:
+                result[name][torch.from_numpy(chunk.sample_indices)] = values
+    return Pooled(result, torch.from_numpy(offsets) if token_level else None)

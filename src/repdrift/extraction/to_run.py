@@ -1,0 +1,205 @@
+"""Streaming extraction of any torch model into one step folder of a run directory.
+
+:func:`extract_to_run` drives :func:`repdrift.extraction.capture.iter_pooled_chunks` into a
+:class:`repdrift.store.writer.StepWriter`: chunks of pooled outputs go to disk as they are produced
+(memory does not grow with the number of samples), a partial step is resumed, and the layer
+files are assembled at the end. It needs no :mod:`repdrift.models` / :mod:`repdrift.tasks`
+objects: a model, its blocks and token ids are enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from repdrift.common.naming import Pooling, check_pooling
+from repdrift.common.version import __version__
+from repdrift.errors import InputError
+from repdrift.extraction.capture import (
+    ForwardInputs,
+    iter_pooled_chunks,
+    plan_chunks,
+    resolve_layers,
+)
+from repdrift.store.manifest import SCHEMA_VERSION, Format, Manifest
+from repdrift.store.writer import StepWriter
+
+# Chunk sizing: pooled chunks hold this many samples (resume granularity); token-level chunks
+# are sized so one chunk of all requested layers stays near the byte budget.
+POOLED_CHUNK_SAMPLES = 256
+TOKEN_CHUNK_BYTES = 64 << 20
+
+
+def default_chunk_size(pooling: str, n_layers: int, hidden_size: int | None) -> int:
+    """Rows per chunk: 256 samples pooled, or ~64 MiB of float32 tokens for all layers."""
+    if pooling != "tokens":
+        return POOLED_CHUNK_SAMPLES
+    per_token = n_layers * (hidden_size or 1024) * 4
+    return max(1, TOKEN_CHUNK_BYTES // per_token)
+
+
+def token_ids_sha256(token_ids: Sequence[Sequence[int]]) -> str:
+    """sha256 over the exact token ids (length-prefixed, int64), to detect any input change."""
+    digest = hashlib.sha256()
+    for seq in token_ids:
+        arr = np.asarray(seq, dtype=np.int64)
+        digest.update(np.int64(len(arr)).tobytes())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def peak_memory(device: torch.device | None = None) -> dict[str, int | None]:
+    """Peak host RSS of this process and peak allocated device memory, in bytes."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_bytes = rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+    device_bytes = None
+    if device is not None and device.type == "cuda":
+        device_bytes = int(torch.cuda.max_memory_allocated(device))
+    return {"rss_bytes": int(rss_bytes), "device_bytes": device_bytes}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def extract_to_run(
+    model: nn.Module,
+    blocks: Sequence[nn.Module],
+    token_ids: Sequence[Sequence[int]],
+    step_dir: str | Path,
+    *,
+    sample_ids: Sequence[str],
+    pad_id: int,
+    task: str = "custom",
+    kind: str = "base",
+    model_info: dict[str, Any] | None = None,
+    layers: Sequence[int | str] | int | str | None = None,
+    pooling: Pooling = "mean",
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    padding_side: str = "right",
+    embeddings: nn.Module | None = None,
+    forward_inputs: ForwardInputs | None = None,
+    split: str | None = None,
+    data: dict[str, Any] | None = None,
+    dtype: str = "float32",
+    max_length: int | None = None,
+    tokenizer_sha256: str | None = None,
+    format: Format = "safetensors",
+    step: int = 0,
+    chunk_size: int | None = None,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+    extra: dict[str, Any] | None = None,
+    progress: bool | Callable[[int], None] = True,
+) -> Manifest:
+    """Extract pooled layer outputs of ``token_ids`` into one step folder, resumably.
+
+    Chunks of the length-sorted order are written to ``step_dir/.partial`` as they are
+    produced, so memory does not grow with the number of samples; a previous partial run
+    with the same settings is resumed (finished chunks are skipped); a complete run with the
+    same settings is left alone. Layer files hold rows in the order of ``token_ids``.
+
+    Parameters
+    ----------
+    model, blocks, embeddings, forward_inputs, pad_id, pooling, batch_size, max_tokens, padding_side
+        As in :func:`repdrift.extraction.capture.iter_pooled_chunks`.
+    token_ids : sequence of sequence of int
+        n unpadded token-id lists.
+    step_dir : str or Path
+        The ``RUN/step_XXXXXX`` folder.
+    sample_ids : sequence of str
+        n unique ids, one per sample.
+    layers : selection
+        See :func:`repdrift.extraction.capture.resolve_layers` (None: every block).
+    task, kind, model_info, split, data, dtype, max_length, tokenizer_sha256, step, extra
+        Recorded in the manifest (identity fields are compared when resuming).
+    format : {"safetensors", "pt"}
+    chunk_size : int, optional
+        Rows per chunk (default :func:`default_chunk_size`); a resumed run keeps its own.
+    extra_files : dict, optional
+        ``relative path -> write(tmp_path)`` for extra files listed in the manifest.
+    progress : bool or callable
+        Rich progress bar (True), none (False), or a callback receiving samples done.
+
+    Returns
+    -------
+    Manifest
+        The complete manifest.
+
+    Raises
+    ------
+    InputError
+        Bad argument, or ``step_dir`` holds a run with different settings (the message names
+        the field; nothing is deleted).
+    """
+    started, t0 = _now(), time.perf_counter()
+    pooling = check_pooling(pooling)
+    if format not in ("safetensors", "pt"):
+        raise InputError(f"format={format!r} is not 'safetensors' or 'pt'")
+    names = resolve_layers(layers, len(blocks), has_embeddings=embeddings is not None)
+    if len(sample_ids) != len(token_ids):
+        raise InputError(f"{len(sample_ids)} sample_ids for {len(token_ids)} token-id lists")
+    info = dict(model_info or {})
+    info.setdefault("architecture", type(model).__name__)
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    try:
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            repdrift_version=__version__,
+            status="partial",
+            format=format,
+            step=step,
+            kind=kind,
+            model=info,
+            task=task,
+            split=split,
+            data=dict(data or {}),
+            n_samples=len(sample_ids),
+            sample_ids=[str(s) for s in sample_ids],
+            pooling=pooling,
+            dtype=dtype,
+            max_length=max_length,
+            tokenizer_sha256=tokenizer_sha256,
+            token_ids_sha256=token_ids_sha256(token_ids),
+            layers=names,
+            padding_side=padding_side,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            chunk_size=chunk_size or default_chunk_size(pooling, len(names), hidden),
+            timing={"started_at": started},
+            extra=dict(extra or {}),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise InputError(f"invalid extraction setting '{loc}': {first['msg']}") from None
+
+    with StepWriter.open(step_dir, manifest) as writer:
+        if writer.complete:
+            return writer.manifest
+        chunk_size = writer.manifest.chunk_size  # a resumed run keeps its chunking
+        lengths = [len(t) for t in token_ids]
+        n_chunks = len(plan_chunks(lengths, chunk_size, token_level=pooling == "tokens"))
+        for chunk in iter_pooled_chunks(
+            model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling,
+            batch_size=batch_size, max_tokens=max_tokens, padding_side=padding_side,
+            embeddings=embeddings, forward_inputs=forward_inputs, chunk_size=chunk_size,
+            skip_chunks=writer.done_chunks, progress=progress,
+        ):  # fmt: skip
+            writer.write_chunk(chunk)
+        for rel, write in (extra_files or {}).items():
+            writer.add_file(rel, write)
+        device = next((p.device for p in model.parameters()), None)
+        timing = {"finished_at": _now(), "seconds": round(time.perf_counter() - t0, 3)}
+        return writer.finish(n_chunks=n_chunks, timing=timing, peak_memory=peak_memory(device))

@@ -1,0 +1,59 @@
+"""Find the transformer blocks of any supported architecture (block i is canonical layer_i)."""
+
+from __future__ import annotations
+
+import torch
+
+from repdrift.errors import InputError
+
+# Last path component of a ModuleList that holds the transformer blocks, across families:
+# BERT/RoBERTa/ELECTRA "encoder.layer", DistilBERT "transformer.layer", Llama/Mistral/Qwen/
+# Gemma/Phi "layers", GPT-2/GPT-J/Falcon/BLOOM "h", T5 "block", others "blocks".
+_BLOCK_LIST_NAMES = ("layer", "layers", "h", "block", "blocks")
+
+
+def _block_lists(model: torch.nn.Module) -> list[tuple[str, torch.nn.ModuleList]]:
+    """Outermost ModuleLists named like a block stack whose children share one class."""
+    found: list[tuple[str, torch.nn.ModuleList]] = []
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.ModuleList) or len(module) == 0:
+            continue
+        if name.rsplit(".", 1)[-1] not in _BLOCK_LIST_NAMES:
+            continue
+        if len({type(child) for child in module}) != 1:
+            continue
+        # a block may itself hold a list called "layer" (T5Block.layer): keep the outer one
+        if any(name.startswith(outer + ".") for outer, _ in found):
+            continue
+        found.append((name, module))
+    return found
+
+
+def find_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer blocks of ``model`` in order (block ``i`` is canonical ``layer_i``).
+
+    Works through task heads and peft wrappers: BERT ``encoder.layer``, Llama/Mistral/Qwen
+    ``layers``, GPT-2 ``h``, DistilBERT ``transformer.layer``.
+
+    Raises
+    ------
+    InputError
+        No block stack, or several (an encoder-decoder model), was found.
+    """
+    return list(find_blocks_named(model)[1])
+
+
+def find_blocks_named(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
+    candidates = _block_lists(model)
+    if not candidates:
+        raise InputError(
+            f"no transformer blocks found in {type(model).__name__}: expected a ModuleList "
+            f"named one of {', '.join(_BLOCK_LIST_NAMES)} (e.g. encoder.layer, layers, h)"
+        )
+    if len(candidates) > 1:
+        names = ", ".join(name for name, _ in candidates)
+        raise InputError(
+            f"{type(model).__name__} has several block stacks ({names}); encoder-decoder "
+            "models are not supported"
+        )
+    return candidates[0]

@@ -1,0 +1,112 @@
+"""Where a model comes from: a local folder or a hub id, and the hash of its weights.
+
+One rule decides "local path or hub id" for every caller (:func:`normalize_source`): an existing
+folder is local; a string shaped like ``name`` or ``org/name`` is a hub id; anything else is a
+path that does not exist, reported as such.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from repdrift.errors import InputError, IntegrityError
+
+logger = logging.getLogger(__name__)
+
+
+# Hub ids look like "name" or "org/name"; anything else (absolute, ./relative, deeper) is a path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` is shaped like a hub id (``name`` or ``org/name``)."""
+    return bool(_HUB_ID.match(text))
+
+
+def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """SHA-256 over the bytes of several files, read in order of file name.
+
+    For one file this is the file's plain ``sha256sum``; for several it is the sha256 of their
+    concatenation sorted by file name (``cat $(ls | sort) | sha256sum``), so the result does not
+    depend on directory listing order.
+    """
+    files = sorted((Path(p) for p in paths), key=lambda p: (p.name, str(p)))
+    if not files:
+        raise InputError("sha256_files needs at least one file, got none")
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise IntegrityError(f"cannot read {path} to hash it: {exc}") from exc
+    return digest.hexdigest()
+
+
+Source = Path | str  # a local folder (Path) or a hub id (str)
+
+
+_HASH_CACHE: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+def normalize_source(value: str | os.PathLike[str], what: str) -> Source:
+    """A local folder as an absolute Path, or a hub id as str; anything else is an error."""
+    text = os.fspath(value)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"{what} {text!r} is a file; expected a model folder or a hub id")
+        return path.resolve()
+    # "runs/model" where runs/ exists here is a mistyped local path, not a hub repo
+    if is_hub_id(text) and not ("/" in text and path.parent.is_dir()):
+        return text
+    raise InputError(f"{what} {text!r} does not exist (expected a local model folder or a hub id)")
+
+
+def _local_folder(src: Source) -> Path | None:
+    """The folder holding a source's files: itself, or a hub id's cached snapshot."""
+    if isinstance(src, Path):
+        return src
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in ("config.json", "adapter_config.json"):
+            hit = try_to_load_from_cache(src, name)
+            if isinstance(hit, str):
+                return Path(hit).parent
+    except Exception as exc:  # a hub cache we cannot read only costs us the hash
+        logger.debug("no cached snapshot for %s: %s", src, exc)
+    return None
+
+
+def weight_files(folder: Path, *, adapter: bool = False) -> list[Path]:
+    """Weight files of a model folder (or adapter files of an adapter folder)."""
+    if adapter:
+        names = ["adapter_model.safetensors", "adapter_model.bin"]
+        return [folder / n for n in names if (folder / n).is_file()][:1]
+    found = sorted(folder.glob("*.safetensors"))
+    if not found:
+        # checkpoints also hold training_args.bin / optimizer.pt, which are not weights
+        found = sorted(
+            p for p in folder.glob("*.bin") if p.name.startswith(("pytorch_model", "model"))
+        )
+    return found
+
+
+def hash_weights(src: Source, *, adapter: bool = False) -> tuple[str | None, list[str]]:
+    """sha256 over a source's weight files (cached per path, size and mtime) and their names."""
+    folder = _local_folder(src)
+    files = weight_files(folder, adapter=adapter) if folder is not None else []
+    if not files:
+        logger.warning("no weight files found to hash for %s; weights_sha256 is null", src)
+        return None, []
+    key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if key not in _HASH_CACHE:
+        _HASH_CACHE[key] = sha256_files(files)
+    return _HASH_CACHE[key], [p.name for p in files]

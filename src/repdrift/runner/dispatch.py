@@ -1,0 +1,94 @@
+"""Running one job: the thin bridge from a :class:`~repdrift.runner.plan.Job` to a stage API.
+
+:func:`run_job` is what every executor calls (in this process, in a Ray worker, in a Slurm
+array task); it only uses the stages' public functions: :func:`repdrift.training.recipe.train`,
+:func:`repdrift.extraction.api.extract` (step 0, resumable, a no-op on a complete run) and, for one
+``checkpoint-N`` folder, :func:`repdrift.extraction.api.extract_loaded` into ``step_N``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from repdrift.errors import InputError, IntegrityError
+from repdrift.extraction.api import extract, extract_loaded
+from repdrift.models.load import load_model
+from repdrift.runner.job import Job
+from repdrift.store.manifest import step_dir_name
+from repdrift.store.reader import verify_run
+from repdrift.tasks.samples import load_samples
+from repdrift.training.recipe import train
+
+logger = logging.getLogger(__name__)
+
+_EXTRACT_KEYS = ("pooling", "layers", "batch_size", "max_tokens", "format")
+
+
+def run_job(job: Job, *, progress: bool = True) -> str:
+    """Run one job to completion; returns its id.
+
+    Raises
+    ------
+    InputError, IntegrityError
+        From the stage (bad settings, missing model, a run made with other settings, ...).
+    """
+    logger.info("running %s", job.id)
+    if job.kind == "train":
+
+        train(model=job.model, out=job.out, progress=progress, **job.kwargs)
+    elif job.kind == "extract":
+        if not job.needs and job.model.startswith("/") and not Path(job.model).exists():
+            raise InputError(f"{job.id}: model folder {job.model} does not exist")
+        if job.step == 0:
+
+            extract(job.model, out=job.out, progress=progress, **job.kwargs)
+        else:
+            _extract_checkpoint(job, progress=progress)
+    elif job.kind == "import":
+
+        problems = verify_run(job.out)
+        if problems:
+            raise IntegrityError(f"{job.id}: {problems[0]}")
+    else:  # pragma: no cover - Job.kind is a Literal
+        raise InputError(f"unknown job kind {job.kind!r}")
+    return job.id
+
+
+def _extract_checkpoint(job: Job, *, progress: bool) -> None:
+    """Extract one ``checkpoint-N`` folder into ``RUN/step_N`` (same samples as step 0)."""
+
+    kw = job.kwargs
+    folder = Path(job.model)
+    if not folder.is_dir():
+        raise InputError(
+            f"{job.id}: checkpoint folder {folder} does not exist (train with save_steps "
+            "dividing the step, or remove the step from checkpoints)"
+        )
+    loaded = load_model(
+        folder, base=kw["base"], device=kw["device"], dtype=kw["dtype"],
+        trust_remote_code=kw["trust_remote_code"],
+    )  # fmt: skip
+    samples = load_samples(
+        kw["task"], data=kw["data"], split=kw["split"], n=kw["samples"], seed=kw["seed"]
+    )
+    extract_loaded(
+        loaded,
+        samples,
+        job.out / step_dir_name(job.step),
+        step=job.step,
+        progress=progress,
+        **{k: kw[k] for k in _EXTRACT_KEYS},
+    )
+
+
+def run_job_quietly(job: Job, *_upstream: object) -> str:
+    """:func:`run_job` without progress bars, for remote workers (upstream results ignored)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    return run_job(job, progress=False)
+
+
+__all__ = ["run_job", "run_job_quietly"]

@@ -1,0 +1,309 @@
+"""Experiment files: one YAML file describes a whole study, validated by pydantic.
+
+An experiment names a base model, the tasks, the training seeds and the fine-tuned variants
+(full checkpoints and LoRA adapters, as path templates), and how to extract, analyse and
+report them; this module is the schema (pydantic models), and
+:func:`repdrift.runner.experiment_file.load_experiment` reads and validates a file; every problem is reported
+with the file and the field, e.g. ``study.yaml: variants[1].path: field required``.
+
+Example::
+
+    name: demo
+    base_model: bundled:minilm              # a folder, a hub id, or bundled:minilm
+    tasks: [demo-sst, {name: reviews, data: data/reviews.csv}]
+    samples: 200
+    seeds: [42, 1337]
+    variants:
+      - {method: full, path: "models/{task}_full_seed{seed}"}
+      - {method: lora, path: "adapters/{task}_lora_seed{seed}"}
+    train: {max_steps: 60, lr: {full: 5.0e-5, lora: 1.0e-3}}   # optional: train missing variants
+    analysis: {n_boot: 200, n_perm: 200}
+    output: out                             # runs/, results/, figures/, report.html
+
+Relative paths (model folders, data, templates, output, import) resolve against the YAML
+file's folder. Unknown fields are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from repdrift.errors import InputError
+from repdrift.metrics.registry import names as metric_names
+
+#: The placeholders a variant path template may use (``{output}``: the output folder, so
+#: trained models can live next to the runs).
+PLACEHOLDERS = ("task", "seed", "method", "output")
+#: ``base_model: bundled:NAME`` values and what they resolve to.
+BUNDLED_MODELS = ("minilm",)
+#: Mirrors :data:`repdrift.analysis.compare_runs.DEFAULT_METRICS` (not imported: config stays light).
+DEFAULT_METRICS = ("cka_debiased", "cka_linear", "cosine", "procrustes")
+
+Method = Literal["full", "lora"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TaskConfig(_Section):
+    """A task: a preset name, or a name with local ``data`` for a custom task."""
+
+    name: str = Field(min_length=1)
+    data: Path | None = None
+    split: str | None = None
+    text_fields: list[str] | None = None
+
+    @field_validator("text_fields")
+    @classmethod
+    def _no_text_fields(cls, value: list[str] | None) -> list[str] | None:
+        # extract() and train() infer the text column ("text" or "sentence") and take no
+        # text_fields argument yet; accepting the field silently would measure the wrong column.
+        if value is not None:
+            raise ValueError(
+                "not supported yet by repdrift.extract/train: name the text column 'text' or "
+                "'sentence' (pairs: 'sentence1'/'sentence2' as in GLUE) and remove text_fields"
+            )
+        return value
+
+
+class VariantConfig(_Section):
+    """A fine-tuned variant: its method and a path template (``{task}``, ``{seed}``, ``{method}``,
+    ``{output}``)."""
+
+    method: Method
+    path: str = Field(min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid template ({exc})") from None
+        for name in fields:
+            if name not in PLACEHOLDERS:
+                shown = "{" + name + "}" if name else "{}"
+                raise ValueError(
+                    f"unknown placeholder {shown} in {value!r}; use "
+                    + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                )
+        return value
+
+    def placeholders(self) -> set[str]:
+        """The placeholder names the template uses."""
+        return {f for _, f, _, _ in string.Formatter().parse(self.path) if f}
+
+
+class TrainConfig(_Section):
+    """Settings of :func:`repdrift.training.recipe.train` for variants that do not exist yet."""
+
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
+    lr: dict[Method, float] | None = None
+    batch_size: int = Field(16, ge=1)
+    rank: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    max_train_samples: int | None = Field(None, ge=1)
+    save_steps: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(256, ge=0)
+    device: str = "auto"
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_per_method(cls, value: Any) -> Any:
+        # one number means the same peak rate for both methods
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"full": value, "lora": value}
+        return value
+
+    def arguments(self, method: str) -> dict[str, Any]:
+        """Keyword arguments of :func:`repdrift.training.recipe.train` for one method."""
+        args = self.model_dump(exclude={"lr"})
+        args["lr"] = (self.lr or {}).get(method)  # type: ignore[call-overload]
+        return args
+
+
+class ExtractionConfig(_Section):
+    """Settings of :func:`repdrift.extraction.api.extract`."""
+
+    pooling: Literal["mean", "first", "last", "max", "tokens"] = "mean"
+    layers: list[int | str] | str | None = None
+    batch_size: int = Field(32, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "auto"
+    format: Literal["safetensors", "pt"] = "safetensors"
+    trust_remote_code: bool = False
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [value]
+        return value
+
+
+class AnalysisConfig(_Section):
+    """Settings of :func:`repdrift.analysis.compare_runs.compare` and the weight analysis."""
+
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
+    n_boot: int = Field(1000, ge=0)
+    n_perm: int = Field(1000, ge=0)
+    level: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    cross_layer_metric: str = "cka_debiased"
+    weights: bool = True
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _check_metric(name)
+        return value
+
+    @field_validator("cross_layer_metric")
+    @classmethod
+    def _known_cross(cls, value: str) -> str:
+        _check_metric(value)
+        return value
+
+
+def _check_metric(name: str) -> None:
+    if name not in metric_names():
+        raise ValueError(f"unknown metric {name!r}; expected one of {', '.join(metric_names())}")
+
+
+class FiguresConfig(_Section):
+    """Figure output."""
+
+    format: Literal["png", "svg", "pdf"] = "png"
+
+
+class ImportConfig(_Section):
+    """An existing results tree in the original study's layout, analysed instead of extracted.
+
+    ``runs`` holds ``{task}_{method}_seed{seed}/step_000000/layer_i.pt`` folders (``method``
+    ``full``, ``full_finetune`` or ``lora``; ``{method}_seed{seed}_{task}`` is also found);
+    ``base`` holds the base run of each task as ``{task}_base``, ``base_pretrained_{task}`` or
+    ``{task}`` (looked for in ``base``, then in ``runs``). ``methods``: the fine-tuning methods
+    to import (default both).
+    """
+
+    runs: Path
+    base: Path | None = None
+    methods: list[Method] = Field(default_factory=lambda: ["full", "lora"], min_length=1)
+
+
+class Experiment(_Section):
+    """A validated experiment file (paths already resolved against the file's folder)."""
+
+    name: str | None = None
+    base_model: str | None = None
+    tasks: list[TaskConfig] = Field(min_length=1)
+    samples: int = Field(750, ge=1)
+    sample_seed: int = 0
+    seeds: list[int] = Field(min_length=1)
+    variants: list[VariantConfig] = Field(default_factory=list)
+    train: TrainConfig | None = None
+    checkpoints: bool | list[int] = False
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    figures: FiguresConfig = Field(default_factory=FiguresConfig)
+    output: Path = Path("output")
+    import_: ImportConfig | None = Field(None, alias="import")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_names(cls, value: Any) -> Any:
+        # a bare string is a preset (or a name whose data is given elsewhere)
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("import_", mode="before")
+    @classmethod
+    def _import_shorthand(cls, value: Any) -> Any:
+        # `import: PATH` is `import: {runs: PATH}`
+        return {"runs": value} if isinstance(value, (str, Path)) else value
+
+    @field_validator("checkpoints", mode="before")
+    @classmethod
+    def _checkpoint_steps(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, list):
+            if not value or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+            ):
+                raise ValueError(
+                    f"expected true/false or a list of positive step numbers, got {value!r}"
+                )
+            return sorted(set(value))
+        raise ValueError(f"expected true/false or a list of positive step numbers, got {value!r}")
+
+    _base_model_label: str | None = PrivateAttr(None)
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def base_model_label(self) -> str | None:
+        """``base_model`` as written in the file (e.g. ``bundled:minilm``), for display."""
+        return self._base_model_label or self.base_model
+
+    @property
+    def task_names(self) -> list[str]:
+        """Task names in file order."""
+        return [t.name for t in self.tasks]
+
+    def task(self, name: str) -> TaskConfig:
+        """The task called ``name``."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise InputError(f"experiment has no task {name!r}; tasks are {self.task_names}")
+
+    def variant_path(self, variant: VariantConfig, task: str, seed: int) -> Path:
+        """The model folder of one variant for one task and seed."""
+        return Path(
+            variant.path.format(task=task, seed=seed, method=variant.method, output=self.output)
+        )
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.output / "runs"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.output / "results"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.output / "figures"
+
+    @property
+    def report_path(self) -> Path:
+        return self.output / "report.html"
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+__all__ = [
+    "BUNDLED_MODELS",
+    "PLACEHOLDERS",
+    "AnalysisConfig",
+    "Experiment",
+    "ExtractionConfig",
+    "FiguresConfig",
+    "ImportConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "VariantConfig",
+]

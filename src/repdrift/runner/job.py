@@ -1,0 +1,57 @@
+"""One job of a study: train a variant, extract a model (one checkpoint step) into a run directory, or import a run of the original layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+JobKind = Literal["train", "extract", "import"]
+
+
+Status = Literal["done", "partial", "todo", "missing", "stale", "invalid"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One train / extract / import job.
+
+    Attributes
+    ----------
+    id
+        Stable, unique, sortable: ``train:sst2:lora:seed42``, ``extract:sst2:base``,
+        ``extract:sst2:full:seed42:step100``.
+    kind
+        ``train``, ``extract`` or ``import``.
+    task, method, seed, step
+        Labels of the run (``method`` is ``base``, ``full`` or ``lora``; ``seed`` None for
+        the base run; ``step`` 0 for the final model).
+    model
+        What is loaded: the base model (train, base extraction), the variant folder, or a
+        ``checkpoint-N`` folder.
+    out
+        The run directory (extract, import) or the trained model folder (train).
+    group
+        Shard unit: ``sst2/lora/seed42`` or ``sst2/base``.
+    needs
+        Ids of jobs that must finish first.
+    kwargs
+        Keyword arguments of the stage function (picklable plain values).
+    """
+
+    id: str
+    kind: JobKind
+    task: str
+    method: str
+    seed: int | None
+    step: int
+    model: str
+    out: Path
+    group: str
+    needs: tuple[str, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def run_name(task: str, method: str, seed: int | None) -> str:
+    """The original study's run folder name: ``{task}_{method}_seed{seed}`` or ``{task}_base``."""
+    return f"{task}_base" if method == "base" else f"{task}_{method}_seed{seed}"

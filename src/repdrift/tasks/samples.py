@@ -1,0 +1,343 @@
+"""The fixed validation samples every model of an experiment sees.
+
+A task names a dataset split, its text column(s), its id column and how to truncate. From it
+:func:`load_samples` draws ``n`` rows with an explicit seed and keeps them in dataset order, so
+the same (task, data, split, n, seed) always gives the same samples with the same string ids,
+whichever model reads them. :func:`repdrift.tasks.encoding.encode` turns them into token ids
+for one tokenizer; the presets live in :mod:`repdrift.tasks.presets`.
+
+Presets are the GLUE tasks ``sst2``, ``mrpc``, ``rte`` (ids from ``idx``, max length 128,
+``longest_first`` truncation of pairs) and ``squad_v2`` (question/context, ids from ``id``, max
+length 384, only the context truncated). ``data=`` points a preset, or a custom task, at a
+local CSV / TSV / JSON / JSONL / parquet file, a ``save_to_disk`` folder, or a folder of such
+files named by split (``validation.csv``, ``dev.tsv``, ``validation-00000-of-00001.parquet``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from repdrift.errors import InputError, IntegrityError
+from repdrift.tasks.presets import BUNDLED_DATA, PRESETS, TaskSpec, bundled_data
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Samples", "choose_rows", "load_samples"]
+
+
+_TRUNCATIONS = ("longest_first", "only_second", "only_first")
+_FILE_BUILDERS = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+# Folders of files name the validation split in several ways (GLUE's raw files say "dev").
+_SPLIT_ALIASES = {"validation": ("validation", "dev", "val", "valid")}
+_FEWER_LOGGED: set[tuple[str, str, str]] = set()
+
+
+@dataclass
+class Samples:
+    """The fixed samples of one task split, in dataset order.
+
+    ``texts[i]`` (and ``text_pairs[i]`` for pairs) is the sample with id ``ids[i]``;
+    ``labels[i]`` its label (None when the data has no label column).
+    """
+
+    task: str
+    split: str
+    ids: list[str]
+    texts: list[str]
+    text_pairs: list[str] | None
+    labels: list | None
+    max_length: int
+    truncation: str
+    source: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading data
+# --------------------------------------------------------------------------------------------
+
+
+def _load_file(path: Path) -> Any:
+    import datasets
+
+    builder, options = _FILE_BUILDERS[path.suffix.lower()]
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as exc:  # datasets raises many types for a malformed file
+        raise IntegrityError(f"cannot read {path} as {builder}: {exc}") from exc
+
+
+def _split_files(folder: Path, split: str) -> list[Path]:
+    names = _SPLIT_ALIASES.get(split, (split,))
+    for name in names:
+        hits = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file()
+            and p.suffix.lower() in _FILE_BUILDERS
+            and (p.stem == name or p.stem.startswith(name + "-") or p.stem.startswith(name + "."))
+        )
+        if hits:
+            return hits
+    return []
+
+
+def _load_local(data: Path, split: str) -> tuple[Any, str]:
+    """A local dataset and a description of where it came from (for error messages)."""
+    import datasets
+
+    if not data.exists():
+        raise InputError(f"data {data} does not exist")
+    if data.is_file():
+        if data.suffix.lower() not in _FILE_BUILDERS:
+            raise InputError(
+                f"data file {data}: unsupported type {data.suffix!r}; expected one of "
+                f"{', '.join(sorted(_FILE_BUILDERS))} or a save_to_disk folder"
+            )
+        return _load_file(data), str(data)
+    if any((data / name).is_file() for name in ("dataset_dict.json", "state.json")):
+        try:
+            loaded = datasets.load_from_disk(str(data))
+        except Exception as exc:
+            raise IntegrityError(f"cannot read save_to_disk folder {data}: {exc}") from exc
+        if isinstance(loaded, datasets.DatasetDict):
+            names = _SPLIT_ALIASES.get(split, (split,))
+            present = [n for n in names if n in loaded]
+            if not present:
+                raise InputError(
+                    f"split {split!r} not in {data}; available splits: {', '.join(loaded)}"
+                )
+            return loaded[present[0]], f"{data} (split {present[0]})"
+        return loaded, str(data)
+    files = _split_files(data, split)
+    if not files:
+        listing = ", ".join(sorted(p.name for p in data.iterdir())) or "nothing"
+        raise InputError(
+            f"no file for split {split!r} in {data} (expected e.g. {split}.csv, {split}.jsonl "
+            f"or {split}.parquet); the folder holds: {listing}"
+        )
+    suffixes = {p.suffix.lower() for p in files}
+    if len(suffixes) > 1:
+        raise InputError(f"split {split!r} in {data} has files of several types: {files}")
+    builder, options = _FILE_BUILDERS[files[0].suffix.lower()]
+    try:
+        ds = datasets.load_dataset(
+            builder, data_files=[str(p) for p in files], split="train", **options
+        )
+    except Exception as exc:
+        raise IntegrityError(f"cannot read {', '.join(map(str, files))}: {exc}") from exc
+    return ds, ", ".join(str(p) for p in files)
+
+
+def _load_hub(spec: TaskSpec, split: str) -> Any:
+    import datasets
+
+    try:
+        return datasets.load_dataset(spec.dataset, spec.config, split=split)
+    except Exception as exc:  # no network, unknown split, ...: say what was asked for
+        raise InputError(
+            f"cannot load {spec.dataset}"
+            + (f"/{spec.config}" if spec.config else "")
+            + f" split {split!r} from the hub ({exc}); without network pass data=<local file>"
+        ) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing samples
+# --------------------------------------------------------------------------------------------
+
+
+def _custom_spec(
+    task: str, columns: list[str], where: str, text_fields: Sequence[str] | None
+) -> TaskSpec:
+    """Column roles of a custom task: given text fields, else a lone "text"/"sentence" column.
+
+    The id column is "id" or "idx" and the label column "label" when present.
+    """
+    candidates = (
+        list(text_fields) if text_fields else [c for c in ("text", "sentence") if c in columns]
+    )
+    if not text_fields and len(candidates) != 1:
+        raise InputError(
+            f"custom task {task!r}: cannot tell the text column of {where}; pass text_fields "
+            f"(one or two of its columns: {', '.join(columns)})"
+        )
+    id_field = next((c for c in ("id", "idx") if c in columns), None)
+    label_field = "label" if "label" in columns else None
+    return TaskSpec(
+        task, None, None, "validation", tuple(candidates), id_field, label_field, 128,
+        "longest_first",
+    )  # fmt: skip
+
+
+def choose_rows(n_available: int, n: int | None, seed: int) -> np.ndarray:
+    """Indices of the chosen rows: ``n`` drawn without replacement, in ascending order.
+
+    Returns
+    -------
+    numpy.ndarray
+        (min(n, n_available),) int64, sorted; all rows when ``n`` is None or too large.
+    """
+    if n is None or n >= n_available:
+        return np.arange(n_available, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_available, size=n, replace=False)).astype(np.int64)
+
+
+def _samples_sha256(ids: list[str], texts: list[str], pairs: list[str] | None) -> str:
+    blob = json.dumps([ids, texts, pairs], ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def load_samples(
+    task: str,
+    *,
+    data: str | Path | None = None,
+    split: str | None = None,
+    n: int | None = 750,
+    seed: int = 0,
+    text_fields: Sequence[str] | None = None,
+    id_field: str | None = None,
+    label_field: str | None = None,
+    max_length: int | None = None,
+) -> Samples:
+    """Draw the fixed samples of a task split.
+
+    Parameters
+    ----------
+    task
+        A preset name (``sst2``, ``mrpc``, ``rte``, ``squad_v2``) or, with ``data``, any name.
+    data
+        Local file or folder; None loads the preset from the hub through ``datasets``.
+    split
+        Split to read (default: the preset's, ``validation``). With a single file it only
+        labels the samples.
+    n
+        Number of samples; None or more than available means all (the latter logged).
+    seed
+        Seed of ``numpy.random.default_rng`` choosing the rows.
+    text_fields, id_field, label_field, max_length
+        Override the preset (or the inferred custom columns).
+
+    Raises
+    ------
+    InputError
+        Unknown task without data, a missing column (the message lists those present),
+        duplicate ids, a missing text value, bad ``n``.
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise InputError(f"n must be a positive integer or None, got {n!r}")
+    if task not in PRESETS and data is None:
+        raise InputError(
+            f"unknown task {task!r}: expected one of {', '.join(PRESETS)}, or pass data= "
+            "(a local file or folder) for a custom task"
+        )
+    spec = PRESETS.get(task)
+    split = split or (spec.split if spec else "validation")
+    if data is None and task in BUNDLED_DATA:
+        data = bundled_data(task)
+    if data is None:
+        assert spec is not None
+        ds = _load_hub(spec, split)
+        where = f"{spec.dataset}/{spec.config}" if spec.config else str(spec.dataset)
+    else:
+        ds, where = _load_local(Path(data).expanduser(), split)
+    columns = list(ds.column_names)
+    if spec is None:
+        spec = _custom_spec(task, columns, where, text_fields)
+
+    fields = tuple(text_fields) if text_fields else spec.text_fields
+    if len(fields) not in (1, 2):
+        raise InputError(f"text_fields must name 1 or 2 columns, got {list(fields)}")
+    missing = [c for c in fields if c not in columns]
+    if id_field is not None and id_field not in columns:
+        missing.append(id_field)
+    if label_field is not None and label_field not in columns:
+        missing.append(label_field)
+    if missing:
+        raise InputError(
+            f"{where}: column(s) {', '.join(missing)} not found; available columns: "
+            f"{', '.join(columns)}"
+        )
+    # a preset's id/label columns are optional in local data (an exported file may lack them)
+    ids_from = id_field or (spec.id_field if spec.id_field in columns else None)
+    labels_from = label_field or (spec.label_field if spec.label_field in columns else None)
+    if spec.id_field and ids_from is None:
+        logger.info("%s has no %r column: ids are '%s-<row>'", where, spec.id_field, split)
+
+    max_len = max_length if max_length is not None else spec.max_length
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
+        raise InputError(f"max_length must be an integer >= 2, got {max_len!r}")
+    truncation = spec.truncation if len(fields) == 2 else "longest_first"
+
+    n_available = len(ds)
+    if n_available == 0:
+        raise InputError(f"{where}: split {split!r} has no rows")
+    if n is not None and n > n_available:
+        key = (task, split, where)
+        if key not in _FEWER_LOGGED:
+            _FEWER_LOGGED.add(key)
+            logger.info("%s: %d samples asked for, %d available: using all", where, n, n_available)
+    rows = choose_rows(n_available, n, seed)
+
+    all_ids = (
+        [str(v) for v in ds[ids_from]]
+        if ids_from
+        else [f"{split}-{row}" for row in range(n_available)]
+    )
+    if len(set(all_ids)) != len(all_ids):
+        dupes = sorted(i for i, count in Counter(all_ids).items() if count > 1)
+        raise InputError(
+            f"{where}: column {ids_from!r} has duplicate ids ({', '.join(dupes[:5])}"
+            + (", ..." if len(dupes) > 5 else "")
+            + "); pass id_field= naming a unique column"
+        )
+    chosen = ds.select(rows.tolist())
+    ids = [all_ids[r] for r in rows]
+    texts = _text_column(chosen, fields[0], ids, where)
+    pairs = _text_column(chosen, fields[1], ids, where) if len(fields) == 2 else None
+    labels = list(chosen[labels_from]) if labels_from else None
+
+    source = {
+        "task": task,
+        "dataset": spec.dataset if data is None else None,
+        "config": spec.config if data is None else None,
+        "path": str(Path(data).expanduser().resolve()) if data is not None else None,
+        "location": where,
+        "split": split,
+        "text_fields": list(fields),
+        "id_field": ids_from,
+        "label_field": labels_from,
+        "n_requested": n,
+        "n_available": n_available,
+        "seed": seed,
+        "samples_sha256": _samples_sha256(ids, texts, pairs),
+    }
+    return Samples(task, split, ids, texts, pairs, labels, max_len, truncation, source)
+
+
+def _text_column(ds: Any, column: str, ids: list[str], where: str) -> list[str]:
+    values = ds[column]
+    bad = [ids[i] for i, v in enumerate(values) if not isinstance(v, str)]
+    if bad:
+        raise InputError(
+            f"{where}: column {column!r} has no text for sample id(s) {', '.join(bad[:5])}"
+        )
+    return list(values)

@@ -1,0 +1,279 @@
+"""The HTML report and its sentences, from real results folders (synthetic runs through
+compare()): headlines name the planted layers, say when nothing differs or seeds are too
+few; the page is self-contained and loads cleanly in headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _synthetic_results import PLANTED, TASKS, L, build, write_study
+from repdrift.analysis.compare_runs import compare
+from repdrift.errors import InputError
+from repdrift.plots import catalog, drift_heatmaps, read_weights, save_figure
+from repdrift.report import write_report
+from repdrift.report.headlines import headlines, layer_ranges, p_bound
+from repdrift.store.results import load_results
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+
+METRIC = "cka_debiased"
+ONE_STEP = ((0, 1.0),)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:
+    """Two tasks, 3 seeds, 3 checkpoints; LoRA drifts far less in layers 3–5."""
+    return build(tmp_path_factory.mktemp("planted"))
+
+
+def small_study(root: Path, **kwargs):
+    paths = write_study(root, tasks=("toy",), steps=ONE_STEP, **kwargs)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def identical(tmp_path_factory):
+    root = tmp_path_factory.mktemp("identical")
+    paths = small_study(root / "runs", identical=True)
+    compare(paths, out=root / "results", n_boot=50, n_perm=20, progress=False)
+    return root / "results"
+
+
+# --------------------------------------------------------------------------- pure wording
+
+
+def test_layer_ranges():
+    assert layer_ranges([3, 4, 5]) == "layers 3–5"
+    assert layer_ranges([5, 3, 4]) == "layers 3–5"
+    assert layer_ranges([2]) == "layer 2"
+    assert layer_ranges([1, 3, 4]) == "layers 1 and 3–4"
+    assert layer_ranges([0, 2, 4, 5, 6]) == "layers 0, 2 and 4–6"
+    assert layer_ranges([-1]) == "the embeddings"
+    assert layer_ranges([-1, 0, 1]) == "the embeddings and layers 0–1"
+
+
+def test_p_bound():
+    assert p_bound(0.0004) == "< 0.001"
+    assert p_bound(0.001) == "< 0.01"
+    assert p_bound(0.03) == "< 0.05"
+    assert p_bound(0.07) == "≥ 0.05"
+    assert p_bound(0.07, alpha=0.1) == "< 0.1"
+
+
+# --------------------------------------------------------------------------- headlines
+
+
+def test_planted_difference_names_the_layer_range(planted):
+    res = load_results(planted)
+    text = headlines(res)
+    assert sorted(text) == sorted(TASKS)
+    comp = res.comparison[res.comparison.metric == METRIC]
+    for task in TASKS:
+        part = comp[comp.task == task]
+        sig = part[part.p_holm < 0.05]
+        assert set(sig.layer_index) == set(PLANTED)  # the synthetic study is strong enough
+        first = text[task][0]
+        assert first.startswith("LoRA drifted ")
+        assert f"less than full fine-tuning in layers 3–5 of {task}" in first
+        assert first.endswith("; no significant difference elsewhere.")
+        # The percentage and the p-value bound restate the table's numbers.
+        rel = np.round(np.abs(sig.rel_diff.to_numpy()) * 100).astype(int)
+        assert f"{rel.min()}–{rel.max()}% less" in first or f"{rel.min()}% less" in first
+        bound = float(re.search(r"Holm-adjusted p < ([0-9.]+)", first).group(1))
+        assert sig.p_holm.max() < bound
+        assert bound in (0.001, 0.01, 0.05) and (bound == 0.001 or sig.p_holm.max() >= bound / 10)
+        # Three seeds each: no caveat. The last sentence names where drift peaks.
+        assert not any("seed" in s and "Only" in s for s in text[task])
+        final = res.drift[
+            (res.drift.step == 0) & (res.drift.task == task) & (res.drift.metric == METRIC)
+        ]
+        peak = final[final.method == "full"].groupby("layer_index")["drift"].mean()
+        assert f"in layer {peak.idxmax()} for full fine-tuning ({peak.max():.3f})" in text[task][-1]
+
+
+def test_other_metric_and_correction(planted):
+    res = load_results(planted)
+    text = headlines(res, metric="cosine", correction="p_bh")
+    comp = res.comparison[(res.comparison.metric == "cosine") & (res.comparison.task == "sst2")]
+    sig = sorted(comp[comp.p_bh < 0.05].layer_index)
+    first = text["sst2"][0]
+    assert "Benjamini–Hochberg-adjusted" in first and "(cosine," in first
+    assert layer_ranges(sig) in first
+    with pytest.raises(InputError, match="p_holmes"):
+        headlines(res, correction="p_holmes")
+
+
+def test_identical_runs_have_no_significant_difference(identical):
+    text = headlines(load_results(identical))
+    assert list(text) == ["toy"]
+    assert text["toy"][0] == (
+        f"No significant difference in drift between LoRA and full fine-tuning in any of the "
+        f"{L + 1} layers of toy (cka_debiased, Holm-adjusted p ≥ 0.05 everywhere)."
+    )
+
+
+def test_reversed_labels_say_more(tmp_path):
+    """Swap the method labels of the planted study: the sentence turns to 'more'."""
+    paths = small_study(tmp_path / "runs")
+    swap = {"lora": "full", "full": "lora"}
+    labels = {str(p): {"method": swap[m]} for p in paths for m in swap if f"_{m}_" in p.name}
+    res = compare(paths, labels=labels, n_boot=50, n_perm=0, progress=False, metrics=[METRIC])
+    first = headlines(res)["toy"][0]
+    assert "LoRA drifted" in first and "more than full fine-tuning in layers 3–5 of toy" in first
+
+
+def test_too_few_seeds_are_called_out(tmp_path):
+    one = compare(
+        small_study(tmp_path / "one", seeds=(1,)), n_boot=50, n_perm=0, progress=False,
+        metrics=[METRIC],
+    )  # fmt: skip
+    assert set(one.comparison.test) == {"samples"}
+    caveat = headlines(one)["toy"][-2]
+    assert caveat.startswith("Only 1 seed of LoRA and 1 seed of full fine-tuning")
+    assert "sampling noise only" in caveat
+    two = compare(
+        small_study(tmp_path / "two", seeds=(1, 2)), n_boot=50, n_perm=0, progress=False,
+        metrics=[METRIC],
+    )  # fmt: skip
+    assert "too few seeds" in " ".join(headlines(two)["toy"])
+    # Without half-samples and with single seeds there is nothing to compare at all.
+    none = compare(
+        small_study(tmp_path / "none", seeds=(1,)), n_boot=0, n_perm=0, progress=False,
+        metrics=[METRIC],
+    )  # fmt: skip
+    assert none.comparison.empty
+    assert headlines(none)["toy"][0].startswith("Too few seeds to compare LoRA with full")
+    lora_only = replace(
+        none, drift=none.drift[none.drift.method == "lora"], comparison=none.comparison
+    )
+    assert headlines(lora_only)["toy"][0].startswith("Only LoRA runs for toy")
+
+
+# --------------------------------------------------------------------------- the HTML file
+
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?!data:|#)""", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def report(planted, tmp_path_factory) -> Path:
+    """The planted study's report, written once for the checks below."""
+    out = tmp_path_factory.mktemp("report") / "sub" / "report.html"
+    assert write_report(planted, out) == out
+    return out
+
+
+def test_report_is_self_contained_and_says_the_answer(planted, report):
+    res = load_results(planted)
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert not EXTERNAL.search(page), EXTERNAL.search(page)
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    n_figures = len(catalog(res, read_weights(planted)))
+    assert n_figures == 11
+    assert page.count('<img src="data:image/png;base64,') == n_figures
+    assert page.count("<figcaption>") == n_figures
+    for sentences in headlines(res).values():
+        for sentence in sentences:
+            assert html.escape(sentence, quote=False) in page
+    # Setup, tables and methods carry the numbers of results.json and the tables.
+    settings = res.summary["settings"]
+    assert f"half-samples (n_boot): {settings['n_boot']}" in page
+    assert f"permutations (n_perm): {settings['n_perm']}" in page
+    assert f"repdrift version: <code>{res.summary['repdrift_version']}</code>" in page
+    assert "<td>toy-bert (BertModel)</td>" in page  # the base model from results.json
+    assert "Welch" in page and "Holm" in page and "Benjamini–Hochberg" in page
+    assert "Weight space" in page and "Intruder dimensions" in page
+    row = res.comparison[(res.comparison.metric == METRIC) & (res.comparison.task == "sst2")]
+    top = row[row.layer_index == L - 1].iloc[0]
+    assert f"{top.drift_b:.3f}" in page and f"{top.drift_a:.3f}" in page
+    assert page.count('<tr class="strong">') >= 2 * len(PLANTED)
+
+
+def test_report_embeds_given_figure_files(planted, tmp_path):
+    specs = catalog(load_results(planted))[:3]
+    pngs = [save_figure(spec.draw(), tmp_path / f"{spec.name}.png", dpi=80) for spec in specs]
+    page = write_report(planted, tmp_path / "a.html", figures=pngs).read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert "Figure 1.</b> Drift from the base model per layer for mrpc" in page
+    assert 'width="472"' in page  # 3.5 in at 135 CSS px per inch, from the PNG's own dpi
+    svg = tmp_path / "drift_heatmaps.svg"
+    res = load_results(planted)
+    save_figure(drift_heatmaps(res.drift, res.comparison), svg)
+    page = write_report(res, tmp_path / "b.html", figures=[svg]).read_text()
+    assert page.count("data:image/svg+xml;base64,") == 1
+    with pytest.raises(InputError, match="PNG or SVG"):
+        write_report(planted, tmp_path / "c.html", figures=[svg.with_suffix(".pdf")])
+    assert not (tmp_path / "c.html").exists()
+
+
+def test_report_of_identical_runs(identical, tmp_path):
+    page = write_report(identical, tmp_path / "r.html").read_text()
+    assert "No significant difference in drift between LoRA and full fine-tuning" in page
+    assert "Weight space" not in page  # no weights table in this folder
+
+
+# --------------------------------------------------------------------------- in a browser
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip(
+            "chromium / chromedriver not installed (apt-get install chromium chromium-driver)"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
+    profile = tempfile.mkdtemp(prefix="repdrift-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1100,900",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_report_loads_in_chromium(report, browser):
+    browser.get(report.as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    assert browser.title == "repdrift report: mrpc, sst2"
+    sizes = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.clientWidth])"
+    )
+    assert len(sizes) == 11
+    for complete, natural_w, natural_h, shown_w in sizes:
+        assert complete and natural_w > 300 and natural_h > 100 and shown_w > 300
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert errors == []
+    # The page fits a laptop screen: no element forces horizontal scrolling of the body.
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    headings = browser.execute_script(
+        "return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)"
+    )
+    assert headings == ["The answer", "What was compared", "Figures", "Tables", "Methods"]
