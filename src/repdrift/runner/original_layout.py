@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repdrift.runner.experiment import Experiment
-from repdrift.runner.plan import Job
+from repdrift.runner.job import Job
 
 #: Folder spellings of each method in the original study, in the order they are tried.
 METHOD_NAMES = {"full": ("full", "full_finetune", "full_ft"), "lora": ("lora",)}
