@@ -1,70 +1,32 @@
-"""The ``repdrift`` command line: a thin typer layer over the Python API.
+"""The ``repdrift`` commands: each parses its options, calls one API function, shows the result.
 
-Every command parses its options, calls one API function and prints the result. Shared
-behaviour lives in the app callback: ``--quiet`` (warnings only), ``--debug`` (tracebacks),
-``--version``. A :class:`~repdrift.errors.RepdriftError` is printed as one line on stderr and the
-process exits with status 2; the traceback is shown only with ``--debug``.
+The API modules are imported inside each command, on purpose: they pull in torch, transformers
+and pandas, and ``repdrift --help`` or ``repdrift inspect`` should not wait for that. These are
+the only function-local imports of the package besides the lazy public names of ``repdrift``.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
+import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
-from rich.table import Table
 
-from repdrift.common.version import __version__
-from repdrift.errors import RepdriftError
-
-app = typer.Typer(
-    name="repdrift",
-    help="Extract layer-wise representations and measure how fine-tuning moved them.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from repdrift.cli.app import app, main, quiet
+from repdrift.cli.views import (
+    console,
+    err_console,
+    short_path,
+    show_drift,
+    show_headline,
+    show_plan,
+    show_run_summary,
+    show_weights,
 )
-console = Console()
-err_console = Console(stderr=True)
-_state = {"debug": False}
+from repdrift.errors import IntegrityError
 
-
-def _version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"repdrift {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _common(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print warnings and errors."),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
-    version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
-    ),
-) -> None:
-    """Extract layer-wise representations and measure how fine-tuning moved them."""
-    _state["debug"] = debug
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=err_console, show_time=False, show_path=False)
-    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
-    # Third-party libraries stay at WARNING unless --debug.
-    for name in ("transformers", "datasets", "peft", "urllib3", "filelock", "matplotlib"):
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
-    # Our own rich bars cover the long stages; the libraries' tqdm bars would interleave.
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-def quiet() -> bool:
-    """True when the user asked for ``--quiet`` (commands then hide progress bars)."""
-    return logging.getLogger().level > logging.INFO
+__all__ = ["app", "main"]
 
 
 def _parse_layers(spec: str | None) -> list[int | str] | str | None:
@@ -77,14 +39,6 @@ def _parse_layers(spec: str | None) -> list[int | str] | str | None:
         for p in spec.split(",")
         if p.strip()
     ]
-
-
-def _show(title: str, rows: dict) -> None:
-    table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in rows.items():
-        if value not in (None, {}, []):
-            table.add_row(key, escape(str(value)))
-    console.print(table)
 
 
 @app.command()
@@ -137,32 +91,7 @@ def extract(
         trust_remote_code=trust_remote_code, progress=not quiet(),
     )  # fmt: skip
     if not quiet():
-        _show_summary(run_summary(path))
-
-
-def _show_summary(s: dict) -> None:
-    dims = sorted(set((s.get("dims") or {}).values()))
-    _show(
-        f"run {s['path']}",
-        {
-            "status": s.get("status"),
-            "kind": s.get("kind"),
-            "model": s.get("model"),
-            "base": s.get("base"),
-            "adapter": s.get("adapter"),
-            "task": f"{s.get('task')} ({s.get('split')})" if s.get("task") else None,
-            "samples": s.get("n_samples"),
-            "layers": f"{len(s.get('layers') or [])} ({', '.join((s.get('layers') or [])[:3])}, ...)"
-            if s.get("layers")
-            else None,
-            "dims": ", ".join(map(str, dims)) or None,
-            "pooling": s.get("pooling"),
-            "steps": ", ".join(map(str, s.get("steps") or [])),
-            "format": s.get("format"),
-            "size": f"{s.get('size_bytes', 0) / 2**20:.1f} MiB",
-            "seconds": s.get("seconds"),
-        },
-    )
+        show_run_summary(run_summary(path))
 
 
 @app.command()
@@ -173,13 +102,12 @@ def inspect(
     ),
 ) -> None:
     """Summarise a run directory; with --verify, check every file (exit 1 on any problem)."""
-    from repdrift.errors import IntegrityError
     from repdrift.store.reader import run_summary, verify_run
 
     if not run.exists():
         raise IntegrityError(f"{run}: no such run directory")
     summary = run_summary(run)
-    _show_summary(summary)
+    show_run_summary(summary)
     problems = verify_run(run) if verify else summary["problems"]
     for problem in problems:
         err_console.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
@@ -217,26 +145,10 @@ def compare(
         cross_layer_metric=cross_layer_metric, progress=not quiet(),
     )  # fmt: skip
     if not quiet():
-        _show_drift(results)
+        show_drift(results)
         console.print(
             f"results written to [bold]{escape(str(out))}[/] ({results.summary['seconds']} s)"
         )
-
-
-def _show_drift(results) -> None:
-    drift = results.drift
-    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
-    metric = final["metric"].iloc[0]
-    table = final[final["metric"] == metric].pivot_table(
-        index="layer_index", columns=["task", "method"], values="drift", aggfunc="mean"
-    )
-    view = Table(title=f"mean drift (1 - {metric}) per layer")
-    view.add_column("layer", justify="right")
-    for task, method in table.columns:
-        view.add_column(f"{task} {method}", justify="right")
-    for layer, row in table.iterrows():
-        view.add_row(str(layer), *(f"{v:.4f}" for v in row))
-    console.print(view)
 
 
 @app.command()
@@ -269,31 +181,7 @@ def weights(
     )  # fmt: skip
     written = _write_table(table, out, "weights")
     if not quiet():
-        summary = table.groupby(["variant", "method"]).agg(
-            modules=("module", "size"), rel_change=("rel_change", "mean"),
-            effective_rank=("effective_rank", "mean"), intruders=("intruder_count", "sum"),
-        )  # fmt: skip
-        view = Table(title="weight-space drift (means over modules)")
-        for col in (
-            "variant",
-            "method",
-            "modules",
-            "mean rel. change",
-            "mean eff. rank",
-            "intruder dims",
-        ):
-            view.add_column(col)
-        for (variant, method), row in summary.iterrows():
-            view.add_row(
-                variant,
-                method,
-                str(row.modules),
-                f"{row.rel_change:.4g}",
-                f"{row.effective_rank:.2f}",
-                str(row.intruders),
-            )
-        console.print(view)
-        console.print(f"written: {', '.join(map(str, written))}")
+        show_weights(table, written)
 
 
 @app.command()
@@ -393,108 +281,16 @@ def _write_table(table, out: Path, name: str) -> list[Path]:
     return targets
 
 
-# --------------------------------------------------------------------------- studies
-
-
-def _short(path: str | Path) -> str:
-    """A path relative to the current directory when it is below it (plan tables stay narrow)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-_STATUS_STYLE = {
-    "done": "green",
-    "partial": "yellow",
-    "todo": "cyan",
-    "missing": "red",
-    "stale": "red",
-    "invalid": "red",
-    "off": "dim",
-}
-
-
-def _show_plan(plan) -> None:
-    exp = plan.experiment
-    shard = f", shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else ""
-    view = Table(
-        title=f"plan of {exp.name}{shard} (output {_short(exp.output)})", title_justify="left"
-    )
-    for col in ("job", "task", "method", "seed", "model", "output", "status"):
-        view.add_column(col, overflow="fold", no_wrap=col in ("job", "status"))
-    given = {exp.base_model: exp.base_model_label} if exp.base_model else {}
-    for row in plan.rows():
-        status = row["status"]
-        style = _STATUS_STYLE.get(status, "")
-        shown = f"[{style}]{status}[/]" if style else status
-        if not row["selected"]:
-            shown = f"[dim]{status} (other shard)[/]"
-        job = row["kind"] + (f" step {row['step']}" if row["step"] else "")
-        model = given.get(row["model"]) or _short(row["model"])
-        view.add_row(
-            job, escape(row["task"]), row["method"],
-            "" if row["seed"] is None else str(row["seed"]), escape(model),
-            escape(_short(row["output"])), shown,
-        )  # fmt: skip
-    for stage, status in plan.stages.items():
-        shown = (
-            "[dim]not run by a shard[/]"
-            if plan.shard
-            else f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
-        )
-        view.add_row(stage, "", "", "", "", "", shown)
-    console.print(view)
-
-
-def _show_headline(results_dir: Path) -> None:
-    import pandas as pd
-
-    from repdrift.analysis.headline import headline
-    from repdrift.store.results import load_results
-
-    h = headline(load_results(results_dir))
-    view = Table(
-        title=f"mean drift (1 - {h.metric}) over layers and seeds; top layer in brackets",
-        title_justify="left",
-    )
-    view.add_column("task")
-    methods = list(h.mean_drift.columns)
-    for method in methods:
-        view.add_column(method, justify="right")
-    if not h.accuracy.empty:
-        view.add_column("validation accuracy", justify="right")
-    for task, row in h.mean_drift.iterrows():
-        top = h.top_layer_drift.loc[task]
-        cells = [f"{row[m]:.4f} [{top[m]:.4f}]" for m in methods]
-        if not h.accuracy.empty and task in h.accuracy.index:
-            acc = h.accuracy.loc[task]
-            cells.append(", ".join(f"{m} {acc[m]:.2f}" for m in acc.index if pd.notna(acc[m])))
-        elif not h.accuracy.empty:
-            cells.append("")
-        view.add_row(task, *cells)
-    console.print(view)
-    for _, r in h.methods.iterrows():
-        verdict = "less" if r["mean_diff"] < 0 else "more"
-        significant = ", ".join(map(str, r["layers_significant"])) or "none"
-        console.print(
-            f"{r['task']}: {r['method_a']} drifts {verdict} than {r['method_b']} "
-            f"({r['drift_a']:.4f} vs {r['drift_b']:.4f}); {r['method_a']} lower in layers "
-            f"[{', '.join(map(str, r['layers_a_less'])) or 'none'}]; interval of the "
-            f"difference excludes 0 in [{', '.join(map(str, r['layers_interval_excludes_zero']))}]; "
-            f"significant after Holm: {significant} ({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
-            highlight=False,
-        )
-
-
 def _run_study(
     exp, *, executor: str, ray_address: str | None, shard: str | None, dry_run: bool
 ) -> None:
+    from repdrift.analysis.headline import headline
     from repdrift.runner.study import execute, make_plan
+    from repdrift.store.results import load_results
 
     plan = make_plan(exp, shard=shard)
     if not quiet() or dry_run:
-        _show_plan(plan)
+        show_plan(plan)
     if dry_run:
         return
     result = execute(
@@ -514,10 +310,10 @@ def _run_study(
         )
         return
     console.print(", ".join(f"{k}: {v}" for k, v in result.stages.items()))
-    _show_headline(exp.results_dir)
-    console.print(f"results: [bold]{escape(_short(exp.results_dir))}[/]")
+    show_headline(headline(load_results(exp.results_dir)))
+    console.print(f"results: [bold]{escape(short_path(exp.results_dir))}[/]")
     if result.report is not None:
-        console.print(f"report: [bold]{escape(_short(result.report))}[/]")
+        console.print(f"report: [bold]{escape(short_path(result.report))}[/]")
 
 
 @app.command()
@@ -556,8 +352,6 @@ def demo(
     Runs on the GPU when there is one. On a CPU shared with other work, OMP_NUM_THREADS=1
     avoids oversubscribed BLAS threads (several times faster there).
     """
-    import time
-
     from repdrift.demo import demo_experiment
 
     started = time.perf_counter()
@@ -566,19 +360,4 @@ def demo(
     if not quiet() and not dry_run:
         console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
-
-def main() -> None:
-    """Console-script entry point."""
-    try:
-        app(standalone_mode=True)
-    except RepdriftError as exc:
-        if _state["debug"]:
-            raise
-        err_console.print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; finished files are kept, re-run the command to resume")
-        sys.exit(130)
 

@@ -42,8 +42,7 @@ from repdrift.extraction.batching import (
     resolve_layers,
 )
 from repdrift.extraction.pooling import pool_hidden
-from repdrift.store.assemble import token_offsets
-from repdrift.store.writer import PooledChunk
+from repdrift.store.assemble import PooledChunk, token_offsets
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,11 @@ files), :mod:`.tensorfile` (deterministic safetensors writer), :mod:`.legacy_pt`
 study's ``.pt`` files, read with ``weights_only=True``), :mod:`.results` (results folders).
 """
 
+from repdrift.store.assemble import PooledChunk
 from repdrift.store.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, step_dir_name
 from repdrift.store.reader import Run, load_run, run_summary, verify_run
 from repdrift.store.results import Results, load_results
-from repdrift.store.writer import PooledChunk, StepWriter, write_run
+from repdrift.store.writer import StepWriter, write_run
 
 __all__ = [
     "MANIFEST_NAME",

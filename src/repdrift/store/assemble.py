@@ -1,4 +1,5 @@
-"""Assembling layer files from the chunk files of a partial step.
+"""Chunks of pooled rows (:class:`PooledChunk`) and assembling layer files from the chunk files
+of a partial step.
 
 Chunks hold all layers of consecutive samples of the length-sorted order; a layer file holds
 one layer of all samples in original order. Assembly reads one layer of every chunk at a
@@ -8,6 +9,7 @@ time, so memory is about one layer file.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +89,26 @@ def layer_writer(
 def token_offsets(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
     """(n + 1,) int64 offsets of samples in a token-level layer, from (n,) lengths."""
     return np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))]).astype(np.int64)
+
+
+@dataclass
+class PooledChunk:
+    """Outputs of one chunk of the length-sorted order.
+
+    Attributes
+    ----------
+    index : int
+        Chunk number in the plan.
+    sample_indices : np.ndarray
+        (m,) int64 original indices of the chunk's samples, in the rows' order.
+    lengths : np.ndarray
+        (m,) int64 real token counts of those samples.
+    layers : dict[str, torch.Tensor]
+        Per layer, on CPU, float32: (m, d) pooled, or (lengths.sum(), d) for ``tokens``
+        (each sample's tokens in position order, samples in ``sample_indices`` order).
+    """
+
+    index: int
+    sample_indices: np.ndarray
+    lengths: np.ndarray
+    layers: dict[str, torch.Tensor]

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ from repdrift.common.atomic import (
 )
 from repdrift.common.version import __version__
 from repdrift.errors import InputError, IntegrityError
-from repdrift.store.assemble import assemble_layer, layer_writer, plan_from_chunks
+from repdrift.store.assemble import PooledChunk, assemble_layer, layer_writer, plan_from_chunks
 from repdrift.store.manifest import (
     MANIFEST_NAME,
     PARTIAL_DIR,
@@ -399,24 +398,3 @@ def write_run(
     return step_dir
 
 
-@dataclass
-class PooledChunk:
-    """Outputs of one chunk of the length-sorted order.
-
-    Attributes
-    ----------
-    index : int
-        Chunk number in the plan.
-    sample_indices : np.ndarray
-        (m,) int64 original indices of the chunk's samples, in the rows' order.
-    lengths : np.ndarray
-        (m,) int64 real token counts of those samples.
-    layers : dict[str, torch.Tensor]
-        Per layer, on CPU, float32: (m, d) pooled, or (lengths.sum(), d) for ``tokens``
-        (each sample's tokens in position order, samples in ``sample_indices`` order).
-    """
-
-    index: int
-    sample_indices: np.ndarray
-    lengths: np.ndarray
-    layers: dict[str, torch.Tensor]
