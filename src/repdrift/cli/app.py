@@ -1,0 +1,77 @@
+"""The typer application, its shared options (--quiet, --debug, --version) and the entry point.
+
+A :class:`~repdrift.errors.RepdriftError` is printed as one line on stderr and the process exits
+with status 2; the traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+from rich.logging import RichHandler
+from rich.markup import escape
+
+from repdrift.cli.views import err_console
+from repdrift.common.version import __version__
+from repdrift.errors import RepdriftError
+
+app = typer.Typer(
+    name="repdrift",
+    help="Extract layer-wise representations and measure how fine-tuning moved them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"repdrift {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _common(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print warnings and errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Extract layer-wise representations and measure how fine-tuning moved them."""
+    _state["debug"] = debug
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = RichHandler(console=err_console, show_time=False, show_path=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    # Third-party libraries stay at WARNING unless --debug.
+    for name in ("transformers", "datasets", "peft", "urllib3", "filelock", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Our own rich bars cover the long stages; the libraries' tqdm bars would interleave.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def quiet() -> bool:
+    """True when the user asked for ``--quiet`` (commands then hide progress bars)."""
+    return logging.getLogger().level > logging.INFO
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(standalone_mode=True)
+    except RepdriftError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished files are kept, re-run the command to resume")
+        sys.exit(130)
