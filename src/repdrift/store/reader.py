@@ -1,4 +1,4 @@
-"""Reading run directories: :func:`load_run`, :func:`verify_run`, :func:`run_summary`.
+"""Reading run directories: :func:`load_run` (a :class:`Run`), :func:`run_summary`.
 
 A run is a folder of ``step_XXXXXX`` folders (or a single step folder). A step with a valid
 manifest is trusted only for the files its manifest lists, with matching size and sha256.
@@ -12,124 +12,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors import safe_open
 
-from repdrift.common.atomic import sha256_file
 from repdrift.errors import InputError, IntegrityError
 from repdrift.store.legacy_pt import (
-    legacy_info,
-    legacy_layer_files,
-    load_pt_safely,
+    MEAN_UNMASKED,
+    is_unpooled,
+    pool_unpooled,
     pt_layer_arrays,
 )
-from repdrift.store.manifest import MANIFEST_NAME, PARTIAL_DIR, Manifest, load_json, parse_manifest
+from repdrift.store.manifest import MANIFEST_NAME, PARTIAL_DIR, Manifest
+from repdrift.store.steps import StepRecord, find_steps, inspect_step, steps_first, verify_run
 
 logger = logging.getLogger(__name__)
 
-_STEP = re.compile(r"^step_(\d+)$")
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "F16": np.float16}
-
-
-@dataclass
-class StepRecord:
-    """What is known about one step folder (before or after verification)."""
-
-    step: int
-    path: Path
-    manifest: Manifest | None = None
-    legacy: dict[str, Any] | None = None  # set for legacy steps (no schema'd manifest)
-    layer_paths: dict[str, Path] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-def find_steps(path: Path) -> dict[int, Path]:
-    """``step -> folder`` for a run folder, or for a single step folder given directly."""
-    if not path.is_dir():
-        return {}
-    steps = {
-        int(m.group(1)): p for p in path.iterdir() if p.is_dir() and (m := _STEP.match(p.name))
-    }
-    if steps:
-        return dict(sorted(steps.items()))
-    if (path / MANIFEST_NAME).exists() or legacy_layer_files(path):
-        match = _STEP.match(path.name)
-        return {int(match.group(1)) if match else 0: path}
-    return {}
-
-
-def inspect_step(step: int, step_dir: Path, *, check_hashes: bool) -> StepRecord:
-    """Read a step's manifest and check its files; problems are collected, not raised."""
-    rec = StepRecord(step, step_dir)
-    manifest_path = step_dir / MANIFEST_NAME
-    raw: dict[str, Any] | None = None
-    if manifest_path.exists():
-        try:
-            raw = load_json(manifest_path)
-        except IntegrityError as exc:
-            rec.problems.append(str(exc))
-            return rec
-    if raw is None or "schema_version" not in raw:
-        files = legacy_layer_files(step_dir)
-        if not files:
-            rec.problems.append(f"{manifest_path}: missing (and no legacy layer_i.pt files)")
-            return rec
-        rec.legacy, rec.layer_paths = legacy_info(raw), files
-        if check_hashes:  # no checksums: the best check is that every file loads safely
-            for path in files.values():
-                try:
-                    pt_layer_arrays(path)
-                except IntegrityError as exc:
-                    rec.problems.append(str(exc))
-        return rec
-    try:
-        rec.manifest = parse_manifest(raw, manifest_path)
-    except IntegrityError as exc:
-        rec.problems.append(str(exc))
-        return rec
-    m = rec.manifest
-    if m.status != "complete":
-        rec.problems.append(
-            f"{manifest_path}: status is partial ({len(m.chunks)} chunk(s) done); re-run the same extract command to resume"
-        )
-        return rec
-    for rel, entry in m.files.items():
-        path = step_dir / rel
-        if not path.is_file():
-            rec.problems.append(f"{path}: missing (listed in {MANIFEST_NAME})")
-        elif path.stat().st_size != entry.bytes:
-            rec.problems.append(
-                f"{path}: size {path.stat().st_size} bytes, manifest says {entry.bytes} (truncated or edited)"
-            )
-        elif check_hashes and sha256_file(path) != entry.sha256:
-            rec.problems.append(
-                f"{path}: sha256 does not match {MANIFEST_NAME} (edited or corrupt)"
-            )
-    rec.layer_paths = {name: step_dir / m.layer_file(name) for name in m.layers}
-    return rec
-
-
-def verify_run(path: str | Path) -> list[str]:
-    """Every problem found in a run directory (empty list: the run is complete and intact).
-
-    Checks each step's manifest (valid, known schema, status complete), that every listed
-    file exists with the listed size and sha256, and for legacy ``.pt`` steps that every
-    file loads safely. Each problem names the file.
-    """
-    path = Path(path)
-    if not path.exists():
-        return [f"{path}: does not exist"]
-    steps = find_steps(path)
-    if not steps:
-        return [f"{path}: no step_* folders with {MANIFEST_NAME} or layer files"]
-    return [
-        p for step, d in steps.items() for p in inspect_step(step, d, check_hashes=True).problems
-    ]
 
 
 class Run:
@@ -143,11 +44,22 @@ class Run:
         Default step for :meth:`layer` (the one passed to :func:`load_run`, else the first).
     """
 
-    def __init__(self, path: Path, records: dict[int, StepRecord], step: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        records: dict[int, StepRecord],
+        step: int,
+        *,
+        token_lengths: np.ndarray | None = None,
+        padding_side: str = "right",
+    ) -> None:
         self.path = path
         self._records = records
         self.steps = sorted(records)
         self.step = step
+        # real token counts for the original study's unpooled layers (see load_run)
+        self._token_lengths = token_lengths
+        self._padding_side = padding_side
 
     def _rec(self, step: int | None) -> StepRecord:
         step = self.step if step is None else step
@@ -185,7 +97,20 @@ class Run:
     def pooling(self) -> str | None:
         """Pooling of the default step (None when a legacy run does not record it)."""
         rec = self._rec(None)
-        return rec.manifest.pooling if rec.manifest else (rec.legacy or {}).get("pooling")
+        if rec.manifest:
+            return rec.manifest.pooling
+        if self.unpooled:
+            return MEAN_UNMASKED if self._token_lengths is None else "mean"
+        return (rec.legacy or {}).get("pooling")
+
+    @property
+    def unpooled(self) -> bool:
+        """True for the original study's unpooled (n, seq_len, d) ``.pt`` layers."""
+        rec = self._rec(None)
+        first = next(iter(rec.layer_paths.values()), None)
+        return rec.manifest is None and first is not None and first.suffix == ".pt" and (
+            is_unpooled(first)
+        )
 
     def layer_path(self, name: str | int, step: int | None = None) -> Path:
         """File of layer ``name`` (``"layer_3"``, ``3`` or ``"embeddings"``)."""
@@ -198,6 +123,12 @@ class Run:
     def _arrays(self, name: str | int, step: int | None, mmap: bool) -> dict[str, np.ndarray]:
         path = self.layer_path(name, step)
         if path.suffix == ".pt":
+            if self._token_lengths is not None and is_unpooled(path):
+                return {
+                    "pooled": pool_unpooled(
+                        path, lengths=self._token_lengths, padding_side=self._padding_side
+                    )
+                }
             return pt_layer_arrays(path)
         try:
             with safe_open(path, framework="numpy") as f:
@@ -270,7 +201,14 @@ def _memmap_tensor(path: Path, key: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", offset=8 + header_len + begin, shape=shape)
 
 
-def load_run(path: str | Path, *, step: int | None = None, verify: bool = True) -> Run:
+def load_run(
+    path: str | Path,
+    *,
+    step: int | None = None,
+    verify: bool = True,
+    token_lengths: np.ndarray | None = None,
+    padding_side: str = "right",
+) -> Run:
     """Open a run directory for reading.
 
     Parameters
@@ -282,6 +220,13 @@ def load_run(path: str | Path, *, step: int | None = None, verify: bool = True) 
     verify : bool
         Check every file's sha256 against the manifest (recommended; reads all files once).
         Without it, sizes and status are still checked.
+    token_lengths : (n,) int, optional
+        Only for the original study's unpooled ``(n, seq_len, d)`` layer files: each sample's
+        real token count, so layers are mean-pooled over real tokens. Without it they are
+        pooled over every position, padding included, as the original analysis did
+        (``pooling == "mean_unmasked"``).
+    padding_side : "right" or "left"
+        The tokenizer's padding side within a batch (with ``token_lengths``).
 
     Raises
     ------
@@ -315,12 +260,13 @@ def load_run(path: str | Path, *, step: int | None = None, verify: bool = True) 
             logger.warning(
                 "%s is a legacy run without checksums; its files cannot be verified", rec.path
             )
-    return Run(path, records, steps_first(steps) if step is None else step)
-
-
-def steps_first(steps: dict[int, Path]) -> int:
-    """The default step of a run: the smallest."""
-    return min(steps)
+    return Run(
+        path,
+        records,
+        steps_first(steps) if step is None else step,
+        token_lengths=None if token_lengths is None else np.asarray(token_lengths, np.int64),
+        padding_side=padding_side,
+    )
 
 
 def _size_on_disk(path: Path) -> int:
@@ -393,11 +339,7 @@ def run_summary(path: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "Run",
-    "StepRecord",
-    "find_steps",
-    "inspect_step",
-    "load_pt_safely",
     "load_run",
     "run_summary",
-    "verify_run",
+    "verify_run",  # re-exported from .steps: callers read runs from here
 ]

@@ -1,0 +1,115 @@
+"""The original study's unpooled layer files: (n, seq_len, d) tensors, batches padded and joined
+with zeros, no mask. Written here as its phase-3 extractor did, with the real MiniLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from repdrift.errors import IntegrityError
+from repdrift.store import legacy_pt
+from repdrift.store.legacy_pt import MEAN_UNMASKED, pool_unpooled
+from repdrift.store.reader import load_run, verify_run
+
+TEXTS = [
+    "the film was a delight",
+    "a slow, tedious and joyless mess of a movie that never ends",
+    "ok",
+    "actors save a thin story",
+    "the plot is not very good but the ending is",
+    "bad",
+    "a delight from the first scene to the last, with a story that holds",
+    "tedious",
+    "not slow at all",
+]
+
+
+def original_extractor(minilm_path: Path, folder: Path, padding_side: str, batch_size: int = 4):
+    """What the phase-3 script did: dynamic padding per batch, output_hidden_states, zero-pad
+    the batches to the longest of all, concatenate, torch.save each layer."""
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    tok.padding_side = padding_side
+    model = AutoModel.from_pretrained(minilm_path).eval()
+    batches, masks = [], []
+    with torch.no_grad():
+        for i in range(0, len(TEXTS), batch_size):
+            enc = tok(TEXTS[i : i + batch_size], padding=True, return_tensors="pt")
+            out = model(**enc, output_hidden_states=True)
+            batches.append(torch.stack(out.hidden_states[1:]))  # (L, b, m, d)
+            masks.append(enc["attention_mask"])
+    longest = max(b.shape[2] for b in batches)
+    layers = torch.cat([torch.nn.functional.pad(b, (0, 0, 0, longest - b.shape[2])) for b in batches], 1)  # fmt: skip
+    mask = torch.cat([torch.nn.functional.pad(m, (0, longest - m.shape[1])) for m in masks])
+    step = folder / "step_000000"
+    step.mkdir(parents=True)
+    for i, layer in enumerate(layers):
+        torch.save(layer.clone(), step / f"layer_{i}.pt")
+    meta = {"step": 0, "task_name": "sst2", "method": "full_finetune", "timestamp": "2025-01-01",
+            "num_samples": len(TEXTS), "layer_names": [f"layer_{i}" for i in range(len(layers))],
+            "tensor_shapes": {f"layer_{i}": list(layers[i].shape) for i in range(len(layers))}}  # fmt: skip
+    (step / "metadata.json").write_text(json.dumps(meta))
+    return layers.double(), mask.double()
+
+
+@pytest.fixture(scope="module", params=["right", "left"])
+def original(request, minilm_path, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"orig_{request.param}") / "sst2_full_finetune_seed42"
+    layers, mask = original_extractor(minilm_path, folder, request.param)
+    return folder, layers, mask, request.param
+
+
+def test_read_as_the_original_analysis_did(original):
+    folder, layers, _, _ = original
+    run = load_run(folder)
+    assert run.legacy and run.unpooled and run.pooling == MEAN_UNMASKED
+    assert run.layers == [f"layer_{i}" for i in range(6)]
+    for i in range(6):
+        X = run.layer(i)
+        assert X.shape == (len(TEXTS), 384) and X.dtype == np.float32
+        np.testing.assert_allclose(X, layers[i].mean(1).numpy(), rtol=0, atol=1e-5)
+
+
+def test_true_mask_from_token_counts_equals_the_masked_mean(original):
+    folder, layers, mask, side = original
+    lengths = mask.sum(1).long().numpy()
+    run = load_run(folder, token_lengths=lengths, padding_side=side)
+    assert run.pooling == "mean"
+    for i in (0, 5):
+        reference = (layers[i] * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True)
+        np.testing.assert_allclose(run.layer(i), reference.numpy(), rtol=0, atol=1e-5)
+    # padding included and excluded differ for the short texts: the mask matters
+    unmasked = load_run(folder).layer(5)
+    assert np.abs(unmasked - run.layer(5)).max() > 1e-2
+
+
+def test_bounded_memory_blocks_give_the_same_values(original, monkeypatch):
+    folder, _, mask, side = original
+    lengths = mask.sum(1).long().numpy()
+    path = folder / "step_000000" / "layer_3.pt"
+    whole = pool_unpooled(path, lengths=lengths, padding_side=side)
+    monkeypatch.setattr(legacy_pt, "_BLOCK_BYTES", 1)  # one row at a time
+    np.testing.assert_array_equal(pool_unpooled(path, lengths=lengths, padding_side=side), whole)
+    np.testing.assert_array_equal(pool_unpooled(path), load_run(folder).layer(3))
+
+
+def test_inconsistent_token_counts_are_refused_naming_the_file(original):
+    folder, _, mask, side = original
+    lengths = mask.sum(1).long().numpy()
+    lengths[2] += 40  # more tokens than the file has positions for that row
+    with pytest.raises(IntegrityError, match=r"layer_0\.pt: 1 sample\(s\) have more tokens"):
+        load_run(folder, token_lengths=lengths, padding_side=side).layer(0)
+    with pytest.raises(IntegrityError, match=r"8 token counts given for a file of 9 samples"):
+        load_run(folder, token_lengths=lengths[:8], padding_side=side).layer(0)
+
+
+def test_verification_maps_unpooled_files_without_reading_them(original, monkeypatch):
+    folder = original[0]
+    calls = []
+    monkeypatch.setattr(legacy_pt, "pool_unpooled", lambda *a, **k: calls.append(a))
+    assert verify_run(folder) == []
+    assert calls == []  # checked by mapping, not pooled
