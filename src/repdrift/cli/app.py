@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from repdrift.cli.views import err_console
+from repdrift.common.threads import configure_threads
 from repdrift.common.version import __version__
 from repdrift.errors import RepdriftError
 
@@ -41,9 +42,16 @@ def _common(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for torch and BLAS (default: $REPDRIFT_THREADS, else the cores "
+        "available to this process; OpenMP threads sleep while waiting).",
+    ),
 ) -> None:
     """Extract layer-wise representations and measure how fine-tuning moved them."""
     _state["debug"] = debug
+    configure_threads(threads)
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err_console, show_time=False, show_path=False)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
