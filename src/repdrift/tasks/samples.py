@@ -155,7 +155,8 @@ def _load_hub(spec: TaskSpec, split: str) -> Any:
         raise InputError(
             f"cannot load {spec.dataset}"
             + (f"/{spec.config}" if spec.config else "")
-            + f" split {split!r} from the hub ({exc}); without network pass data=<local file>"
+            + f" split {split!r} from the hub ({exc}); without network, give a local copy with "
+            "--data (data= in Python)"
         ) from exc
 
 
@@ -164,26 +165,50 @@ def _load_hub(spec: TaskSpec, split: str) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+# Column names recognised for any task without a preset: pairs first (a file with
+# sentence1/sentence2 also often has a "sentence" column), then single texts.
+TEXT_PAIRS = (("sentence1", "sentence2"), ("question", "context"), ("premise", "hypothesis"))
+TEXT_SINGLES = ("text", "sentence")
+ID_FIELDS = ("id", "idx")
+LABEL_FIELDS = ("label", "labels")
+#: Token budget of a task without a preset (capped by the tokenizer's own limit in encode).
+CUSTOM_MAX_LENGTH = 512
+
+
+def detect_text_fields(columns: Sequence[str]) -> tuple[str, ...] | None:
+    """The text column(s) of a table by their common names, or None when it is ambiguous.
+
+    Pairs: ``sentence1``/``sentence2``, ``question``/``context``, ``premise``/``hypothesis``;
+    single texts: ``text``, ``sentence``.
+    """
+    pairs = [pair for pair in TEXT_PAIRS if all(c in columns for c in pair)]
+    if len(pairs) == 1:
+        return pairs[0]
+    if pairs:
+        return None
+    singles = [c for c in TEXT_SINGLES if c in columns]
+    return (singles[0],) if len(singles) == 1 else None
+
+
 def _custom_spec(
     task: str, columns: list[str], where: str, text_fields: Sequence[str] | None
 ) -> TaskSpec:
-    """Column roles of a custom task: given text fields, else a lone "text"/"sentence" column.
+    """Column roles of a task without a preset: given text fields, else detected by name.
 
-    The id column is "id" or "idx" and the label column "label" when present.
+    The id column is "id" or "idx" and the label column "label" or "labels" when present.
     """
-    candidates = (
-        list(text_fields) if text_fields else [c for c in ("text", "sentence") if c in columns]
-    )
-    if not text_fields and len(candidates) != 1:
+    fields = tuple(text_fields) if text_fields else detect_text_fields(columns)
+    if fields is None:
         raise InputError(
-            f"custom task {task!r}: cannot tell the text column of {where}; pass text_fields "
-            f"(one or two of its columns: {', '.join(columns)})"
+            f"task {task!r}: cannot tell the text column(s) of {where}; name one or two of its "
+            f"columns ({', '.join(columns)}) with --text-fields (text_fields= in Python)"
         )
-    id_field = next((c for c in ("id", "idx") if c in columns), None)
-    label_field = "label" if "label" in columns else None
+    id_field = next((c for c in ID_FIELDS if c in columns), None)
+    label_field = next((c for c in LABEL_FIELDS if c in columns), None)
+    truncation = "only_second" if fields == ("question", "context") else "longest_first"
     return TaskSpec(
-        task, None, None, "validation", tuple(candidates), id_field, label_field, 128,
-        "longest_first",
+        task, None, None, "validation", fields, id_field, label_field, CUSTOM_MAX_LENGTH,
+        truncation,
     )  # fmt: skip
 
 
@@ -246,8 +271,8 @@ def load_samples(
         raise InputError(f"n must be a positive integer or None, got {n!r}")
     if task not in PRESETS and data is None:
         raise InputError(
-            f"unknown task {task!r}: expected one of {', '.join(PRESETS)}, or pass data= "
-            "(a local file or folder) for a custom task"
+            f"unknown task {task!r}: expected one of {', '.join(PRESETS)}, or give a local "
+            "file or folder with --data (data= in Python) for a task of your own"
         )
     spec = PRESETS.get(task)
     split = split or (spec.split if spec else "validation")
@@ -307,7 +332,7 @@ def load_samples(
         raise InputError(
             f"{where}: column {ids_from!r} has duplicate ids ({', '.join(dupes[:5])}"
             + (", ..." if len(dupes) > 5 else "")
-            + "); pass id_field= naming a unique column"
+            + "); name a column of unique ids with --id-field (id_field= in Python)"
         )
     chosen = ds.select(rows.tolist())
     ids = [all_ids[r] for r in rows]
