@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from safetensors import safe_open
 
 from repdrift.errors import IntegrityError
 from repdrift.store.tensorfile import save_safetensors
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so reading runs stays light
+    import torch
+
 
 
 def plan_from_chunks(paths: list[Path], n: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -44,6 +48,8 @@ def assemble_layer(
     lengths: np.ndarray,
 ) -> dict[str, torch.Tensor]:
     """One layer in original sample order: ``{"pooled": (n, d)}`` or tokens + offsets."""
+    import torch
+
     n = len(index)
     per_sample = np.empty(n, dtype=np.int64)
     per_sample[index] = lengths
@@ -75,6 +81,8 @@ def assemble_layer(
 def layer_writer(
     tensors: dict[str, torch.Tensor], fmt: str, name: str, pooling: str
 ) -> Callable[[Path], None]:
+    import torch
+
     def write(tmp: Path) -> None:
         if fmt == "pt":
             # Old scripts expect a bare (n, d) tensor; token-level files hold a dict.

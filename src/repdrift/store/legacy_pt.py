@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from repdrift.errors import IntegrityError
 
 logger = logging.getLogger(__name__)
+
+# torch is imported inside the functions that load .pt files: opening a safetensors run
+# (inspect, compare) then needs no torch.
 
 _LAYER_FILE = re.compile(r"^(layer_\d+|embeddings)\.pt$")
 
@@ -38,6 +40,8 @@ def load_pt_safely(path: str | Path) -> Any:
     A pickle that would import or call anything outside torch's allow-list (e.g. a
     ``__reduce__`` calling ``os.system``) is refused before anything runs.
     """
+    import torch
+
     path = Path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -69,6 +73,8 @@ _BLOCK_BYTES = 64 << 20  # rows of an unpooled file converted to float64 per ste
 
 def load_pt_mmap(path: str | Path) -> Any:
     """Like :func:`load_pt_safely`, but tensors stay memory-mapped (nothing is read yet)."""
+    import torch
+
     path = Path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -131,6 +137,8 @@ def pool_unpooled(
     np.ndarray
         (n, d) float32, accumulated in float64.
     """
+    import torch
+
     path = Path(path)
     tensor = load_pt_mmap(path)
     if not torch.is_tensor(tensor) or tensor.ndim != 3:
@@ -166,6 +174,8 @@ def pool_unpooled(
 
 def is_unpooled(path: str | Path) -> bool:
     """Whether a ``.pt`` layer file holds an unpooled (n, seq_len, d) tensor (read lazily)."""
+    import torch
+
     obj = load_pt_mmap(path)
     return torch.is_tensor(obj) and obj.ndim == 3
 
@@ -180,6 +190,8 @@ def pt_layer_arrays(path: str | Path) -> dict[str, np.ndarray]:
         ``{"tokens": (total, d), "offsets": (n + 1,)}`` for token-level files. An unpooled
         (n, seq_len, d) tensor is mean-pooled over all positions (:func:`pool_unpooled`).
     """
+    import torch
+
     obj = load_pt_mmap(path)
     if torch.is_tensor(obj) and obj.ndim == 3:
         return {"pooled": pool_unpooled(path)}

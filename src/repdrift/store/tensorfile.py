@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are written, so reading runs stays light
+    import torch
 
+# safetensors dtype codes by torch dtype name
 _DTYPES = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
+    "torch.float64": "F64",
+    "torch.float32": "F32",
+    "torch.float16": "F16",
+    "torch.bfloat16": "BF16",
+    "torch.int64": "I64",
+    "torch.int32": "I32",
+    "torch.int16": "I16",
+    "torch.int8": "I8",
+    "torch.uint8": "U8",
+    "torch.bool": "BOOL",
 }
 
 
@@ -44,6 +47,8 @@ def save_safetensors(
         str -> str entries of ``__metadata__``, sorted by key.
     """
     names = sorted(tensors)
+    import torch
+
     prepared = {name: tensors[name].detach().to("cpu").contiguous() for name in names}
     header: dict[str, object] = {}
     if metadata:
@@ -51,11 +56,11 @@ def save_safetensors(
     offset = 0
     for name in names:
         t = prepared[name]
-        if t.dtype not in _DTYPES:
+        if str(t.dtype) not in _DTYPES:
             raise TypeError(f"tensor {name!r}: dtype {t.dtype} has no safetensors code")
         size = t.numel() * t.element_size()
         header[name] = {
-            "dtype": _DTYPES[t.dtype],
+            "dtype": _DTYPES[str(t.dtype)],
             "shape": list(t.shape),
             "data_offsets": [offset, offset + size],
         }

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from repdrift.common.atomic import (
     atomic_write_with,
@@ -202,6 +201,8 @@ class StepWriter:
 
     def write_chunk(self, chunk: PooledChunk) -> None:
         """Write one chunk (all layers) and record it in the partial manifest."""
+        import torch  # here, not at the top: reading runs (inspect, compare) needs no torch
+
         self._check_open()
         tensors = {
             "index": torch.from_numpy(np.ascontiguousarray(chunk.sample_indices, dtype=np.int64)),
@@ -355,6 +356,7 @@ def write_run(
     Path
         The step folder.
     """
+    import torch
 
     if not layers:
         raise InputError("write_run needs at least one layer")
