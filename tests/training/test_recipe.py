@@ -229,7 +229,7 @@ def test_resume_returns_existing_and_refuses_other_settings(
     weights = out / "adapter_model.safetensors"
     mtime = weights.stat().st_mtime_ns
     kw = {"task": "demo-pair", "method": "lora", "model": MINILM, "lr": 1e-3, "progress": False}
-    with caplog.at_level("INFO", logger="repdrift.train"):
+    with caplog.at_level("INFO", logger="repdrift.training.recipe"):
         assert train(**kw, **FAST, seed=2, out=out) == out
     assert "reusing" in caplog.text and weights.stat().st_mtime_ns == mtime
     with pytest.raises(InputError, match=r"seed: 2 -> 3"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from repdrift.common import devices
 from repdrift.errors import InputError
 
 # Relative threshold below which the spread of a representation is indistinguishable from
@@ -26,20 +27,12 @@ def is_torch(a: Any) -> bool:
 
 
 def resolve_device(device: Any) -> Any:
-    """Return ``torch.device`` for ``device`` ("cpu", "cuda:0", torch.device) or None for None."""
-    if device is None:
-        return None
-    import torch
+    """None (numpy on the CPU) for None, else :func:`repdrift.common.devices.resolve_device`.
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(
-            f"device={device!r} is not a torch device; expected e.g. 'cpu', 'cuda', 'cuda:0'"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={device!r} requested but torch reports no CUDA device")
-    return dev
+    Accepts what the rest of the package accepts (``"auto"``, ``"cpu"``, ``"cuda:0"``, a
+    ``torch.device``); torch is imported only when a device is requested.
+    """
+    return None if device is None else devices.resolve_device(device)
 
 
 def as_float64(a: Any, label: str, device: Any = None) -> Any:

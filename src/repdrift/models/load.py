@@ -123,7 +123,7 @@ def load_model(
     model.requires_grad_(False)
     config = model.config
     is_decoder = loading.is_decoder_config(config)
-    tokenizer, tok_info = load_tokenizer(tokenizer_from, is_decoder, trust_remote_code)
+    tokenizer, tok_info = load_tokenizer(tokenizer_from, trust_remote_code=trust_remote_code)
     if is_decoder:
         config.use_cache = False
         if getattr(config, "pad_token_id", None) is None:
@@ -142,7 +142,7 @@ def load_model(
         device=torch_device,
         peft_model=peft_model,
     )
-    configure_forward(loaded, config)
+    configure_forward(loaded)
     loaded.embeddings = find_embeddings(loaded, blocks_name)
     loaded.source = {
         "kind": kind,

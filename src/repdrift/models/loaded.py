@@ -5,7 +5,6 @@ forward inputs (position and segment ids) and the embedding output.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import torch
 
 from repdrift.common.naming import layer_names
 from repdrift.errors import InputError
+from repdrift.models.inputs import derived_inputs, segment_sep_id, takes_position_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -38,21 +38,12 @@ _EMBEDDING_OUTPUT_NAMES = (
 # --------------------------------------------------------------------------------------------
 
 
-def configure_forward(loaded: LoadedModel, config: Any) -> None:
-    """Decide which extra inputs make padded forwards match unpadded ones."""
+def configure_forward(loaded: LoadedModel) -> None:
+    """Decide which extra inputs make padded forwards match unpadded ones
+    (:mod:`repdrift.models.inputs`)."""
     inner = inner_model(loaded.model)
-    params = inspect.signature(inner.forward).parameters
-    sep = loaded.tokenizer.sep_token_id
-    if "token_type_ids" in params and getattr(config, "type_vocab_size", 0) > 1 and sep is not None:
-        loaded.token_type_sep_id = int(sep)
-    # RoBERTa-style embeddings derive positions from input_ids and the pad id themselves
-    self_positioned = any(
-        hasattr(type(module), "create_position_ids_from_input_ids")
-        or hasattr(module, "padding_idx")
-        for name, module in inner.named_modules()
-        if name.rsplit(".", 1)[-1] == "embeddings"
-    )
-    loaded.pass_position_ids = "position_ids" in params and not self_positioned
+    loaded.token_type_sep_id = segment_sep_id(inner, loaded.tokenizer)
+    loaded.pass_position_ids = takes_position_ids(inner)
 
 
 def find_embeddings(loaded: LoadedModel, blocks_name: str) -> torch.nn.Module | None:
@@ -130,7 +121,8 @@ class LoadedModel:
         (``PeftModelForQuestionAnswering`` does not pass ``token_type_ids`` or
         ``position_ids`` on), while the injected layers behave the same either way.
     tokenizer
-        Has a pad token; decoders without one get ``pad = eos`` (``source["pad_token_is_eos"]``).
+        Has a pad token: one without gets ``pad = eos`` (``source["pad_token_is_eos"]``), else
+        ``unk`` (:func:`repdrift.models.tokenizer.load_tokenizer`, the loader training uses).
     blocks
         Transformer blocks in order, inside ``model``; block ``i`` is ``f"layer_{i}"``.
     embeddings
@@ -186,7 +178,8 @@ class LoadedModel:
             over real tokens only (left padding would otherwise shift absolute and rotary
             positions), ``token_type_ids`` for BERT-style pairs (segment 1 starts after the
             first ``[SEP]``, as the tokenizer assigns it; a literal ``[SEP]`` inside the first
-            text would shift it), and ``use_cache=False`` for decoders.
+            text would shift it), and ``use_cache=False`` for decoders. The ids follow
+            :mod:`repdrift.models.inputs`, the rule training uses too.
         """
         if input_ids.ndim != 2 or input_ids.shape != attention_mask.shape:
             raise InputError(
@@ -196,13 +189,14 @@ class LoadedModel:
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        mask = attention_mask.long()
-        if self.pass_position_ids:
-            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-        if self.token_type_sep_id is not None:
-            is_sep = (input_ids == self.token_type_sep_id).long() * mask
-            seps_before = is_sep.cumsum(-1) - is_sep
-            kwargs["token_type_ids"] = ((seps_before > 0).long() * mask).to(input_ids.dtype)
+        kwargs.update(
+            derived_inputs(
+                input_ids,
+                attention_mask,
+                sep_id=self.token_type_sep_id,
+                positions=self.pass_position_ids,
+            )
+        )
         if self.is_decoder:
             kwargs["use_cache"] = False
         return kwargs

@@ -18,7 +18,7 @@ import torch
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.models.blocks import find_blocks_named
-from repdrift.models.sources import Source, hash_weights, is_hub_id
+from repdrift.models.sources import Source, hash_weights, normalize_source
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +33,6 @@ _EMBEDDING_NAMES = (
     "wpe",
     "embed_positions",
 )
-
-
-# --------------------------------------------------------------------------------------------
-# Sources and hashes
-# --------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,19 +163,22 @@ def check_same_architecture(src: Source, base: Source | None, trust_remote_code:
 
 
 def _resolve_lora_base(adapter: Source, base: Source | None, from_config: str | None) -> Source:
+    """``base`` when given, else the adapter config's base model by the one path-or-hub rule."""
     if base is not None:
         return base
-    if from_config:
-        path = Path(from_config).expanduser()
-        if path.is_dir():
-            return path.resolve()
-        if is_hub_id(from_config):
-            return from_config
-    raise InputError(
-        f"base model for adapter {adapter} not found: base= was not given and the adapter "
-        f"config's base_model_name_or_path {from_config!r} does not exist locally; pass "
-        "base=<folder of the base model> (CLI: --base)"
-    )
+    if not from_config:
+        raise InputError(
+            f"base model for adapter {adapter} not found: base= was not given and the adapter "
+            "config has no base_model_name_or_path; pass base=<folder of the base model> "
+            "(CLI: --base)"
+        )
+    try:
+        return normalize_source(from_config, "the adapter config's base_model_name_or_path")
+    except InputError as exc:
+        raise InputError(
+            f"base model for adapter {adapter} not found: base= was not given and {exc}; pass "
+            "base=<folder of the base model> (CLI: --base)"
+        ) from exc
 
 
 def _task_auto_class(task_type: str | None, keys: list[str], base: Source, trc: bool) -> Any:

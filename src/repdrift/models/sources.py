@@ -1,8 +1,15 @@
 """Where a model comes from: a local folder or a hub id, and the hash of its weights.
 
-One rule decides "local path or hub id" for every caller (:func:`normalize_source`): an existing
-folder is local; a string shaped like ``name`` or ``org/name`` is a hub id; anything else is a
-path that does not exist, reported as such.
+One rule decides "local path or hub id" for every caller (:func:`local_or_hub`):
+
+1. a path that exists (relative to ``root`` when given, else to the working directory) is local;
+2. else a string shaped like a hub id, ``name`` or ``org/name``, is a hub id, unless it has a
+   slash and its parent folder exists here (``runs/model`` beside an existing ``runs/`` is a
+   mistyped local path, not a hub repo);
+3. anything else (absolute, ``./relative``, ``~``, deeper than ``org/name``, a ``Path``
+   object) is a local path that does not exist.
+
+:func:`normalize_source` applies the rule and insists on an existing folder or a hub id.
 """
 
 from __future__ import annotations
@@ -20,12 +27,43 @@ logger = logging.getLogger(__name__)
 
 
 # Hub ids look like "name" or "org/name"; anything else (absolute, ./relative, deeper) is a path.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+_HUB_ID = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 def is_hub_id(text: str) -> bool:
-    """Whether ``text`` is shaped like a hub id (``name`` or ``org/name``)."""
+    """Whether ``text`` is shaped like a hub id (``name`` or ``org/name``); says nothing of disk."""
     return bool(_HUB_ID.match(text))
+
+
+def local_or_hub(value: str | os.PathLike[str], *, root: Path | None = None) -> Path | str:
+    """The one "local path or hub id" rule: an absolute local Path (which may not exist) or a hub id.
+
+    Parameters
+    ----------
+    value
+        What the user wrote: a folder, a file, or a hub id. A ``Path`` object is always local.
+    root
+        Folder that relative paths are relative to (an experiment file's folder); default the
+        working directory.
+
+    Raises
+    ------
+    InputError
+        ``value`` is empty.
+    """
+    text = os.fspath(value)
+    if not text.strip():
+        raise InputError("model source is empty: expected a local model folder or a hub id")
+    path = Path(text).expanduser()
+    if root is not None and not path.is_absolute():
+        path = Path(root).expanduser() / path
+    if path.exists():
+        return path.resolve()
+    if isinstance(value, str) and is_hub_id(text):
+        # "runs/model" where runs/ exists here is a mistyped local path, not a hub repo
+        if "/" not in text or not path.parent.is_dir():
+            return text
+    return path.resolve()
 
 
 def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> str:
@@ -55,18 +93,32 @@ Source = Path | str  # a local folder (Path) or a hub id (str)
 _HASH_CACHE: dict[tuple[tuple[str, int, int], ...], str] = {}
 
 
-def normalize_source(value: str | os.PathLike[str], what: str) -> Source:
-    """A local folder as an absolute Path, or a hub id as str; anything else is an error."""
+def normalize_source(
+    value: str | os.PathLike[str], what: str, *, root: Path | None = None
+) -> Source:
+    """An existing local folder as an absolute Path, or a hub id as str (see :func:`local_or_hub`).
+
+    Raises
+    ------
+    InputError
+        The value is a file, or a local path that does not exist; the message names the value
+        and the folder that was tried.
+    """
     text = os.fspath(value)
-    path = Path(text).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise InputError(f"{what} {text!r} is a file; expected a model folder or a hub id")
-        return path.resolve()
-    # "runs/model" where runs/ exists here is a mistyped local path, not a hub repo
-    if is_hub_id(text) and not ("/" in text and path.parent.is_dir()):
-        return text
-    raise InputError(f"{what} {text!r} does not exist (expected a local model folder or a hub id)")
+    src = local_or_hub(value, root=root)
+    if isinstance(src, str) or src.is_dir():
+        return src
+    if src.exists():
+        raise InputError(f"{what} {text!r} is a file ({src}); expected a model folder or a hub id")
+    why = (
+        f"; its parent {src.parent} exists, so it is read as a local path, not a hub id"
+        if is_hub_id(text) and isinstance(value, str)
+        else ""
+    )
+    raise InputError(
+        f"{what} {text!r} does not exist: no folder {src}{why} "
+        "(expected a local model folder or a hub id such as org/name)"
+    )
 
 
 def _local_folder(src: Source) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,11 +61,37 @@ def _has_tokenizer(src: Source) -> bool:
 
 
 def load_tokenizer(
-    candidates: list[Source | None], is_decoder: bool, trust_remote_code: bool
+    candidates: Source | Sequence[Source | None], *, trust_remote_code: bool = False
 ) -> tuple[PreTrainedTokenizerBase, dict]:
-    """The first candidate's tokenizer (variant folder, then base), with a pad token."""
+    """The first candidate's tokenizer (variant folder, then base), with a pad token.
+
+    The one loader for extraction and training. Pad fallback, when the tokenizer defines no pad
+    token: ``eos`` (logged once per tokenizer, ``info["pad_token_is_eos"]``), else ``unk`` (a
+    warning); padded positions are masked, so either serves.
+
+    Parameters
+    ----------
+    candidates
+        A source or sources in order of preference (a local folder Path or a hub id); None
+        entries are skipped, and so are local folders without tokenizer files.
+    trust_remote_code
+        Passed to transformers.
+
+    Returns
+    -------
+    tuple
+        The tokenizer and a JSON-safe ``info`` dict (``tokenizer_path``, ``tokenizer_sha256``,
+        ``padding_side``, ``pad_token``, ``pad_token_is_eos``).
+
+    Raises
+    ------
+    IntegrityError
+        No candidate has a loadable tokenizer, or it has no pad, eos or unk token.
+    """
     from transformers import AutoTokenizer
 
+    if isinstance(candidates, (str, Path)):
+        candidates = [candidates]
     tokenizer = None
     chosen: Source | None = None
     errors: list[str] = []

@@ -9,7 +9,6 @@ answer cut away by truncation, points at position 0 (``[CLS]``).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from repdrift.errors import InputError
+from repdrift.models.inputs import derived_inputs
 from repdrift.tasks.encoding import encode
 from repdrift.tasks.samples import Samples
 
@@ -167,29 +167,26 @@ def qa_examples(samples: Samples, tokenizer: Any) -> Examples:
 # --------------------------------------------------------------------------------------------
 
 
-def segment_sep_id(model: torch.nn.Module, tokenizer: Any) -> int | None:
-    """The sep id that starts segment 1, when the model takes segment ids (BERT), else None.
-
-    Same rule as extraction (:meth:`repdrift.models.loaded.LoadedModel.forward_inputs`): tokens after
-    the first ``[SEP]`` are segment 1, so training and measurement see identical inputs.
-    """
-    params = inspect.signature(model.forward).parameters
-    sep = tokenizer.sep_token_id
-    if "token_type_ids" in params and getattr(model.config, "type_vocab_size", 0) > 1:
-        return int(sep) if sep is not None else None
-    return None
-
-
 def collate(
-    examples: Examples, rows: Sequence[int], pad_id: int, sep_id: int | None
+    examples: Examples,
+    rows: Sequence[int],
+    pad_id: int,
+    sep_id: int | None,
+    positions: bool = False,
 ) -> dict[str, torch.Tensor]:
     """A right-padded batch of the given example rows.
+
+    ``sep_id`` (:func:`repdrift.models.inputs.segment_sep_id`) and ``positions``
+    (:func:`repdrift.models.inputs.takes_position_ids`) add segment and position ids by the rule
+    extraction uses (:func:`repdrift.models.inputs.derived_inputs`), so training and measurement
+    see identical inputs.
 
     Returns
     -------
     dict
         ``input_ids`` and ``attention_mask`` (batch, seq) int64, ``token_type_ids`` when
-        ``sep_id`` is set, and each target as a (batch,) int64 tensor.
+        ``sep_id`` is set, ``position_ids`` when ``positions``, and each target as a (batch,)
+        int64 tensor.
     """
     seqs = [examples.input_ids[r] for r in rows]
     width = max(len(s) for s in seqs)
@@ -199,9 +196,7 @@ def collate(
         ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[i, : len(seq)] = 1
     batch = {"input_ids": ids, "attention_mask": mask}
-    if sep_id is not None:
-        is_sep = (ids == sep_id).long() * mask
-        batch["token_type_ids"] = ((is_sep.cumsum(-1) - is_sep > 0).long() * mask).long()
+    batch.update(derived_inputs(ids, mask, sep_id=sep_id, positions=positions))
     for name, values in examples.targets.items():
         batch[name] = torch.tensor([values[r] for r in rows], dtype=torch.long)
     return batch

@@ -1,4 +1,8 @@
-"""Model set-up for :mod:`repdrift.train`: tokenizer, task model, LoRA injection, seeding."""
+"""Model set-up for :mod:`repdrift.train`: task model, LoRA injection, seeding.
+
+The tokenizer comes from :func:`repdrift.models.tokenizer.load_tokenizer`, the loader extraction
+uses (one pad fallback).
+"""
 
 from __future__ import annotations
 
@@ -76,21 +80,6 @@ def _linear_names(model: torch.nn.Module) -> set[str]:
         for name, module in model.named_modules()
         if isinstance(module, (torch.nn.Linear, Conv1D))
     }
-
-
-def load_tokenizer(src: Path | str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(src))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load a tokenizer from {src}: {exc}") from exc
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise InputError(f"tokenizer of {src} has no pad or eos token to pad with")
-        # decoders rarely define a pad token; padded positions are masked, so eos serves
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def build_model(

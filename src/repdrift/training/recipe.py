@@ -38,7 +38,10 @@ from repdrift.common.devices import resolve_device
 from repdrift.common.progress import progress_bar
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
+from repdrift.models.inputs import segment_sep_id, takes_position_ids
+from repdrift.models.loaded import inner_model
 from repdrift.models.sources import normalize_source
+from repdrift.models.tokenizer import load_tokenizer
 from repdrift.tasks.samples import load_samples
 from repdrift.training import data as data_mod
 from repdrift.training import model as setup
@@ -102,7 +105,9 @@ def _accuracy(model: torch.nn.Module, examples: data_mod.Examples, job: Any, dev
     with torch.inference_mode():
         for start in range(0, len(order), EVAL_BATCH):
             rows = order[start : start + EVAL_BATCH]
-            batch = data_mod.collate(examples, rows, job.tokenizer.pad_token_id, job.sep_id)
+            batch = data_mod.collate(
+                examples, rows, job.tokenizer.pad_token_id, job.sep_id, job.positions
+            )
             labels = batch.pop("labels")
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
             correct += int((logits.argmax(-1).cpu() == labels).sum())
@@ -258,7 +263,7 @@ def train(
     if job.values is not None and max_eval_samples:
         evaluation = _validation_examples(arguments, job.tokenizer, job.values, max_eval_samples)
         if evaluation is not None:
-            accuracy = _accuracy(_forward_model(net), evaluation, job, torch_device)
+            accuracy = _accuracy(inner_model(net), evaluation, job, torch_device)
             record["validation_samples"] = len(evaluation)
     total = len(losses)
     final = {**record, **rec.loss_summary(losses), "complete": True, "step": total,
@@ -289,7 +294,8 @@ class _Job:
     examples: data_mod.Examples
     values: list[Any] | None  # class labels by index; None for question answering
     total_steps: int
-    sep_id: int | None = None
+    sep_id: int | None = None  # segment and position ids: repdrift.models.inputs
+    positions: bool = False
 
 
 def _resolved_arguments(args: dict[str, Any], src: Path | str) -> dict[str, Any]:
@@ -317,7 +323,7 @@ def _prepare(args: dict[str, Any], src: Path | str) -> _Job:
         seed=SUBSET_SEED,
     )  # fmt: skip
     qa = samples.source.get("label_field") == "answers" or args["task"] == "squad_v2"
-    tokenizer = setup.load_tokenizer(src)
+    tokenizer, _ = load_tokenizer(src)
     if qa:
         values = None
         examples = data_mod.qa_examples(samples, tokenizer)
@@ -344,15 +350,9 @@ def _task_model(args: dict[str, Any], src: Path | str, job: _Job) -> tuple[Any, 
     targets = None
     if args["method"] == "lora":
         net, targets = setup.add_lora(net, job.values is None, args)
-    job.sep_id = data_mod.segment_sep_id(_forward_model(net), job.tokenizer)
+    job.sep_id = segment_sep_id(inner_model(net), job.tokenizer)
+    job.positions = takes_position_ids(inner_model(net))
     return net, targets
-
-
-def _forward_model(net: Any) -> torch.nn.Module:
-    """The module to call: LoRA forwards go through the injected transformers model because
-    peft's QA wrapper drops token_type_ids; the injected layers and saved head act the same."""
-    get_base = getattr(net, "get_base_model", None)
-    return get_base() if callable(get_base) else net
 
 
 def _settings(
@@ -392,7 +392,8 @@ def _optimize(
     optimizer = _adamw(trainable, arguments["lr"])
     schedule = get_linear_schedule_with_warmup(optimizer, round(WARMUP_FRACTION * total), total)
     generator = torch.Generator().manual_seed(arguments["seed"])
-    forward = _forward_model(net)
+    # the injected transformers model, not peft's wrapper (its QA wrapper drops token_type_ids)
+    forward = inner_model(net)
     losses: list[float] = []
     pad_id = job.tokenizer.pad_token_id
     description = f"{arguments['method']} {arguments['task']}"
@@ -400,7 +401,7 @@ def _optimize(
     with progress_bar(total, enabled=progress, description=description) as bar:
         batches = _batches(len(job.examples), arguments["batch_size"], total, generator)
         for step, rows in enumerate(batches, start=1):
-            batch = data_mod.collate(job.examples, rows, pad_id, job.sep_id)
+            batch = data_mod.collate(job.examples, rows, pad_id, job.sep_id, job.positions)
             loss = forward(**{k: v.to(device) for k, v in batch.items()}).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)

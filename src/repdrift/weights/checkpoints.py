@@ -21,6 +21,7 @@ import torch
 from safetensors import safe_open
 
 from repdrift.errors import InputError, IntegrityError
+from repdrift.models.sources import normalize_source
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +284,9 @@ def is_adapter_folder(folder: Path) -> bool:
 def resolve_model_folder(name_or_path: str | Path, *, local_files_only: bool = True) -> Path:
     """A local folder for a base model given as a folder or a Hugging Face hub id.
 
+    Folder or hub id is decided by :func:`repdrift.models.sources.normalize_source`; a hub id
+    is then looked up in the hub cache.
+
     Parameters
     ----------
     name_or_path : str or Path
@@ -293,16 +297,12 @@ def resolve_model_folder(name_or_path: str | Path, *, local_files_only: bool = T
     Raises
     ------
     InputError
-        Neither a folder nor a hub id that can be resolved.
+        A file, a missing folder, or a hub id not found (in the cache).
     """
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise InputError(f"{path}: is a file; expected a model folder or a hub id")
-    text = str(name_or_path)
-    if text.count("/") > 1 or text.startswith((".", "/", "~")):
-        raise InputError(f"{text}: folder does not exist (and it is not a hub id)")
+    src = normalize_source(name_or_path, "model")  # the package's one path-or-hub-id rule
+    if isinstance(src, Path):
+        return src
+    text = src
     try:
         from huggingface_hub import snapshot_download
 

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from rich.progress import MofNCompleteColumn, Progress
 
+from repdrift.common.devices import resolve_device
 from repdrift.errors import InputError
 from repdrift.weights.checkpoints import (
     CONV1D_MODEL_TYPES,
@@ -72,13 +73,6 @@ def _canonical(weight: torch.Tensor, transposed: bool, device: torch.device) -> 
     w = weight.to(device=device, dtype=torch.float64)
     # contiguous: LAPACK is markedly slower on a transposed view
     return w.T.contiguous() if transposed else w
-
-
-def _torch_device(device: str | torch.device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: {device!r} is not a torch device: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -206,7 +200,7 @@ def module_deltas(
         Base-module-outer, variant-inner order; ``weight`` is the same tensor for all variants
         of one module.
     """
-    dev = _torch_device(device)
+    dev = resolve_device(device)
     named = name_variants(variants)
     with ExitStack() as stack:
         comparison = _open_comparison(stack, base, named, modules, local_files_only)
@@ -265,7 +259,7 @@ def weight_drift(
         A weight file or adapter config is unreadable.
     """
     check_intruder_params(k, epsilon)
-    dev = _torch_device(device)
+    dev = resolve_device(device)
     named = name_variants(variants)
     rows: list[dict[str, object]] = []
     with ExitStack() as stack:
