@@ -62,8 +62,8 @@ def main() -> None:
     for k in base:
         K = metrics.centered_gram(base[k].astype(np.float64))
         L = metrics.centered_gram(tuned[k].astype(np.float64))
-        stats.gram_cka_subsets(K, L, idx, debiased=True)
-        stats.gram_cka_permuted(metrics.u_center_gram(K), metrics.u_center_gram(L), perms)
+        metrics.gram_cka_subsets(K, L, idx, debiased=True)
+        metrics.gram_cka_permuted(metrics.u_center_gram(K), metrics.u_center_gram(L), perms)
     core = time.perf_counter() - t
     print(
         f"repdrift stats core:                                  {core:8.1f} s   ({baseline / core:5.1f}x faster)"

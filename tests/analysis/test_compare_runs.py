@@ -8,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from repdrift import metrics
+from repdrift.analysis import stats
 from repdrift.analysis.compare_runs import compare
 from repdrift.errors import InputError
+from repdrift.metrics import kernels
+from repdrift.store.reader import load_run
 from repdrift.store.results import load_results
 from repdrift.store.writer import write_run
 
@@ -144,3 +148,78 @@ def test_mismatched_runs_are_refused(tmp_path):
         compare([tmp_path / "fewer"], progress=False)
     with pytest.raises(InputError, match="cka_debaised"):
         compare([tmp_path / "base"], metrics=["cka_debaised"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def rbf_study(tmp_path_factory):
+    """A base run and two full fine-tuning seeds (noise floor), 2 layers."""
+    root = tmp_path_factory.mktemp("rbf")
+    rng = np.random.default_rng(21)
+    base = {f"layer_{i}": rng.normal(size=(N, D)) for i in range(2)}
+    write_run(root / "base", base, task="toy", kind="base", sample_ids=IDS)
+    paths = [root / "base"]
+    for seed in (1, 2):
+        p = root / f"full{seed}"
+        write_run(
+            p, _variant(base, np.random.default_rng(seed), [0.4, 0.8]), task="toy", kind="full",
+            sample_ids=IDS, model={"training": {"seed": seed}},
+        )  # fmt: skip
+        paths.append(p)
+    return paths
+
+
+def _rbf_subset_cka(X, Y, r, sigma):
+    """Biased CKA of rows r with the bandwidth of all samples (the kernel is fixed, as in the
+    half-sample replicates), written out with an explicit centring matrix."""
+    K, L = kernels.gram_rbf(X, sigma)[np.ix_(r, r)], kernels.gram_rbf(Y, sigma)[np.ix_(r, r)]
+    H = np.eye(len(r)) - 1 / len(r)
+    kl, kk, ll = (np.trace(A @ H @ B @ H) for A, B in ((K, L), (K, K), (L, L)))
+    return kl / np.sqrt(kk * ll)
+
+
+@pytest.mark.parametrize("sigma", [None, 0.5])
+def test_cka_rbf_with_sigma_reproduces_the_registry_on_the_stored_layers(rbf_study, sigma):
+    """compare(metric_params=...) gives metrics.compute(..., sigma=...) to 1e-10 for the values,
+    the permutation nulls, the noise floor and the cross-layer matrix; the intervals are those
+    of the half-sample replicates computed directly."""
+    params = {} if sigma is None else {"sigma": sigma}
+    n_boot, n_perm, seed = 30, 25, 4
+    res = compare(
+        rbf_study, metrics=["cka_rbf"], metric_params={"cka_rbf": params} if params else None,
+        cross_layer_metric="cka_rbf", n_boot=n_boot, n_perm=n_perm, seed=seed, progress=False,
+    )  # fmt: skip
+    assert res.summary["settings"]["metric_params"] == {"cka_rbf": {"sigma": sigma or 1.0}}
+    runs = {p.name: load_run(p) for p in rbf_study}
+    base = runs["base"]
+    rng = np.random.default_rng(seed)  # the draws compare() makes for the task, in order
+    idx, perms = stats.half_samples(N, n_boot, rng), stats.permutations(N, n_perm, rng)
+    drift = res.drift
+    assert len(drift) == 2 * 2
+    for row in drift.itertuples():
+        X, Y = base.layer(row.layer), runs[row.run].layer(row.layer, row.step)
+        want = metrics.compute("cka_rbf", X, Y, **params)
+        assert abs(row.similarity - want) <= 1e-10
+        if sigma is not None:  # the parameter reached the computation
+            assert abs(want - metrics.compute("cka_rbf", X, Y)) > 1e-4
+        null = np.array([metrics.compute("cka_rbf", X, Y[p], **params) for p in perms])
+        assert abs(row.null_mean - null.mean()) <= 1e-10
+        assert row.p_perm == stats.permutation_pvalue(want, null)
+        X64, Y64 = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        boot = np.array([_rbf_subset_cka(X64, Y64, r, sigma or 1.0) for r in idx])
+        iv = stats.basic_interval(1 - want, 1 - boot, 0.95)
+        assert abs(row.ci_low - iv.low) <= 1e-10 and abs(row.ci_high - iv.high) <= 1e-10
+    for row in res.cross_layer.itertuples():
+        X, Y = base.layer(row.base_layer), runs[row.run].layer(row.layer, row.step)
+        assert abs(row.similarity - metrics.compute("cka_rbf", X, Y, **params)) <= 1e-10
+    for row in res.noise_floor.itertuples():
+        a, b = (runs[f"full{s}"].layer(row.layer, 0) for s in (1, 2))
+        assert abs(row.similarity - metrics.compute("cka_rbf", a, b, **params)) <= 1e-10
+
+
+def test_metric_params_are_checked(rbf_study):
+    with pytest.raises(InputError, match="sigmma"):
+        compare(rbf_study, metrics=["cka_rbf"], metric_params={"cka_rbf": {"sigmma": 2}},
+                progress=False)  # fmt: skip
+    with pytest.raises(InputError, match="not among the metrics"):
+        compare(rbf_study, metrics=["cka_linear"], metric_params={"cka_rbf": {"sigma": 2}},
+                progress=False)  # fmt: skip

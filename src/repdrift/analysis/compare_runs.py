@@ -2,9 +2,10 @@
 
 :func:`compare` is the whole analysis stage: it reads run directories (never models) and
 returns tidy tables (see :class:`repdrift.store.results.Results`). Resampling follows
-:mod:`repdrift.stats`: half-sample intervals, shuffled-pairing permutation nulls, seeds as
-the unit of replication for LoRA vs full fine-tuning, Holm and Benjamini–Hochberg across
-layers × tasks.
+:mod:`repdrift.analysis.stats`: half-sample intervals, shuffled-pairing permutation nulls,
+seeds as the unit of replication for LoRA vs full fine-tuning, Holm and Benjamini–Hochberg
+across layers × tasks. Every metric value and replicate comes from the metric registry
+(:func:`repdrift.metrics.resample`), with the metric's parameters (``metric_params``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +28,13 @@ from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
-from repdrift.metrics import kernels, registry
+from repdrift.metrics import registry
+from repdrift.metrics.registry import DEFAULT_METRICS
 from repdrift.store.results import Results
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METRICS = ("cka_debiased", "cka_linear", "cosine", "procrustes")
-#: Metrics that get intervals and permutation nulls by default: the CKA family runs on
-#: precomputed Grams, cosine is O(n d) per replicate. Others report the point value unless
-#: named in ``resampled`` (each replicate then recomputes the metric from scratch).
-FAST_RESAMPLED = (*stats.GRAM_METRICS, "cosine")
+__all__ = ["DEFAULT_METRICS", "Settings", "compare"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +49,12 @@ class Settings:
     seed: int
     cross_layer_metric: str
     methods: tuple[str, str]
+    #: Parameters of each metric that has any, defaults filled in (e.g. cka_rbf's sigma).
+    metric_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def params(self, metric: str) -> dict[str, Any]:
+        """Keyword arguments for the registry when computing ``metric``."""
+        return dict(self.metric_params.get(metric, {}))
 
 
 def compare(
@@ -58,6 +62,7 @@ def compare(
     *,
     out: str | Path | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    metric_params: Mapping[str, Mapping[str, Any]] | None = None,
     resampled: Sequence[str] | None = None,
     n_boot: int = 1000,
     n_perm: int = 1000,
@@ -81,9 +86,15 @@ def compare(
         in memory only.
     metrics
         Similarity measures (see :func:`repdrift.metrics.names`).
+    metric_params
+        Per metric name, parameters other than its defaults (see
+        ``repdrift.metrics.get(name).params``), e.g. ``{"cka_rbf": {"sigma": 0.5}}``; used for
+        values, replicates, the noise floor and the cross-layer matrices alike.
     resampled
         Metrics that get half-sample intervals and permutation nulls (default: those of
-        ``metrics`` with a fast path, :data:`FAST_RESAMPLED`).
+        ``metrics`` whose spec says resampling is fast, ``MetricSpec.fast_resampling``: the
+        CKA family on precomputed Grams, cosine at O(n d) per replicate; others then
+        recompute the metric from scratch for every replicate).
     n_boot, n_perm
         Half-sample replicates and shuffled pairings per layer (0 disables either).
     level
@@ -102,8 +113,9 @@ def compare(
     metric_names = tuple(metrics)
     for name in (*metric_names, cross_layer_metric):
         registry.get(name)  # unknown names fail here, before any work
+    params = _resolve_params(metric_params, (*metric_names, cross_layer_metric))
     resampled = (
-        tuple(m for m in metric_names if m in FAST_RESAMPLED)
+        tuple(m for m in metric_names if registry.get(m).fast_resampling)
         if resampled is None
         else tuple(resampled)
     )
@@ -113,7 +125,7 @@ def compare(
             f"resampled metric(s) {sorted(missing)} are not among the metrics {list(metric_names)}"
         )
     settings = Settings(
-        metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods
+        metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods, params
     )
     labels = {str(Path(k)): v for k, v in (labels or {}).items()}
     infos = [describe(p, labels.get(str(Path(p))), verify=verify) for p in runs]
@@ -133,11 +145,11 @@ def compare(
                 replicates.update(reps)
                 cosines += cos
                 advance(1)
-            cross += _cross_layer(group, cross_layer_metric)
+            cross += _cross_layer(group, cross_layer_metric, settings.params(cross_layer_metric))
             advance(1)
 
     drift_df = _finish_drift(pd.DataFrame(drift))
-    noise = noise_floor(groups, metric_names)
+    noise = noise_floor(groups, metric_names, params)
     comparison = compare_methods(drift_df, replicates, methods=methods, level=level, seed=seed)
     results = Results(
         drift=drift_df,
@@ -167,25 +179,11 @@ def _layer(
     rows, reps, cosines = [], {}, []
     for name in settings.metrics:
         do_stats = name in settings.resampled
-        boot = null = None
-        if name in stats.GRAM_METRICS:
-            values, boot, null = _gram_metric(
-                name, X, Ys, idx if do_stats else None, perms if do_stats else None
-            )
-        else:
-            values = np.array([registry.compute(name, X, Y) for Y in Ys])
-            if do_stats:
-                sim = _similarity(name)
-                boot = (
-                    np.stack([stats.metric_resampled(sim, X, Y, idx) for Y in Ys])
-                    if idx is not None
-                    else None
-                )
-                null = (
-                    np.stack([stats.metric_permuted(sim, X, Y, perms) for Y in Ys])
-                    if perms is not None
-                    else None
-                )
+        res = registry.resample(
+            name, X, Ys, idx=idx if do_stats else None, perms=perms if do_stats else None,
+            **settings.params(name),
+        )  # fmt: skip
+        values, boot, null = res.values, res.subsets, res.null
         for j, (info, step) in enumerate(jobs):
             row = _row(info, step, layer, name, values[j], len(X))
             if boot is not None:
@@ -212,25 +210,19 @@ def _layer(
     return rows, reps, cosines
 
 
-def _gram_metric(name, X, Ys, idx, perms):
-    """Values, half-sample replicates and null replicates of a CKA-family metric for all runs."""
-    debiased = name == "cka_debiased"
-    if name == "cka_rbf":
-        K = kernels.gram_rbf(X)
-        Ls = np.stack([kernels.gram_rbf(Y) for Y in Ys])
-        Kc, Lcs = kernels.center_gram(K), kernels.center_gram(Ls)
-    else:
-        K = kernels.centered_gram(X)
-        Ls = np.stack([kernels.centered_gram(Y) for Y in Ys])
-        Kc, Lcs = (kernels.u_center_gram(K), kernels.u_center_gram(Ls)) if debiased else (K, Ls)
-    values = np.array([kernels.kernel_alignment(Kc, Lc) for Lc in Lcs])
-    boot = stats.gram_cka_subsets(K, Ls, idx, debiased=debiased) if idx is not None else None
-    null = stats.gram_cka_permuted(Kc, Lcs, perms) if perms is not None else None
-    return values, boot, null
-
-
-def _similarity(name: str):
-    return lambda X, Y: registry.compute(name, X, Y)
+def _resolve_params(
+    given: Mapping[str, Mapping[str, Any]] | None, names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Every parameter of each named metric that has any: defaults updated by ``given``."""
+    given = dict(given or {})
+    unused = set(given) - set(names)
+    if unused:
+        raise InputError(
+            f"metric_params given for {sorted(unused)}, which are not among the metrics "
+            f"{list(dict.fromkeys(names))}"
+        )
+    resolved = {name: registry.resolve_params(name, given.get(name)) for name in names}
+    return {name: p for name, p in resolved.items() if p}
 
 
 def _labels(info: RunInfo, step: int, layer: str) -> dict[str, Any]:
@@ -269,7 +261,7 @@ def _finish_drift(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _cross_layer(group: TaskGroup, metric: str) -> list[dict]:
+def _cross_layer(group: TaskGroup, metric: str, params: Mapping[str, Any]) -> list[dict]:
     """Base layer i × fine-tuned layer j similarity for each run's final step."""
     ref = group.reference.run
     base_layers = [np.asarray(ref.layer(layer), dtype=np.float64) for layer in ref.layers]
@@ -279,7 +271,7 @@ def _cross_layer(group: TaskGroup, metric: str) -> list[dict]:
         ft_layers = [
             np.asarray(info.run.layer(layer, step), dtype=np.float64) for layer in ref.layers
         ]
-        M = registry.matrix(metric, base_layers, ft_layers)
+        M = registry.matrix(metric, base_layers, ft_layers, **params)
         for (i, a), (j, b) in itertools.product(enumerate(ref.layers), enumerate(ref.layers)):
             rows.append(
                 {

@@ -1,7 +1,9 @@
-"""Uncertainty for similarity measures: resampling, permutation nulls, seed-level tests.
+"""Uncertainty for similarity measures: resampling scheme, intervals, p-values, seed-level tests.
 
 Everything here is a pure function on float64 numpy arrays and an explicit
-``numpy.random.Generator``; nothing loads runs or models.
+``numpy.random.Generator``; nothing loads runs or models. The replicates themselves (a metric
+on each half-sample and under each shuffle, with the Gram shortcut of the CKA family) come
+from :func:`repdrift.metrics.resample` (:mod:`repdrift.metrics.resampling`).
 
 Resampling scheme (documented once, used everywhere)
 ----------------------------------------------------
@@ -21,24 +23,19 @@ The interval is the *basic* (pivotal) interval ``[θ̂ − q_hi, θ̂ − q_lo]`
 quantiles of ``θ* − θ̂``. It also removes first-order O(1/n) bias, such as that of biased CKA
 (the half-sample carries twice the bias of the full sample).
 
-Permutation nulls shuffle the pairing of rows between the two representations. Centred and
-U-centred Grams commute with permutations, so a null replicate permutes a precomputed Gram
-(``O(n²)``) instead of recomputing it.
+Permutation nulls shuffle the pairing of rows between the two representations.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
 from repdrift.errors import InputError
-
-#: Metrics whose resampling runs on precomputed Gram matrices.
-GRAM_METRICS = ("cka_linear", "cka_debiased", "cka_rbf")
 
 
 def half_samples(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -59,131 +56,6 @@ def half_samples(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarr
 def permutations(n: int, n_perms: int, rng: np.random.Generator) -> np.ndarray:
     """``n_perms`` random permutations of ``range(n)``: (n_perms, n) int64."""
     return rng.permuted(np.tile(np.arange(n), (n_perms, 1)), axis=1)
-
-
-def gram_cka_subsets(
-    K: np.ndarray, Ls: np.ndarray, idx: np.ndarray, *, debiased: bool
-) -> np.ndarray:
-    """CKA on many subsets of the samples at once, from full-sample kernel matrices.
-
-    Exactly equal (up to rounding) to computing CKA from scratch on ``X[s], Y[s]`` for each
-    subset ``s``, but without gathering or re-centring a Gram per subset: every quantity the
-    estimators need (sums of ``K∘L`` over the subset, subset row sums) is a quadratic form in
-    the subset's 0/1 indicator vector, so all B subsets come out of a few (B, n) × (n, n)
-    matrix products. Products that involve only ``K`` are shared by every ``L``.
-
-    Parameters
-    ----------
-    K : (n, n) float64
-        Kernel (Gram) matrix of the reference representation on all n samples, centred or not
-        (both estimators are invariant to the constant shifts centring removes).
-    Ls : (n, n) or (R, n, n) float64
-        Kernel matrices of one or R representations compared with ``K``.
-    idx : (B, m) int
-        Sample indices of each subset, without duplicates (see :func:`half_samples`).
-    debiased : bool
-        Unbiased HSIC (``cka_debiased``) instead of the biased estimator (``cka_linear``,
-        ``cka_rbf``).
-
-    Returns
-    -------
-    (B,) or (R, B) float64, following ``Ls``.
-    """
-    n, m = K.shape[0], idx.shape[1]
-    W = np.zeros((len(idx), n))
-    np.put_along_axis(W, idx, 1.0, axis=1)
-
-    def in_subset(A: np.ndarray) -> np.ndarray:
-        return np.einsum("bi,bi->b", W, A)
-
-    def hsic(P: np.ndarray, Ra: np.ndarray, Rb: np.ndarray, sa: np.ndarray, sb: np.ndarray):
-        trace = in_subset(W @ P)  # sum over i, j in the subset of A_ij B_ij
-        cross = np.einsum("bi,bi,bi->b", W, Ra, Rb)
-        if debiased:  # Song et al. (2012), up to the common factor 1 / (m (m - 3))
-            return trace + sa * sb / ((m - 1) * (m - 2)) - 2 * cross / (m - 2)
-        return trace - 2 * cross / m + sa * sb / m**2  # tr(K H L H), H the subset centring
-
-    if debiased:
-        K = _zero_diag(K)
-    RK = W @ K  # row sums restricted to the subset, (B, n)
-    sK = in_subset(RK)
-    kk = hsic(K * K, RK, RK, sK, sK)
-    out = []
-    for L in Ls.reshape(-1, n, n):
-        if debiased:
-            L = _zero_diag(L)
-        RL = W @ L
-        sL = in_subset(RL)
-        kl = hsic(K * L, RK, RL, sK, sL)
-        ll = hsic(L * L, RL, RL, sL, sL)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(kl / np.sqrt(kk * ll))
-    return out[0] if Ls.ndim == 2 else np.stack(out)
-
-
-def gram_cka_permuted(Kc: np.ndarray, Lcs: np.ndarray, perms: np.ndarray) -> np.ndarray:
-    """CKA under shuffled pairing, from centred (or U-centred) Grams.
-
-    Parameters
-    ----------
-    Kc : (n, n) float64
-        Centred Gram (biased CKA) or U-centred Gram (debiased CKA) of the reference.
-    Lcs : (n, n) or (R, n, n) float64
-        The same for one or R representations compared with ``Kc``.
-    perms : (P, n) int
-        Shufflings of the pairing between samples.
-
-    Returns
-    -------
-    (P,) or (R, P) float64, following ``Lcs``.
-    """
-    # Both centrings commute with permutations and the norms are permutation invariant, so
-    # only the cross term <Kc, P Lc Pᵀ> = <Pᵀ Kc P, Lc> changes. Permuting the reference
-    # once per shuffle serves every Lc with a single matrix-vector product.
-    n = Kc.shape[0]
-    L = Lcs.reshape(-1, n * n)
-    norms = np.sqrt(float(np.vdot(Kc, Kc)) * np.einsum("ri,ri->r", L, L))
-    # Two single-axis takes into reused buffers run about twice as fast as fancy indexing
-    # with np.ix_ (contiguous row copies, then in-cache column gathers).
-    inverse = np.argsort(perms, axis=1)
-    Kc = np.ascontiguousarray(Kc)
-    rows, permuted = np.empty_like(Kc), np.empty_like(Kc)
-    cross = np.empty((L.shape[0], len(inverse)))
-    for i, q in enumerate(inverse):
-        np.take(Kc, q, axis=0, out=rows)
-        np.take(rows, q, axis=1, out=permuted)
-        cross[:, i] = L @ permuted.reshape(-1)
-    out = cross / norms[:, None]
-    return out[0] if Lcs.ndim == 2 else out
-
-
-def _zero_diag(A: np.ndarray) -> np.ndarray:
-    A = A.copy()
-    np.fill_diagonal(A, 0.0)
-    return A
-
-
-def metric_resampled(
-    similarity: Callable[[np.ndarray, np.ndarray], float],
-    X: np.ndarray,
-    Y: np.ndarray,
-    idx: np.ndarray,
-) -> np.ndarray:
-    """Any similarity on each resample of paired rows: ``similarity(X[r], Y[r])`` for r in idx.
-
-    The generic (slower) path for measures without a Gram shortcut. Returns (B,) float64.
-    """
-    return np.array([similarity(X[r], Y[r]) for r in idx], dtype=np.float64)
-
-
-def metric_permuted(
-    similarity: Callable[[np.ndarray, np.ndarray], float],
-    X: np.ndarray,
-    Y: np.ndarray,
-    perms: np.ndarray,
-) -> np.ndarray:
-    """Any similarity under shuffled pairing: ``similarity(X, Y[p])`` for p in perms. (P,)."""
-    return np.array([similarity(X, Y[p]) for p in perms], dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,13 +23,19 @@ from repdrift.metrics import registry
 logger = logging.getLogger(__name__)
 
 
-def noise_floor(groups: list[TaskGroup], metric_names: Sequence[str]) -> pd.DataFrame:
+def noise_floor(
+    groups: list[TaskGroup],
+    metric_names: Sequence[str],
+    metric_params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
     """Similarity between seeds of one method (final step), a reference scale for drift.
 
     Two seeds that each moved away from the base are usually further from each other than
     from the base, so this is not a test: it says how much representations vary with the
-    training seed alone, next to how much they moved from the base.
+    training seed alone, next to how much they moved from the base. ``metric_params`` holds
+    per metric name the parameters to compute it with (e.g. cka_rbf's ``sigma``).
     """
+    metric_params = metric_params or {}
     rows = []
     for group in groups:
         by_method: dict[str, list[RunInfo]] = {}
@@ -42,7 +49,11 @@ def noise_floor(groups: list[TaskGroup], metric_names: Sequence[str]) -> pd.Data
                     np.asarray(i.run.layer(layer, i.run.steps[0]), dtype=np.float64) for i in infos
                 ]
                 for name in metric_names:
-                    sims = [registry.compute(name, a, b) for a, b in itertools.combinations(Ys, 2)]
+                    params = metric_params.get(name, {})
+                    sims = [
+                        registry.compute(name, a, b, **params)
+                        for a, b in itertools.combinations(Ys, 2)
+                    ]
                     rows.append(
                         {
                             "task": group.task,

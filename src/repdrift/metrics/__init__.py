@@ -10,7 +10,13 @@ Registry (the contract other code relies on)
 ``matrix(name, layers_a, layers_b, *, device=None, **params) -> ndarray (La, Lb)``
     Every layer against every layer, with per-layer work (Grams, bases, ranks) done once.
 ``get(name) -> MetricSpec``
-    Parameters, bounds, symmetry and minimum n of a metric.
+    Everything known about a metric: default parameters, bounds, symmetry, minimum n, label,
+    convention (the methods-section sentence) and its resampling path.
+``resample(name, X, Ys, *, idx=None, perms=None, **params) -> Replicates``
+    Values of ``X`` against each of ``Ys`` with replicates on subsets of the samples and
+    under shuffled pairing; the CKA family reads them off one Gram per representation.
+``DEFAULT_METRICS``
+    The metrics the analysis uses unless told otherwise.
 
 Metrics: ``cka_linear``, ``cka_debiased``, ``cka_rbf``, ``cka_minibatch``, ``cosine``,
 ``procrustes``, ``rsa``, ``mutual_knn``, ``cca``, ``svcca``, ``pwcca``. Each module's
@@ -20,7 +26,8 @@ Building blocks for statistics (bootstrap, permutation tests) on precomputed Gra
 -------------------------------------------------------------------------------------
 ``gram_linear``, ``gram_rbf``, ``centered_gram``, ``u_centered_gram``, ``center_gram``,
 ``u_center_gram``, ``hsic_biased``, ``hsic_unbiased``, ``kernel_alignment``
-(see :mod:`repdrift.metrics.kernels`), and ``minibatch_slices``.
+(see :mod:`repdrift.metrics.kernels`), ``minibatch_slices``, and ``gram_cka_subsets``,
+``gram_cka_permuted`` (see :mod:`repdrift.metrics.resampling`).
 
 Streaming
 ---------
@@ -42,25 +49,49 @@ from repdrift.metrics.kernels import (
     u_center_gram,
     u_centered_gram,
 )
-from repdrift.metrics.registry import MetricSpec, compute, get, matrix, names
+from repdrift.metrics.registry import (
+    DEFAULT_METRICS,
+    MetricSpec,
+    compute,
+    get,
+    label,
+    matrix,
+    names,
+    resample,
+    resolve_params,
+)
+from repdrift.metrics.resampling import (
+    GramResampling,
+    Replicates,
+    gram_cka_permuted,
+    gram_cka_subsets,
+)
 from repdrift.metrics.streaming import MinibatchCKA, StreamingLinearCKA
 
 __all__ = [
+    "DEFAULT_METRICS",
+    "GramResampling",
     "MetricSpec",
     "MinibatchCKA",
+    "Replicates",
     "StreamingLinearCKA",
     "center_gram",
     "centered_gram",
     "compute",
     "get",
+    "gram_cka_permuted",
+    "gram_cka_subsets",
     "gram_linear",
     "gram_rbf",
     "hsic_biased",
     "hsic_unbiased",
     "kernel_alignment",
+    "label",
     "matrix",
     "minibatch_slices",
     "names",
+    "resample",
+    "resolve_params",
     "u_center_gram",
     "u_centered_gram",
 ]

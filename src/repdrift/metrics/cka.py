@@ -344,14 +344,31 @@ def _minibatch_state(X: Any, label: str, batch_size: int) -> Any:
     return state
 
 
-def _rbf_state(X: Any, label: str, sigma: float) -> Any:
+def rbf_gram(X: Any, *, sigma: float = 1.0, label: str = "X") -> Any:
+    """The (uncentred) RBF Gram of ``cka_rbf``: ``sigma`` checked, errors naming ``label``.
+
+    Parameters
+    ----------
+    X : (n, d) float64
+    sigma : float
+        Bandwidth as a multiple of the median distance, > 0.
+    label : str
+        Name of ``X`` in error messages.
+
+    Returns
+    -------
+    (n, n) float64; see :func:`repdrift.metrics.kernels.gram_rbf`.
+    """
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)):
         raise InputError(f"sigma={sigma!r}; expected a positive number")
     try:
-        K = gram_rbf(X, float(sigma))
+        return gram_rbf(X, float(sigma))
     except InputError as exc:
         raise InputError(f"{label}: {exc}") from exc
-    return center_gram(K)
+
+
+def _rbf_state(X: Any, label: str, sigma: float) -> Any:
+    return center_gram(rbf_gram(X, sigma=sigma, label=label))
 
 
 def _frob(A: Any, B: Any) -> float:

@@ -1,99 +1,41 @@
 """The metric registry: names → similarity functions, with input validation in one place.
 
-Every metric is listed explicitly in :data:`_METRICS` below (no import scanning). A metric
-provides a one-pair function ``f(X, Y, **params) -> float`` and, optionally, an all-pairs
-function ``g(layers_a, layers_b, **params) -> ndarray`` that precomputes per-layer state.
-Both receive validated float64 input: 2-D, finite, paired rows, n >= ``min_n``. Their
-keyword-only parameters (with defaults) are the parameters users may pass.
+The metrics and everything known about them (label, convention, default parameters,
+resampling path) are listed in :mod:`repdrift.metrics.definitions`; this module looks them
+up, validates input and parameters, and computes. :data:`DEFAULT_METRICS` is the one list of
+metrics the analysis uses unless told otherwise.
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from repdrift.errors import InputError
-from repdrift.metrics import cca, cka, cosine, knn, procrustes, rsa
 from repdrift.metrics._inputs import check_layers, check_pair, resolve_device
+from repdrift.metrics.definitions import DEFAULT_METRICS
+from repdrift.metrics.definitions import METRICS as _METRICS
+from repdrift.metrics.resampling import Replicates, by_recomputing
+from repdrift.metrics.spec import MetricSpec
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "MetricSpec",
+    "Replicates",
+    "compute",
+    "get",
+    "label",
+    "matrix",
+    "names",
+    "resample",
+    "resolve_params",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """Description of one registered similarity.
-
-    Attributes
-    ----------
-    name : str
-    one_pair : callable
-        ``(X, Y, **params) -> float`` on validated float64 arrays.
-    all_pairs : callable or None
-        ``(layers_a, layers_b, **params) -> (La, Lb) ndarray`` on two
-        :class:`~repdrift.metrics._inputs.Layers` (float64 on access; ``.n``, ``.dims``,
-        ``.raw(i)``); ``layers_b is layers_a`` marks a self-comparison. None falls back to
-        ``one_pair`` per pair.
-    min_n : int
-        Fewest samples for which the estimator is defined.
-    symmetric : bool
-        Whether ``f(X, Y) == f(Y, X)``.
-    bounds : (float, float)
-        Range of values; identical inputs give the upper bound.
-    on_device : bool
-        Whether the math runs in torch on a requested device (else numpy on the CPU).
-    summary : str
-        One line for listings.
-    """
-
-    name: str
-    one_pair: Callable[..., float]
-    all_pairs: Callable[..., np.ndarray] | None
-    min_n: int
-    symmetric: bool
-    bounds: tuple[float, float]
-    on_device: bool
-    summary: str
-    params: dict[str, Any] = field(init=False)
-
-    def __post_init__(self) -> None:
-        sig = inspect.signature(self.one_pair)
-        params = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
-        object.__setattr__(self, "params", params)
-
-
-_METRICS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec("cka_linear", cka.cka_linear, cka.cka_linear_matrix, 2, True, (0.0, 1.0), True,
-                   "linear CKA, biased HSIC (Kornblith et al. 2019)"),
-        MetricSpec("cka_debiased", cka.cka_debiased, cka.cka_debiased_matrix, 4, True,
-                   (-1.0, 1.0), True, "linear CKA, unbiased HSIC (Song et al. 2012)"),
-        MetricSpec("cka_rbf", cka.cka_rbf, cka.cka_rbf_matrix, 2, True, (0.0, 1.0), True,
-                   "RBF CKA, bandwidth sigma x median distance, biased HSIC"),
-        MetricSpec("cka_minibatch", cka.cka_minibatch, cka.cka_minibatch_matrix, 4, True,
-                   (-1.0, 1.0), True, "minibatch CKA, mean unbiased HSIC (Nguyen et al. 2021)"),
-        MetricSpec("cosine", cosine.cosine, cosine.cosine_matrix, 1, True, (-1.0, 1.0), True,
-                   "mean per-sample cosine (same feature space)"),
-        MetricSpec("procrustes", procrustes.procrustes, procrustes.procrustes_matrix, 2, True,
-                   (0.0, 1.0), False, "orthogonal Procrustes similarity (nuclear norm)"),
-        MetricSpec("rsa", rsa.rsa, rsa.rsa_matrix, 3, True, (-1.0, 1.0), False,
-                   "Spearman correlation between RDMs"),
-        MetricSpec("mutual_knn", knn.mutual_knn, knn.mutual_knn_matrix, 3, True, (0.0, 1.0),
-                   False, "mutual k-NN alignment (Huh et al. 2024)"),
-        MetricSpec("cca", cca.cca, cca.cca_matrix, 3, True, (0.0, 1.0), False,
-                   "mean canonical correlation"),
-        MetricSpec("svcca", cca.svcca, cca.svcca_matrix, 3, True, (0.0, 1.0), False,
-                   "SVCCA (Raghu et al. 2017)"),
-        MetricSpec("pwcca", cca.pwcca, cca.pwcca_matrix, 3, False, (0.0, 1.0), False,
-                   "projection-weighted CCA (Morcos et al. 2018)"),
-    )
-}  # fmt: skip
 
 
 def names() -> list[str]:
@@ -111,6 +53,24 @@ def get(name: str) -> MetricSpec:
         raise InputError(
             f"unknown metric {name!r}{hint} Known metrics: {', '.join(names())}"
         ) from None
+
+
+def label(name: str) -> str:
+    """Short name of a metric for axes and tables (``"debiased CKA"``); unknown names (results
+    of another version) come back as they are."""
+    spec = _METRICS.get(name) if isinstance(name, str) else None
+    return spec.label if spec is not None else str(name)
+
+
+def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters ``name`` is computed with: its defaults updated by ``params``.
+
+    Unknown parameters raise :class:`~repdrift.errors.InputError` naming the accepted ones.
+    """
+    spec = get(name)
+    params = dict(params or {})
+    _check_params(spec, params)
+    return {**spec.params, **params}
 
 
 def _check_params(spec: MetricSpec, params: dict[str, Any]) -> None:
@@ -208,3 +168,50 @@ def matrix(
             else:
                 out[i, j] = spec.one_pair(X, Y, **params)
     return out
+
+
+def resample(
+    name: str,
+    X: Any,
+    Ys: Sequence[Any],
+    *,
+    idx: np.ndarray | None = None,
+    perms: np.ndarray | None = None,
+    **params: Any,
+) -> Replicates:
+    """A metric of ``X`` against each of ``Ys``, on all samples, on subsets and under shuffles.
+
+    Metrics with a Gram shortcut (``get(name).resampling``: the CKA family) compute one
+    kernel matrix per representation and read every replicate off it; others recompute
+    :func:`compute` on every resample. Either way ``values[r]`` equals
+    ``compute(name, X, Ys[r], **params)`` and ``null[r, p]`` equals
+    ``compute(name, X, Ys[r][perms[p]], **params)`` up to rounding, and ``subsets[r, b]`` is
+    the metric on rows ``idx[b]`` of both sides. For ``cka_rbf`` the subsets keep the kernel of
+    all samples, bandwidth included (the median distance is not re-estimated per subset).
+
+    Parameters
+    ----------
+    name : str
+    X : array (n, d0)
+        The reference representation (e.g. the base model's layer).
+    Ys : sequence of R arrays (n, d_r)
+        Representations compared with ``X``, rows paired by sample.
+    idx : (B, m) int, optional
+        Subsets of the samples, without duplicates (half-samples); None: no subset replicates.
+    perms : (P, n) int, optional
+        Shufflings of the pairing of rows; None: no null replicates.
+    **params
+        Metric parameters (e.g. ``sigma`` for ``cka_rbf``); defaults from ``get(name).params``.
+
+    Returns
+    -------
+    :class:`~repdrift.metrics.resampling.Replicates` with values (R,), subsets (R, B) or
+    None, null (R, P) or None; float64.
+    """
+    spec = get(name)
+    full = resolve_params(name, params)
+    if spec.resampling is None:
+        return by_recomputing(lambda A, B: compute(name, A, B, **params), X, Ys, idx, perms)
+    pairs = [check_pair(X, Y, min_n=spec.min_n, metric=spec.name) for Y in Ys]
+    X = pairs[0][0] if pairs else X
+    return spec.resampling.replicates(X, [Y for _, Y in pairs], idx, perms, **full)

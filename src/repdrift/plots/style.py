@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from repdrift.common.atomic import atomic_write_with
 from repdrift.errors import InputError
+from repdrift.metrics import registry
 
 #: Single-column width of most journals and of two-column conference templates (inches).
 COLUMN_WIDTH = 3.5
@@ -58,19 +59,6 @@ _EXTRA_COLORS = (
 )
 METHOD_LABELS = {"lora": "LoRA", "full": "Full FT", "base": "Base"}
 METHOD_NAMES = {"lora": "LoRA", "full": "full fine-tuning", "base": "the base model"}
-METRIC_LABELS = {
-    "cka_linear": "linear CKA",
-    "cka_debiased": "debiased CKA",
-    "cka_rbf": "RBF CKA",
-    "cka_minibatch": "minibatch CKA",
-    "cosine": "cosine",
-    "procrustes": "Procrustes",
-    "rsa": "RSA",
-    "mutual_knn": "mutual k-NN",
-    "cca": "CCA",
-    "svcca": "SVCCA",
-    "pwcca": "PWCCA",
-}
 #: Sequential map for magnitudes (perceptually uniform, colour-blind safe).
 SEQUENTIAL_CMAP = "viridis"
 #: Diverging map for signed differences, always centred at 0.
@@ -146,7 +134,8 @@ def method_name(method: str) -> str:
 
 
 def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, str(metric))
+    """Short name of a metric (``MetricSpec.label`` from the metric registry)."""
+    return registry.label(metric)
 
 
 def order_methods(methods: Iterable[str]) -> list[str]:

@@ -35,25 +35,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["write_report"]
 
-#: How each estimator is defined, for the methods section (falls back to the registry's line).
-METRIC_CONVENTIONS = {
-    "cka_linear": "linear CKA with the biased HSIC estimator (Kornblith et al. 2019): "
-    "⟨HKH, HLH⟩ / (‖HKH‖ ‖HLH‖) for linear Gram matrices K = XXᵀ, L = YYᵀ and centring H; "
-    "in [0, 1], biased upwards when the width is large relative to the number of samples",
-    "cka_debiased": "linear CKA with the unbiased HSIC U-statistic (Song et al. 2012), which "
-    "removes the finite-sample bias of the biased estimator; it can be slightly negative "
-    "for unrelated representations",
-    "cka_rbf": "CKA with Gaussian (RBF) kernels, bandwidth σ × the median pairwise distance "
-    "(Kornblith et al. 2019), biased HSIC",
-    "cka_minibatch": "minibatch CKA: unbiased HSIC averaged over minibatches (Nguyen et al. 2021)",
-    "cosine": "mean over samples of the cosine between a sample's base and fine-tuned vector; "
-    "requires the same feature space, no alignment is applied",
-    "procrustes": "orthogonal Procrustes similarity: both sides column-centred and scaled to "
-    "unit Frobenius norm, similarity = nuclear norm of XᵀY = max over orthogonal Q of "
-    "tr(XᵀYQ); the squared Procrustes distance is 2 − 2s",
-    "rsa": "representational similarity analysis: Spearman correlation between the "
-    "representational dissimilarity matrices",
-}
 
 _EMBED_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
 #: Screen pixels per figure inch: 7-pt text shows at 13 px and two column-wide figures fit
@@ -139,11 +120,9 @@ def _methods_context(results: Results, weights: Any, correction: str, alpha: flo
     metrics = list(settings.get("metrics", [])) or sorted(set(results.drift.get("metric", [])))
 
     def describe(name: str) -> str:
-        if name in METRIC_CONVENTIONS:
-            return METRIC_CONVENTIONS[name]
         try:
-            return registry.get(name).summary
-        except Exception:  # an estimator this version does not know: name it only
+            return registry.get(name).convention
+        except InputError:  # an estimator this version does not know: name it only
             return "see the repdrift version that produced the results"
 
     weights_info = None

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from repdrift.errors import InputError
+from repdrift.metrics.registry import DEFAULT_METRICS
 from repdrift.metrics.registry import names as metric_names
 
 #: The placeholders a variant path template may use (``{output}``: the output folder, so
@@ -40,8 +41,6 @@ from repdrift.metrics.registry import names as metric_names
 PLACEHOLDERS = ("task", "seed", "method", "output")
 #: ``base_model: bundled:NAME`` values and what they resolve to.
 BUNDLED_MODELS = ("minilm",)
-#: Mirrors :data:`repdrift.analysis.compare_runs.DEFAULT_METRICS` (not imported: config stays light).
-DEFAULT_METRICS = ("cka_debiased", "cka_linear", "cosine", "procrustes")
 
 Method = Literal["full", "lora"]
 
