@@ -1,7 +1,15 @@
-"""Headline numbers of a results folder: mean drift per task × method, LoRA vs full per task.
+"""What a results folder says, in numbers: drift per task × method, the method comparison.
 
-Pure functions of the result tables (:func:`repdrift.store.results.load_results`); the CLI prints
-them after ``repdrift run`` and ``repdrift demo``.
+The one computation behind every summary of a study: the CLI prints it after ``repdrift run``
+and ``repdrift demo`` (:func:`repdrift.cli.views.show_headline`), and the report words it
+(:func:`repdrift.report.headlines.headlines`). Pure functions of the result tables
+(:func:`repdrift.store.results.load_results`), at each run's final step
+(:func:`repdrift.store.results.final_step`) and for one metric
+(:func:`repdrift.store.results.default_metric` unless asked).
+
+Averages over layers (``mean_drift``, ``drift_a``, ``drift_b``, ``mean_diff``) are over the
+transformer blocks; per-layer findings (which layers differ, where drift peaks) cover every
+compared layer, the embeddings (layer index -1) included.
 """
 
 from __future__ import annotations
@@ -11,7 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from repdrift.store.results import Results
+from repdrift.errors import InputError
+from repdrift.store.results import Results, default_metric, final_step
+
+#: p-value columns of the comparison table that can decide significance.
+CORRECTIONS = ("p_holm", "p_bh", "p")
 
 
 @dataclass(frozen=True)
@@ -21,68 +33,155 @@ class Headline:
     Attributes
     ----------
     metric : str
-        The metric they use (the first of the analysis).
+        The metric they use.
+    correction, alpha : str, float
+        The p-value column (one of :data:`CORRECTIONS`) and level that decide significance.
+    tasks : list of str
+        Every task of the results, sorted.
     mean_drift : DataFrame
-        task × method: drift averaged over layers and seeds (final step).
+        task × method: drift averaged over blocks and seeds (final step).
     top_layer_drift : DataFrame
-        task × method: drift of the last layer, averaged over seeds.
+        task × method: drift of the last block, averaged over seeds.
+    peaks : DataFrame
+        One row per task × method with drift rows: ``layer_index`` of the largest drift
+        (mean over seeds, embeddings included) and that ``drift``.
     methods : DataFrame
-        One row per task: mean drift of each method, their mean difference (a − b) over
-        layers, the layers where a drifts less / more than b, the layers whose difference
-        is significant after Holm correction (p_holm < 0.05), the layers whose interval of
-        the difference excludes 0, seeds per method.
+        One row per task with a comparison: ``method_a``, ``method_b``; mean drift of each
+        over blocks (``drift_a``, ``drift_b``) and their mean difference a − b
+        (``mean_diff``); layer lists ``layers_a_less`` / ``layers_a_more`` (a drifts less /
+        more than b), ``significant_less`` / ``significant_more`` (those with ``correction``
+        < ``alpha``), ``layers_significant`` (both), ``layers_interval_excludes_zero``;
+        ``rel_less`` / ``rel_more`` (``rel_diff`` of the significant layers, in order),
+        ``p_less`` / ``p_more`` (the largest p-value among them); ``n_layers`` (layers
+        compared), ``n_tested`` (layers with a p-value), ``samples_test`` (True when a
+        layer was tested over samples, not seeds) and the fewest seeds per method
+        (``n_seeds_a``, ``n_seeds_b``).
     accuracy : DataFrame
         task × method: validation accuracy recorded by :func:`repdrift.training.recipe.train`,
         averaged over seeds (empty when the runs carry no training record).
     """
 
     metric: str
+    correction: str
+    alpha: float
+    tasks: list[str]
     mean_drift: pd.DataFrame
     top_layer_drift: pd.DataFrame
+    peaks: pd.DataFrame
     methods: pd.DataFrame
     accuracy: pd.DataFrame
 
+    def task_methods(self, task: str) -> list[str]:
+        """Methods with drift rows for ``task`` (unordered)."""
+        if self.peaks.empty:
+            return []
+        return [str(m) for m in self.peaks.loc[self.peaks["task"] == task, "method"]]
 
-def headline(results: Results, metric: str | None = None, alpha: float = 0.05) -> Headline:
-    """Summarise ``results`` for ``metric`` (default: the first one analysed)."""
+    def comparison(self, task: str) -> pd.Series | None:
+        """The ``methods`` row of ``task``, or None when it has no comparison."""
+        if self.methods.empty:
+            return None
+        rows = self.methods[self.methods["task"] == task]
+        return None if rows.empty else rows.iloc[0]
+
+
+def headline(
+    results: Results,
+    metric: str | None = None,
+    alpha: float = 0.05,
+    *,
+    correction: str = "p_holm",
+) -> Headline:
+    """Summarise ``results`` for ``metric`` (default: :func:`default_metric`).
+
+    Raises
+    ------
+    InputError
+        ``correction`` is not one of :data:`CORRECTIONS` or ``alpha`` is not in (0, 1).
+    """
+    if correction not in CORRECTIONS:
+        raise InputError(f"correction={correction!r}; expected one of {list(CORRECTIONS)}")
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha={alpha!r}; expected a significance level in (0, 1)")
+    metric = metric or default_metric(results)
     drift = results.drift
-    metric = metric or str(results.summary.get("settings", {}).get("metrics", [None])[0] or drift["metric"].iloc[0])  # fmt: skip
-    final = drift[(drift["metric"] == metric) & (drift["step"] == 0) & (drift["layer_index"] >= 0)]
-    mean = final.pivot_table(index="task", columns="method", values="drift", aggfunc="mean")
-    top = final[final["layer_index"] == final.groupby("task")["layer_index"].transform("max")]
-    top_mean = top.pivot_table(index="task", columns="method", values="drift", aggfunc="mean")
-    rows = []
+    tasks = sorted(set(drift["task"]) if not drift.empty else set(results.summary.get("tasks", {})))
+    final = final_step(drift)
+    final = final[final["metric"] == metric] if not final.empty else final
+    blocks = final[final["layer_index"] >= 0] if not final.empty else final
+    mean, top_mean = _block_drift(blocks)
     comp = results.comparison
+    rows = []
     if not comp.empty:
-        comp = comp[(comp["metric"] == metric) & (comp["layer_index"] >= 0)]
+        comp = comp[comp["metric"] == metric]
         for task, part in comp.groupby("task", sort=True):
-            part = part.sort_values("layer_index")
-            diff = part["drift_diff"].to_numpy()
-            p = part["p_holm"].to_numpy() if "p_holm" in part else np.full(len(part), np.nan)
-            layers = part["layer_index"].to_numpy()
-            nan = np.full(len(part), np.nan)
-            low = part["ci_low"].to_numpy(float) if "ci_low" in part else nan
-            high = part["ci_high"].to_numpy(float) if "ci_high" in part else nan
-            apart = (low > 0) | (high < 0)  # NaN compares False: no interval, not apart
-            rows.append(
-                {
-                    "task": task,
-                    "method_a": part["method_a"].iloc[0],
-                    "method_b": part["method_b"].iloc[0],
-                    "drift_a": float(part["drift_a"].mean()),
-                    "drift_b": float(part["drift_b"].mean()),
-                    "mean_diff": float(np.nanmean(diff)),
-                    "layers_a_less": [int(i) for i in layers[diff < 0]],
-                    "layers_a_more": [int(i) for i in layers[diff > 0]],
-                    "layers_significant": [
-                        int(i) for i in layers[np.nan_to_num(p, nan=1.0) < alpha]
-                    ],
-                    "layers_interval_excludes_zero": [int(i) for i in layers[apart]],
-                    "n_seeds_a": int(part["n_seeds_a"].iloc[0]),
-                    "n_seeds_b": int(part["n_seeds_b"].iloc[0]),
-                }
-            )
-    return Headline(metric, mean, top_mean, pd.DataFrame(rows), _accuracy(results))
+            rows.append({"task": task, **_compare(part, correction, alpha)})
+    return Headline(
+        metric, correction, alpha, tasks, mean, top_mean, _peaks(final), pd.DataFrame(rows),
+        _accuracy(results),
+    )  # fmt: skip
+
+
+def _block_drift(blocks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """task × method: mean drift over blocks and seeds, and the last block's over seeds."""
+    if blocks.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    mean = blocks.pivot_table(index="task", columns="method", values="drift", aggfunc="mean")
+    top = blocks[blocks["layer_index"] == blocks.groupby("task")["layer_index"].transform("max")]
+    top_mean = top.pivot_table(index="task", columns="method", values="drift", aggfunc="mean")
+    return mean, top_mean
+
+
+def _peaks(final: pd.DataFrame) -> pd.DataFrame:
+    """Per task × method, the layer of the largest mean drift over seeds."""
+    if final.empty:
+        return pd.DataFrame(columns=["task", "method", "layer_index", "drift"])
+    per_layer = final.groupby(["task", "method", "layer_index"])["drift"].mean().reset_index()
+    top = per_layer.loc[per_layer.groupby(["task", "method"])["drift"].idxmax()]
+    return top.reset_index(drop=True)
+
+
+def _layers(values: np.ndarray) -> list[int]:
+    return [int(i) for i in values]
+
+
+def _compare(part: pd.DataFrame, correction: str, alpha: float) -> dict:
+    """One task's comparison row (see :class:`Headline`) from its comparison-table rows."""
+    part = part.sort_values("layer_index")
+    layers = part["layer_index"].to_numpy()
+    nan = np.full(len(part), np.nan)
+    diff = part["drift_diff"].to_numpy(float)
+    p = part[correction].to_numpy(float) if correction in part else nan
+    rel = part["rel_diff"].to_numpy(float) if "rel_diff" in part else nan
+    low = part["ci_low"].to_numpy(float) if "ci_low" in part else nan
+    high = part["ci_high"].to_numpy(float) if "ci_high" in part else nan
+    apart = (low > 0) | (high < 0)  # NaN compares False: no interval, not apart
+    significant = np.nan_to_num(p, nan=1.0) < alpha
+    less, more = significant & (diff < 0), significant & (diff > 0)
+    blocks = part[part["layer_index"] >= 0]
+    block_diff = blocks["drift_diff"].to_numpy(float)
+    return {
+        "method_a": str(part["method_a"].iloc[0]),
+        "method_b": str(part["method_b"].iloc[0]),
+        "drift_a": float(blocks["drift_a"].mean()),
+        "drift_b": float(blocks["drift_b"].mean()),
+        "mean_diff": float(np.nanmean(block_diff)) if np.isfinite(block_diff).any() else np.nan,
+        "layers_a_less": _layers(layers[diff < 0]),
+        "layers_a_more": _layers(layers[diff > 0]),
+        "significant_less": _layers(layers[less]),
+        "significant_more": _layers(layers[more]),
+        "layers_significant": _layers(layers[significant]),
+        "layers_interval_excludes_zero": _layers(layers[apart]),
+        "rel_less": [float(r) for r in rel[less]],
+        "rel_more": [float(r) for r in rel[more]],
+        "p_less": float(p[less].max()) if less.any() else np.nan,
+        "p_more": float(p[more].max()) if more.any() else np.nan,
+        "n_layers": len(part),
+        "n_tested": int(np.isfinite(p).sum()),
+        "samples_test": bool("test" in part and (part["test"] == "samples").any()),
+        "n_seeds_a": int(part["n_seeds_a"].min()),
+        "n_seeds_b": int(part["n_seeds_b"].min()),
+    }
 
 
 def _accuracy(results: Results) -> pd.DataFrame:
@@ -101,4 +200,4 @@ def _accuracy(results: Results) -> pd.DataFrame:
     )
 
 
-__all__ = ["Headline", "headline"]
+__all__ = ["CORRECTIONS", "Headline", "headline"]

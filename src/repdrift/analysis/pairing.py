@@ -2,27 +2,21 @@
 
 Task, method and training seed come from the manifests (the ``kind`` and ``model.training``
 fields written at extraction), with explicit overrides. Only legacy runs without a manifest
-fall back to the original study's folder names: ``{task}_{method}_seed{seed}`` with method
-``full``, ``full_finetune``, ``full_ft`` or ``lora``, and ``base_pretrained_{task}`` or
-``{task}_base`` for the base model.
+fall back to the folder name, read by :func:`repdrift.common.naming.parse_run_name` (the
+original study's spellings included: ``{task}_{method}_seed{seed}`` with method ``full``,
+``full_finetune``, ``full_ft`` or ``lora``; ``base_pretrained_{task}`` or ``{task}_base``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repdrift.common.naming import parse_run_name
 from repdrift.errors import InputError
 from repdrift.store.reader import Run, load_run
-
-LEGACY_NAME = re.compile(
-    r"^(?P<task>.+)_(?P<method>full_finetune|full_ft|full|lora)_seed(?P<seed>\d+)$"
-)
-LEGACY_BASE = re.compile(r"^base_pretrained_(?P<task>.+)$|^(?P<task2>.+)_base$")
-LEGACY_METHODS = {"full_finetune": "full", "full_ft": "full"}
 
 
 @dataclass(frozen=True)
@@ -68,12 +62,8 @@ def describe(
             "seed": training.get("seed"),
         }
     else:
-        name = Path(path).name
-        if match := LEGACY_NAME.match(name):
-            method = LEGACY_METHODS.get(match["method"], match["method"])
-            labels = {"task": match["task"], "method": method, "seed": int(match["seed"])}
-        elif match := LEGACY_BASE.match(name):
-            labels = {"task": match["task"] or match["task2"], "method": "base", "seed": None}
+        if named := parse_run_name(Path(path).name):
+            labels = {"task": named.task, "method": named.method, "seed": named.seed}
     labels.update(over)
     for field in ("task", "method"):
         if not labels.get(field):

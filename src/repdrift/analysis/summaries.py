@@ -19,6 +19,7 @@ from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup
 from repdrift.common.naming import layer_index
 from repdrift.metrics import registry
+from repdrift.store.results import final_step
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def compare_methods(
 ) -> pd.DataFrame:
     """Method a vs method b per task × layer × metric at the final step, seeds as the unit."""
     a_name, b_name = methods
-    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
+    final = final_step(drift)
     rng = np.random.default_rng(seed + 1)
     rows = []
     for (task, layer, metric), part in final.groupby(["task", "layer", "metric"], sort=False):
@@ -155,7 +156,7 @@ def compare_methods(
 
 def rank_tasks(drift: pd.DataFrame) -> pd.DataFrame:
     """Mean drift per task × method × layer × metric (final step), ranked within layer (1 = most)."""
-    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
+    final = final_step(drift)
     df = (
         final.groupby(["method", "metric", "layer", "layer_index", "task"], as_index=False)["drift"]
         .mean()

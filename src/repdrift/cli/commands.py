@@ -139,13 +139,14 @@ def compare(
 ) -> None:
     """Per-layer drift of fine-tuned runs from their base run, with intervals and tests."""
     from repdrift.analysis.compare_runs import compare as run_compare
+    from repdrift.store.results import default_metric, final_step
 
     results = run_compare(
         runs, out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm, level=level, seed=seed,
         cross_layer_metric=cross_layer_metric, progress=not quiet(),
     )  # fmt: skip
     if not quiet():
-        show_drift(results)
+        show_drift(final_step(results.drift), default_metric(results))
         console.print(
             f"results written to [bold]{escape(str(out))}[/] ({results.summary['seconds']} s)"
         )
@@ -173,13 +174,14 @@ def weights(
     device: str = typer.Option("cpu", help="Where the SVDs run."),
 ) -> None:
     """Weight-space drift: relative change, spectra, effective rank, intruder dimensions."""
+    from repdrift.store.results import write_weights
     from repdrift.weights import weight_drift
 
     table = weight_drift(
         base, variants, k=k, epsilon=epsilon, device=device, progress=not quiet(),
         modules=[m.strip() for m in modules.split(",")] if modules else None,
     )  # fmt: skip
-    written = _write_table(table, out, "weights")
+    written = write_weights(table, out)
     if not quiet():
         show_weights(table, written)
 
@@ -261,24 +263,6 @@ def train(
     )  # fmt: skip
     if not quiet():
         console.print(f"saved to [bold]{escape(str(path))}[/]")
-
-
-def _write_table(table, out: Path, name: str) -> list[Path]:
-    """Write ``table`` to ``out`` (.csv or .parquet), or as name.csv + name.parquet in a folder."""
-    from repdrift.common.atomic import atomic_write_with
-
-    targets = (
-        [out]
-        if out.suffix in (".csv", ".parquet")
-        else [out / f"{name}.csv", out / f"{name}.parquet"]
-    )
-    for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".csv":
-            atomic_write_with(target, lambda tmp: table.to_csv(tmp, index=False))
-        else:
-            atomic_write_with(target, lambda tmp: table.to_parquet(tmp, index=False))
-    return targets
 
 
 def _run_study(

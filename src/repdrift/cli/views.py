@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:  # the CLI imports views at start-up; these pull in pandas and torch
+    import pandas as pd
+
+    from repdrift.analysis.headline import Headline
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,10 +55,10 @@ def show_run_summary(s: dict) -> None:
     )
 
 
-def show_drift(results: Any) -> None:
-    drift = results.drift
-    final = drift[drift["step"] == drift.groupby("run")["step"].transform("min")]
-    metric = final["metric"].iloc[0]
+def show_drift(final: pd.DataFrame, metric: str) -> None:
+    """Mean drift per layer of each task × method for ``metric``; ``final``: the drift rows
+    at each run's final step (:func:`repdrift.store.results.final_step`, the rows the
+    headline, the figures and the report show)."""
     table = final[final["metric"] == metric].pivot_table(
         index="layer_index", columns=["task", "method"], values="drift", aggfunc="mean"
     )
@@ -134,8 +139,16 @@ def show_plan(plan: Any) -> None:
     console.print(view)
 
 
-def show_headline(h: Any) -> None:
-    """The study's headline: mean drift per task and method, and the method comparison."""
+_CORRECTED = {"p_holm": "after Holm", "p_bh": "after Benjamini–Hochberg", "p": "unadjusted"}
+
+
+def _layers(indices: Any) -> str:
+    return ", ".join("emb" if int(i) < 0 else str(int(i)) for i in indices)
+
+
+def show_headline(h: Headline) -> None:
+    """The study's headline (:func:`repdrift.analysis.headline.headline`): mean drift per task
+    and method, and the method comparison; ``emb`` is the embedding output."""
     view = Table(
         title=f"mean drift (1 - {h.metric}) over layers and seeds; top layer in brackets",
         title_justify="left",
@@ -158,12 +171,14 @@ def show_headline(h: Any) -> None:
     console.print(view)
     for _, r in h.methods.iterrows():
         verdict = "less" if r["mean_diff"] < 0 else "more"
-        significant = ", ".join(map(str, r["layers_significant"])) or "none"
+        significant = _layers(r["layers_significant"]) or "none"
         console.print(
             f"{r['task']}: {r['method_a']} drifts {verdict} than {r['method_b']} "
             f"({r['drift_a']:.4f} vs {r['drift_b']:.4f}); {r['method_a']} lower in layers "
-            f"[{', '.join(map(str, r['layers_a_less'])) or 'none'}]; interval of the "
-            f"difference excludes 0 in [{', '.join(map(str, r['layers_interval_excludes_zero']))}]; "
-            f"significant after Holm: {significant} ({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
+            f"[{_layers(r['layers_a_less']) or 'none'}]; interval of the "
+            f"difference excludes 0 in [{_layers(r['layers_interval_excludes_zero'])}]; "
+            f"significant {_CORRECTED[h.correction]}: {significant} "
+            f"({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
             highlight=False,
+            markup=False,  # "[emb, 0, 1]" is text, not a style tag
         )

@@ -1,7 +1,9 @@
-"""Names shared across stages: canonical layer names and pooling names."""
+"""Names shared across stages: layer names, pooling names, run-folder names and method aliases."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from repdrift.errors import InputError
@@ -30,3 +32,88 @@ def check_pooling(pooling: str) -> Pooling:
 def layer_index(layer: str) -> int:
     """Position of a canonical layer name: ``embeddings`` → -1, ``layer_i`` → i."""
     return -1 if layer == "embeddings" else int(layer.rsplit("_", 1)[1])
+
+
+# ------------------------------------------------------------------------------- run folders
+
+#: The label of base runs.
+BASE = "base"
+
+#: Canonical method → every spelling of it in folder names, the canonical one first and the
+#: rest in the order the original study's trees are searched.
+METHOD_ALIASES: dict[str, tuple[str, ...]] = {
+    "full": ("full", "full_finetune", "full_ft"),
+    "lora": ("lora",),
+}
+
+_ALIAS_TO_METHOD = {alias: method for method, names in METHOD_ALIASES.items() for alias in names}
+# longest first, so that "full_finetune" is never read as "full" followed by junk
+_ALIASES = "|".join(sorted(map(re.escape, _ALIAS_TO_METHOD), key=len, reverse=True))
+_VARIANT_NAMES = (
+    re.compile(rf"^(?P<task>.+)_(?P<method>{_ALIASES})_seed(?P<seed>\d+)$"),  # sst2_lora_seed42
+    re.compile(rf"^(?P<method>{_ALIASES})_seed(?P<seed>\d+)_(?P<task>.+)$"),  # lora_seed42_sst2
+)
+_BASE_NAMES = (
+    re.compile(r"^base_pretrained_(?P<task>.+)$"),  # base_pretrained_sst2
+    re.compile(r"^(?P<task>.+)_base(?:_seed0)?$"),  # sst2_base, sst2_base_seed0
+)
+
+
+def canonical_method(method: str) -> str:
+    """``full_finetune`` and ``full_ft`` → ``full``; any other label unchanged."""
+    return _ALIAS_TO_METHOD.get(method, method)
+
+
+@dataclass(frozen=True)
+class RunLabels:
+    """What a run-folder name says: task, method (canonical) and training seed (None: base)."""
+
+    task: str
+    method: str
+    seed: int | None
+
+
+def run_name(task: str, method: str, seed: int | None) -> str:
+    """The run-folder name repdrift writes: ``{task}_{method}_seed{seed}`` or ``{task}_base``.
+
+    These are the original study's spellings, so its scripts find repdrift's runs;
+    :func:`parse_run_name` reads them back.
+    """
+    if method == BASE:
+        return f"{task}_base"
+    if seed is None:
+        raise InputError(f"run {task!r} / {method!r}: a fine-tuned run needs a seed in its name")
+    return f"{task}_{method}_seed{seed}"
+
+
+def parse_run_name(name: str) -> RunLabels | None:
+    """Task, method and seed from a run-folder name, or None when the name follows no known rule.
+
+    Read: ``{task}_{method}_seed{seed}`` and the original study's older
+    ``{method}_seed{seed}_{task}``, with ``method`` any spelling in :data:`METHOD_ALIASES`
+    (returned canonical: ``full_finetune`` → ``full``); base runs ``{task}_base``,
+    ``base_pretrained_{task}`` and ``{task}_base_seed0``. A bare ``{task}`` folder (also a
+    base-run spelling of the original study, see :func:`base_folder_names`) says nothing by
+    its name alone.
+    """
+    for pattern in _VARIANT_NAMES:
+        if match := pattern.match(name):
+            method = canonical_method(match["method"])
+            return RunLabels(match["task"], method, int(match["seed"]))
+    for pattern in _BASE_NAMES:
+        if match := pattern.match(name):
+            return RunLabels(match["task"], BASE, None)
+    return None
+
+
+def variant_folder_names(task: str, method: str, seed: int) -> list[str]:
+    """Every folder name a task × method × seed run may have in the original study's trees,
+    in the order they are tried (:func:`run_name`'s spelling first)."""
+    aliases = METHOD_ALIASES.get(canonical_method(method), (method,))
+    return [f"{task}_{m}_seed{seed}" for m in aliases] + [f"{m}_seed{seed}_{task}" for m in aliases]
+
+
+def base_folder_names(task: str) -> list[str]:
+    """Every folder name a task's base run may have in the original study's trees, in the
+    order they are tried (:func:`run_name`'s spelling first; a bare ``{task}`` last)."""
+    return [run_name(task, BASE, None), f"base_pretrained_{task}", f"{task}_base_seed0", task]

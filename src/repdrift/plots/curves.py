@@ -15,7 +15,6 @@ from repdrift.errors import InputError
 from repdrift.plots.style import (
     COLUMN_WIDTH,
     figure_and_axes,
-    final_step,
     layer_tick_label,
     method_color,
     method_label,
@@ -28,6 +27,7 @@ from repdrift.plots.style import (
     styled,
     thin_ticks,
 )
+from repdrift.store.results import final_step
 
 _DRIFT_COLUMNS = ("task", "method", "run", "step", "layer_index", "metric", "drift")
 

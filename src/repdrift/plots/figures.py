@@ -27,11 +27,9 @@ from repdrift.plots.style import (
     save_figure,
 )
 from repdrift.plots.weights import intruder_counts, weight_change
-from repdrift.store.results import Results, load_results
+from repdrift.store.results import WEIGHTS_FILES, Results, default_metric, load_results
 
 logger = logging.getLogger(__name__)
-
-WEIGHTS_FILES = ("weights.parquet", "weights.csv")
 
 
 @dataclass(frozen=True)
@@ -74,14 +72,6 @@ def read_weights(path: str | Path) -> pd.DataFrame | None:
     return None
 
 
-def default_metric(results: Results) -> str:
-    """``cka_debiased`` when the analysis computed it, else its first metric."""
-    metrics = list(dict.fromkeys(results.drift["metric"])) if not results.drift.empty else []
-    if "cka_debiased" in metrics or not metrics:
-        return "cka_debiased"
-    return str(metrics[0])
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "task"
 
@@ -106,7 +96,8 @@ def catalog(
     weights : DataFrame, optional
         The weight-drift table (see :func:`read_weights`).
     metric : str, optional
-        Metric of the drift figures (default: :func:`default_metric`).
+        Metric of the drift figures (default:
+        :func:`repdrift.store.results.default_metric`).
     correction : {"p_holm", "p_bh", "p"}
         p-value column for the significance markers.
     """

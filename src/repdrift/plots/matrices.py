@@ -16,7 +16,6 @@ from repdrift.plots.style import (
     COLUMN_WIDTH,
     DIVERGING_CMAP,
     SEQUENTIAL_CMAP,
-    final_step,
     layer_tick_label,
     method_label,
     metric_label,
@@ -27,6 +26,7 @@ from repdrift.plots.style import (
     styled,
     thin_ticks,
 )
+from repdrift.store.results import final_step
 
 #: Significance markers: (threshold, marker), strictest first.
 STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))

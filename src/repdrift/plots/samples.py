@@ -13,7 +13,6 @@ from matplotlib.patches import Patch
 from repdrift.plots.style import (
     COLUMN_WIDTH,
     figure_and_axes,
-    final_step,
     method_color,
     method_label,
     order_methods,
@@ -22,6 +21,7 @@ from repdrift.plots.style import (
     set_layer_axis,
     styled,
 )
+from repdrift.store.results import final_step
 
 
 @styled

@@ -194,14 +194,6 @@ def set_layer_axis(ax: Axes, indices: Iterable[int], axis: str = "x", max_ticks:
         ax.set_ylim(idx[0] - 0.4, idx[-1] + 0.4)
 
 
-def final_step(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of each run's final model: step 0 when present (the saved final model), as in
-    :mod:`repdrift.analysis`, which takes each run's smallest step."""
-    if df.empty or "step" not in df.columns:
-        return df
-    return df[df["step"] == df.groupby("run")["step"].transform("min")]
-
-
 def require_columns(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:

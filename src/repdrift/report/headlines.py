@@ -1,7 +1,8 @@
-"""The answer in words: sentences generated from the comparison and drift tables.
+"""The answer in words: sentences built from :func:`repdrift.analysis.headline.headline`.
 
-Everything here is a pure function of the tables, so the wording is unit-tested and a
-sentence can never say more than the numbers do.
+The numbers (which layers differ, by how much, where drift peaks) are computed once, by the
+analysis headline the CLI prints too; this module only words them, so the report and the CLI
+never disagree and a sentence can never say more than the numbers do.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from repdrift.errors import InputError
-from repdrift.plots.figures import default_metric
-from repdrift.plots.style import final_step, method_name, order_methods
+from repdrift.analysis.headline import Headline, headline
+from repdrift.plots.style import method_name, order_methods
 from repdrift.store.results import Results
 
 CORRECTION_NAMES = {
@@ -69,48 +69,40 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
-def _comparison_sentences(
-    comp: pd.DataFrame, task: str, metric: str, correction: str, alpha: float
-) -> list[str]:
-    a, b = str(comp["method_a"].iloc[0]), str(comp["method_b"].iloc[0])
+def _comparison_sentences(row: pd.Series, task: str, h: Headline) -> list[str]:
+    a, b = str(row["method_a"]), str(row["method_b"])
     name_a, name_b = method_name(a), method_name(b)
     lead = name_a[0].upper() + name_a[1:]
-    adjusted = CORRECTION_NAMES[correction]
-    tested = comp[comp[correction].notna()]
-    n_layers = len(comp)
-    if tested.empty:
+    adjusted = CORRECTION_NAMES[h.correction]
+    metric, alpha, n_layers = h.metric, h.alpha, int(row["n_layers"])
+    if row["n_tested"] == 0:
         return [f"No test of {name_a} against {name_b} was possible for {task} ({metric})."]
-    significant = tested[tested[correction] < alpha]
     sentences = []
-    for sign, word in ((-1, "less"), (1, "more")):
-        group = significant[np.sign(significant["drift_diff"]) == sign]
-        if group.empty:
+    for word in ("less", "more"):
+        layers = row[f"significant_{word}"]
+        if not layers:
             continue
-        where = (
-            f"all {n_layers} layers"
-            if len(group) == n_layers
-            else layer_ranges(group["layer_index"])
-        )
-        rel = group["rel_diff"].to_numpy(dtype=float)
+        where = f"all {n_layers} layers" if len(layers) == n_layers else layer_ranges(layers)
+        rel = np.asarray(row[f"rel_{word}"], dtype=float)
         by = f"{_percent_range(rel)} " if np.isfinite(rel).all() else ""
         sentences.append(
             f"{lead} drifted {by}{word} than {name_b} in {where} of {task} "
-            f"({metric}, {adjusted} p {p_bound(float(group[correction].max()), alpha)})"
+            f"({metric}, {adjusted} p {p_bound(float(row[f'p_{word}']), alpha)})"
         )
     if not sentences:
         return [
             f"No significant difference in drift between {name_a} and {name_b} in any of the "
             f"{n_layers} layers of {task} ({metric}, {adjusted} p ≥ {alpha:g} everywhere)."
         ]
-    if len(significant) < n_layers:
+    if len(row["layers_significant"]) < n_layers:
         sentences[-1] += "; no significant difference elsewhere"
     return [s + "." for s in sentences]
 
 
-def _seed_caveat(comp: pd.DataFrame) -> str | None:
-    a, b = method_name(str(comp["method_a"].iloc[0])), method_name(str(comp["method_b"].iloc[0]))
-    n_a, n_b = int(comp["n_seeds_a"].min()), int(comp["n_seeds_b"].min())
-    if "test" in comp and (comp["test"] == "samples").any():
+def _seed_caveat(row: pd.Series) -> str | None:
+    a, b = method_name(str(row["method_a"])), method_name(str(row["method_b"]))
+    n_a, n_b = int(row["n_seeds_a"]), int(row["n_seeds_b"])
+    if row["samples_test"]:
         return (
             f"Only {_plural(n_a, 'seed')} of {a} and {_plural(n_b, 'seed')} of {b}: the "
             "p-values reflect sampling noise only, not the variation between training runs; "
@@ -126,16 +118,15 @@ def _seed_caveat(comp: pd.DataFrame) -> str | None:
     return None
 
 
-def _peak_sentence(drift: pd.DataFrame, task: str, metric: str) -> str | None:
-    rows = final_step(drift)
-    rows = rows[(rows["task"] == task) & (rows["metric"] == metric)]
+def _peak_sentence(h: Headline, task: str) -> str | None:
+    rows = h.peaks[h.peaks["task"] == task] if not h.peaks.empty else h.peaks
     if rows.empty:
         return None
-    peaks = []
-    for method in order_methods(rows["method"]):
-        mean = rows[rows["method"] == method].groupby("layer_index")["drift"].mean()
-        top = int(mean.idxmax())
-        peaks.append((top, f"{method_name(method)} ({mean.loc[top]:.3f})"))
+    by_method = rows.set_index("method")
+    peaks = [
+        (int(by_method.loc[m, "layer_index"]), f"{method_name(m)} ({by_method.loc[m, 'drift']:.3f})")
+        for m in order_methods(rows["method"])
+    ]
 
     def where(top: int) -> str:
         return "the embeddings" if top < 0 else f"layer {top}"
@@ -143,11 +134,11 @@ def _peak_sentence(drift: pd.DataFrame, task: str, metric: str) -> str | None:
     if len(peaks) > 1 and len({top for top, _ in peaks}) == 1:
         both = "both " if len(peaks) == 2 else "all of "
         return (
-            f"Drift (1 − {metric}) is largest in {where(peaks[0][0])} for "
+            f"Drift (1 − {h.metric}) is largest in {where(peaks[0][0])} for "
             f"{both}{_join([text for _, text in peaks])}."
         )
     parts = [f"in {where(top)} for {text}" for top, text in peaks]
-    return f"Drift (1 − {metric}) is largest {_join(parts)}."
+    return f"Drift (1 − {h.metric}) is largest {_join(parts)}."
 
 
 def headlines(
@@ -163,7 +154,8 @@ def headlines(
     ----------
     results : Results
     metric : str, optional
-        Default: ``cka_debiased`` when computed, else the first metric.
+        Default: :func:`repdrift.store.results.default_metric` (``cka_debiased`` when
+        computed, else the first metric).
     correction : {"p_holm", "p_bh", "p"}
         The p-value column that decides significance.
     alpha : float
@@ -176,27 +168,15 @@ def headlines(
         or that nothing is significant), a caveat when seeds are too few, and where drift
         is largest.
     """
-    if correction not in CORRECTION_NAMES:
-        raise InputError(f"correction={correction!r}; expected one of {list(CORRECTION_NAMES)}")
-    if not 0 < alpha < 1:
-        raise InputError(f"alpha={alpha!r}; expected a significance level in (0, 1)")
-    metric = metric or default_metric(results)
-    drift, comparison = results.drift, results.comparison
-    tasks = sorted(set(drift["task"]) if not drift.empty else set(results.summary.get("tasks", {})))
+    h = headline(results, metric, alpha, correction=correction)
     out: dict[str, list[str]] = {}
-    for task in tasks:
+    for task in h.tasks:
         sentences: list[str] = []
-        comp = (
-            comparison[(comparison["task"] == task) & (comparison["metric"] == metric)]
-            if not comparison.empty
-            else comparison
-        )
-        methods = (
-            order_methods(drift.loc[drift["task"] == task, "method"]) if not drift.empty else []
-        )
-        if not comp.empty:
-            sentences += _comparison_sentences(comp, task, metric, correction, alpha)
-            caveat = _seed_caveat(comp)
+        row = h.comparison(task)
+        methods = order_methods(h.task_methods(task))
+        if row is not None:
+            sentences += _comparison_sentences(row, task, h)
+            caveat = _seed_caveat(row)
             if caveat:
                 sentences.append(caveat)
         elif len(methods) >= 2:
@@ -210,7 +190,7 @@ def headlines(
                 f"Only {method_name(methods[0])} runs for {task}: there is no second method to "
                 "compare with."
             )
-        peak = _peak_sentence(drift, task, metric) if not drift.empty else None
+        peak = _peak_sentence(h, task)
         if peak:
             sentences.append(peak)
         out[task] = sentences

@@ -20,7 +20,7 @@ import jinja2
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.errors import InputError
 from repdrift.metrics import registry
-from repdrift.plots.figures import FigureSpec, catalog, default_metric, read_weights
+from repdrift.plots.figures import FigureSpec, catalog, read_weights
 from repdrift.plots.style import figure_bytes, method_name, metric_label
 from repdrift.report.headlines import CORRECTION_NAMES, headlines
 from repdrift.report.tables import (
@@ -29,7 +29,7 @@ from repdrift.report.tables import (
     metrics_table,
     setup_table,
 )
-from repdrift.store.results import Results, load_results
+from repdrift.store.results import Results, default_metric, load_results
 
 logger = logging.getLogger(__name__)
 

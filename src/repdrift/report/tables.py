@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from repdrift.plots.matrices import stars
-from repdrift.plots.style import final_step, method_label, order_methods
-from repdrift.store.results import Results
+from repdrift.plots.style import method_label, order_methods
+from repdrift.store.results import FINAL_MODEL_STEP, Results, final_step
 
 
 @dataclass
@@ -114,7 +114,8 @@ def setup_table(results: Results) -> Table:
             mine = [r for r in runs if r.get("method") == method]
             seeds = sorted({r.get("seed") for r in mine if r.get("seed") is not None})
             steps = sorted({s for r in mine for s in (r.get("steps") or [])})
-            step_text = ", ".join("final" if s == 0 else f"{s:,}" for s in steps) or "–"
+            step_text = ", ".join("final" if s == FINAL_MODEL_STEP else f"{s:,}" for s in steps)
+            step_text = step_text or "–"
             samples = {r.get("n_samples") for r in mine} | {ref.get("n_samples")}
             pooling = {r.get("pooling") for r in mine} | {ref.get("pooling")}
             table.add(

@@ -1,10 +1,15 @@
-"""One job of a study: train a variant, extract a model (one checkpoint step) into a run directory, or import a run of the original layout."""
+"""One job of a study: train a variant, extract a model (one checkpoint step) into a run directory, or import a run of the original layout.
+
+Run-folder names come from :func:`repdrift.common.naming.run_name` (re-exported here).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from repdrift.common.naming import run_name  # the one run-folder rule; plan and stages use it
 
 JobKind = Literal["train", "extract", "import"]
 
@@ -52,6 +57,4 @@ class Job:
     kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def run_name(task: str, method: str, seed: int | None) -> str:
-    """The original study's run folder name: ``{task}_{method}_seed{seed}`` or ``{task}_base``."""
-    return f"{task}_base" if method == "base" else f"{task}_{method}_seed{seed}"
+__all__ = ["Job", "JobKind", "Status", "run_name"]

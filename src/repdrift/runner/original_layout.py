@@ -21,24 +21,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repdrift.common.naming import base_folder_names, variant_folder_names
 from repdrift.runner.experiment import Experiment
 from repdrift.runner.job import Job
 
-#: Folder spellings of each method in the original study, in the order they are tried.
-METHOD_NAMES = {"full": ("full", "full_finetune", "full_ft"), "lora": ("lora",)}
-
 
 def variant_candidates(root: Path, task: str, method: str, seed: int) -> list[Path]:
-    """Folders that may hold a task/method/seed run, in the order they are tried."""
-    names = [f"{task}_{m}_seed{seed}" for m in METHOD_NAMES.get(method, (method,))]
-    names += [f"{m}_seed{seed}_{task}" for m in METHOD_NAMES.get(method, (method,))]
-    return [root / n for n in names]
+    """Folders that may hold a task/method/seed run, in the order they are tried (the
+    spellings of :func:`repdrift.common.naming.variant_folder_names`)."""
+    return [root / n for n in variant_folder_names(task, method, seed)]
 
 
 def base_candidates(roots: list[Path], task: str) -> list[Path]:
-    """Folders that may hold a task's base run, in the order they are tried."""
-    names = (f"{task}_base", f"base_pretrained_{task}", f"{task}_base_seed0", task)
-    return [r / n for r in roots for n in names]
+    """Folders that may hold a task's base run, in the order they are tried (the spellings of
+    :func:`repdrift.common.naming.base_folder_names` in each root)."""
+    return [r / n for r in roots for n in base_folder_names(task)]
 
 
 def _first(candidates: list[Path]) -> Path | None:
@@ -78,4 +75,4 @@ def import_jobs(exp: Experiment) -> list[Job]:
     return jobs
 
 
-__all__ = ["METHOD_NAMES", "base_candidates", "import_jobs", "variant_candidates"]
+__all__ = ["base_candidates", "import_jobs", "variant_candidates"]

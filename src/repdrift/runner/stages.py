@@ -11,18 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from repdrift.analysis.compare_runs import compare
+from repdrift.common.atomic import atomic_write_bytes
 from repdrift.common.devices import resolve_device
+from repdrift.common.naming import run_name
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
 from repdrift.runner.experiment import Experiment
-from repdrift.runner.job import Job, run_name
+from repdrift.runner.job import Job
 from repdrift.store.reader import load_run
+from repdrift.store.results import write_weights
 from repdrift.weights import weight_drift
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,8 @@ def _read_stamp(exp: Experiment, stage: str) -> str | None:
 def _write_stamp(exp: Experiment, stage: str, fingerprint: str) -> None:
     path = _stamp_path(exp, stage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"stage": stage, "fingerprint": fingerprint}, indent=2))
-    os.replace(tmp, path)
+    stamp = json.dumps({"stage": stage, "fingerprint": fingerprint}, indent=2)
+    atomic_write_bytes(path, stamp.encode())
 
 
 def _files_state(folder: Path, patterns: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -224,14 +225,7 @@ def run_weights(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True) 
 
     assert exp.base_model is not None
     table = weight_drift(exp.base_model, variants, device=_weights_device(exp), progress=progress)
-    exp.results_dir.mkdir(parents=True, exist_ok=True)
-    for name, write in (
-        ("weights.parquet", lambda p: table.to_parquet(p, index=False)),
-        ("weights.csv", lambda p: table.to_csv(p, index=False)),
-    ):
-        tmp = exp.results_dir / f".{name}.tmp"
-        write(tmp)
-        os.replace(tmp, exp.results_dir / name)
+    write_weights(table, exp.results_dir)
     assert fingerprint is not None
     _write_stamp(exp, "weights", fingerprint)
     return True

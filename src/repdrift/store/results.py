@@ -14,8 +14,13 @@ Layout of ``RESULTS/``::
     task_ranking.{csv,parquet}   mean drift per task, ranked within method × layer × metric
     results.json                 settings, repdrift version, the runs compared, timing
 
-CSV is for people and spreadsheets; parquet keeps dtypes for code. Files are written to a
-temporary name and renamed, so a crash never leaves a half-written table under its real name.
+CSV is for people and spreadsheets; parquet keeps dtypes for code. Every table repdrift writes
+goes through :func:`write_table` (the format from the suffix, written to a temporary name and
+renamed), so a crash never leaves a half-written table under its real name.
+
+What a summary of the folder shows is decided here once, for the CLI headline, the figures and
+the report alike: :func:`final_step` (which rows are each run's final model) and
+:func:`default_metric` (the metric shown when none is asked for).
 """
 
 from __future__ import annotations
@@ -28,9 +33,80 @@ from typing import Any
 import pandas as pd
 
 from repdrift.common.atomic import atomic_write_with
-from repdrift.errors import IntegrityError
+from repdrift.errors import InputError, IntegrityError
 
 _CSV_TOO = ("drift", "comparison", "noise_floor", "cross_layer", "task_ranking")
+
+#: Suffixes :func:`write_table` writes (and the format each one means).
+TABLE_SUFFIXES = (".csv", ".parquet")
+#: Step of a run's final model: extraction writes the finished model as ``step_000000``, a
+#: training checkpoint N as ``step_N``.
+FINAL_MODEL_STEP = 0
+#: Metric shown when none is asked for, if the analysis computed it.
+PREFERRED_METRIC = "cka_debiased"
+#: The weight-space drift table in a results folder (:func:`write_weights`), parquet first.
+WEIGHTS_FILES = ("weights.parquet", "weights.csv")
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``table`` (without its index) to ``path`` atomically: CSV or parquet by suffix.
+
+    Raises
+    ------
+    InputError
+        ``path`` ends in neither ``.csv`` nor ``.parquet``.
+    """
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise InputError(f"{path}: a table is written as {' or '.join(TABLE_SUFFIXES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        atomic_write_with(path, lambda tmp: table.to_csv(tmp, index=False))
+    else:
+        atomic_write_with(path, lambda tmp: table.to_parquet(tmp, index=False))
+    return path
+
+
+def write_weights(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Write the weight-drift table to ``out`` when it names a .csv / .parquet file, else as
+    ``weights.parquet`` and ``weights.csv`` in the folder ``out`` (a results folder)."""
+    out = Path(out)
+    targets = [out] if out.suffix in TABLE_SUFFIXES else [out / name for name in WEIGHTS_FILES]
+    return [write_table(table, target) for target in targets]
+
+
+def final_step(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each run's final model: the run's smallest step, i.e. step 0 (``step_000000``,
+    the saved final model) whenever the run has it.
+
+    The analysis compares methods and ranks tasks at this step (each run's first step folder),
+    so every summary of a results folder uses this rule. A table without ``step`` (or empty)
+    is returned as is.
+    """
+    if table.empty or "step" not in table.columns:
+        return table
+    return table[table["step"] == table.groupby("run")["step"].transform("min")]
+
+
+def default_metric(results: Results) -> str:
+    """The metric summaries show when none is asked for: ``cka_debiased`` when the analysis
+    computed it, else the first metric analysed (the order of the analysis settings, then
+    of the drift table)."""
+    drift = results.drift
+    in_table = (
+        list(dict.fromkeys(map(str, drift["metric"])))
+        if not drift.empty and "metric" in drift.columns
+        else []
+    )
+    analysed = [str(m) for m in (results.summary.get("settings") or {}).get("metrics") or []]
+    metrics = (
+        [m for m in analysed if m in in_table] + [m for m in in_table if m not in analysed]
+        if in_table
+        else analysed
+    )
+    if PREFERRED_METRIC in metrics or not metrics:
+        return PREFERRED_METRIC
+    return metrics[0]
 
 
 @dataclass
@@ -55,11 +131,9 @@ class Results:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         for name, df in self.tables().items():
-            atomic_write_with(
-                out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
-            )
+            write_table(df, out / f"{name}.parquet")
             if name in _CSV_TOO:
-                atomic_write_with(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
+                write_table(df, out / f"{name}.csv")
         atomic_write_with(
             out / "results.json",
             lambda p: p.write_text(json.dumps(self.summary, indent=2, default=str)),
