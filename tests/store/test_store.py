@@ -23,7 +23,8 @@ import torch
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.extraction.capture import extract_pooled, iter_pooled_chunks
-from repdrift.extraction.to_run import extract_to_run
+from repdrift.extraction.options import ExtractionOptions
+from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.legacy_pt import load_pt_safely
 from repdrift.store.manifest import read_manifest
@@ -52,15 +53,20 @@ def token_ids(minilm) -> list[list[int]]:
 
 
 def write(minilm, token_ids, step_dir: Path, **kw):
+    """extract_to_run with this file's defaults; ``kw``: extraction settings, fields of the
+    manifest record (task, max_length, model_info, ...) or arguments of extract_to_run."""
+    settings = {"layers": "all", "batch_size": 3}
+    settings |= {k: kw.pop(k) for k in list(kw) if k in ExtractionOptions.model_fields}
+    recorded = {"model": kw.pop("model_info", minilm.source)}
+    recorded |= {k: kw.pop(k) for k in list(kw) if k in StepRecord.__dataclass_fields__}
     options = {
         "sample_ids": [f"s{i}" for i in range(len(token_ids))],
         "pad_id": minilm.tokenizer.pad_token_id,
-        "model_info": minilm.source,
+        "options": ExtractionOptions(**settings),
+        "record": StepRecord(**recorded),
         "embeddings": minilm.embeddings,
         "forward_inputs": minilm.forward_inputs,
-        "layers": "all",
         "chunk_size": 4,
-        "batch_size": 3,
         "progress": False,
         **kw,
     }
@@ -186,14 +192,16 @@ def test_pt_format_round_trip(complete_run: Path, minilm, token_ids, tmp_path: P
 CHILD = """
 import json, sys, time
 from repdrift.models.load import load_model
-from repdrift.extraction.to_run import extract_to_run
+from repdrift.extraction.options import ExtractionOptions
+from repdrift.extraction.to_run import StepRecord, extract_to_run
 ids = json.load(open(sys.argv[1]))
 loaded = load_model(sys.argv[3], device="cpu")
 def slow(n):
     time.sleep(0.4)
 extract_to_run(loaded.model, loaded.blocks, ids, sys.argv[2], sample_ids=[f"s{i}" for i in range(len(ids))],
-    pad_id=loaded.tokenizer.pad_token_id, model_info=loaded.source, embeddings=loaded.embeddings,
-    forward_inputs=loaded.forward_inputs, layers="all", chunk_size=4, batch_size=3, progress=slow)
+    pad_id=loaded.tokenizer.pad_token_id, record=StepRecord(model=loaded.source), embeddings=loaded.embeddings,
+    forward_inputs=loaded.forward_inputs, options=ExtractionOptions(layers="all", batch_size=3), chunk_size=4,
+    progress=slow)
 """
 
 

@@ -58,17 +58,19 @@ def extract(
     samples: int = typer.Option(750, help="Validation samples to draw (fewer available: all)."),
     seed: int = typer.Option(0, help="Seed of the sample choice."),
     split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
-    pooling: str = typer.Option("mean", help="mean | first | last | max | tokens."),
+    pooling: str | None = typer.Option(
+        None, help="mean | first | last | max | tokens (default: mean)."
+    ),
     layers: str | None = typer.Option(
         None,
         help="Comma-separated layer indices and/or 'embeddings', or 'all' (embeddings too); default: every block.",
     ),
-    batch_size: int = typer.Option(32, help="Sequences per forward pass."),
+    batch_size: int | None = typer.Option(None, help="Sequences per forward pass (default: 32)."),
     max_tokens: int | None = typer.Option(None, help="Cap on padded tokens per batch."),
-    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    format: str = typer.Option(
-        "safetensors", "--format", help="safetensors | pt (for old scripts)."
+    dtype: str | None = typer.Option(None, help="float32 | bfloat16 | float16 (default: float32)."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: auto)."),
+    format: str | None = typer.Option(
+        None, "--format", help="safetensors | pt (for old scripts; default: safetensors)."
     ),
     checkpoints: bool = typer.Option(
         False, help="Also extract the checkpoint-N folders into step_N."
@@ -82,13 +84,18 @@ def extract(
 ) -> None:
     """Extract every layer's representations of fixed validation samples into a run directory."""
     from repdrift.extraction.api import extract as run_extract
+    from repdrift.extraction.options import extraction_options
     from repdrift.store.reader import run_summary
 
+    # the settings: what is not given keeps ExtractionOptions' default (bad values: one line)
+    options = extraction_options(
+        pooling=pooling, layers=_parse_layers(layers), batch_size=batch_size,
+        max_tokens=max_tokens, dtype=dtype, device=device, format=format,
+        trust_remote_code=trust_remote_code,
+    )  # fmt: skip
     path = run_extract(
         model, task=task, out=out, base=base, data=data, samples=samples, seed=seed, split=split,
-        pooling=pooling, layers=_parse_layers(layers), batch_size=batch_size, max_tokens=max_tokens,
-        dtype=dtype, device=device, format=format, checkpoints=checkpoints, base_out=base_out,
-        trust_remote_code=trust_remote_code, progress=not quiet(),
+        options=options, checkpoints=checkpoints, base_out=base_out, progress=not quiet(),
     )  # fmt: skip
     if not quiet():
         show_run_summary(run_summary(path))

@@ -25,14 +25,15 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from repdrift.common.naming import Pooling
 from repdrift.errors import InputError
-from repdrift.extraction.to_run import extract_to_run
+from repdrift.extraction.options import ExtractionOptions, extraction_options
+from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.manifest import Format, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
@@ -105,12 +106,8 @@ def extract_loaded(
     samples: Samples,
     step_dir: str | Path,
     *,
+    options: ExtractionOptions | None = None,
     token_ids: Sequence[Sequence[int]] | None = None,
-    pooling: Pooling = "mean",
-    layers: Sequence[int | str] | int | str | None = None,
-    batch_size: int = 32,
-    max_tokens: int | None = None,
-    format: Format = "safetensors",
     step: int = 0,
     adapter_disabled: bool = False,
     progress: bool | Callable[[int], None] = True,
@@ -123,13 +120,17 @@ def extract_loaded(
     samples : Samples
     step_dir : str or Path
         ``RUN/step_XXXXXX``.
+    options : ExtractionOptions, optional
+        Pooling, layers, batching and format (default ``ExtractionOptions()``). The model is
+        already loaded: the manifest records the dtype it was loaded in, and ``device`` and
+        ``trust_remote_code`` do not apply.
     token_ids : optional
         ``tasks.encode(samples, loaded.tokenizer)`` when already computed.
     adapter_disabled : bool
         For a LoRA model: run with the adapter disabled, i.e. the base model's
         representations (recorded as kind ``base``, ``model.adapter_disabled = true``,
         ``model.weights_sha256`` = the base's hash). No adapter weights are written.
-    pooling, layers, batch_size, max_tokens, format, step, progress
+    step, progress
         See :func:`extract_to_run`.
 
     Returns
@@ -167,17 +168,24 @@ def extract_loaded(
             )
     source["adapter_disabled"] = adapter_disabled
     tok = loaded.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    run = lambda: extract_to_run(  # noqa: E731
-        loaded.model, loaded.blocks, token_ids, step_dir,
-        sample_ids=samples.ids, pad_id=pad_id, task=samples.task, kind=kind, model_info=source,
-        layers=layers, pooling=pooling, batch_size=batch_size, max_tokens=max_tokens,
-        padding_side=getattr(tok, "padding_side", "right") or "right", embeddings=loaded.embeddings,
-        forward_inputs=loaded.forward_inputs, split=samples.split, data=samples.source,
-        dtype=source.get("dtype", "float32"), max_length=samples.max_length,
-        tokenizer_sha256=source.get("tokenizer_sha256"), format=format, step=step,
-        extra_files=extra_files, progress=progress,
+    opts = options if options is not None else ExtractionOptions()
+    if source.get("dtype") is not None:  # the dtype the model really runs in
+        opts = opts.updated(dtype=source["dtype"])
+    record = StepRecord(
+        task=samples.task, split=samples.split, data=samples.source,
+        max_length=samples.max_length, tokenizer_sha256=source.get("tokenizer_sha256"),
+        kind=kind, model=source, step=step,
     )  # fmt: skip
+
+    def run() -> Manifest:
+        return extract_to_run(
+            loaded.model, loaded.blocks, token_ids, step_dir, sample_ids=samples.ids,
+            pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0,
+            options=opts, record=record, embeddings=loaded.embeddings,
+            padding_side=getattr(tok, "padding_side", "right") or "right",
+            forward_inputs=loaded.forward_inputs, extra_files=extra_files, progress=progress,
+        )  # fmt: skip
+
     if adapter_disabled:
         with loaded.adapter_disabled():
             return run()
@@ -217,16 +225,17 @@ def extract(
     samples: int = 750,
     seed: int = 0,
     split: str | None = None,
-    pooling: Pooling = "mean",
+    pooling: Pooling | None = None,
     layers: Sequence[int | str] | int | str | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     max_tokens: int | None = None,
-    dtype: str = "float32",
-    device: str = "auto",
-    format: Format = "safetensors",
+    dtype: str | None = None,
+    device: str | None = None,
+    format: Format | None = None,
     checkpoints: bool = False,
     base_out: str | Path | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool | None = None,
+    options: ExtractionOptions | None = None,
     progress: bool = True,
 ) -> Path:
     """Extract a model's layer representations for a task into a run directory.
@@ -244,15 +253,13 @@ def extract(
         Base model of a full fine-tune or LoRA adapter.
     data, samples, seed, split
         Passed to :func:`repdrift.tasks.samples.load_samples` (``samples`` is n).
-    pooling : {"mean", "first", "last", "max", "tokens"}
-    layers : selection, optional
-        None: every block; ``"all"``: embeddings and every block; ints, ``"layer_i"`` or
-        ``"embeddings"``.
-    batch_size, max_tokens : int, int or None
-        Samples per batch and optional padded-token budget per batch.
-    dtype, device, trust_remote_code
-        Passed to :func:`repdrift.models.load.load_model`.
-    format : {"safetensors", "pt"}
+    pooling, layers, batch_size, max_tokens, dtype, device, format, trust_remote_code
+        The extraction settings, see :class:`~repdrift.extraction.options.ExtractionOptions`
+        (defaults: mean pooling, every block, 32 samples per batch, no token budget, float32,
+        ``auto`` device, safetensors). Each one given (not None) replaces the same field of
+        ``options``.
+    options : ExtractionOptions, optional
+        All settings at once.
     checkpoints : bool
         Also extract each Trainer ``checkpoint-N`` (see :func:`find_checkpoints`) into
         ``out/step_{N:06d}``.
@@ -266,21 +273,25 @@ def extract(
     -------
     Path
         ``out``.
+
+    Raises
+    ------
+    InputError
+        A bad setting (named with its value), a missing model or data, ...
     """
 
+    opts = extraction_options(
+        options, pooling=pooling, layers=layers, batch_size=batch_size, max_tokens=max_tokens,
+        dtype=dtype, device=device, format=format, trust_remote_code=trust_remote_code,
+    )  # fmt: skip
     out = Path(out)
-    loaded = load_model(
-        model, base=base, device=device, dtype=dtype, trust_remote_code=trust_remote_code
-    )
+    loaded = _load(model, base, opts)
     chosen = load_samples(task, data=data, split=split, n=samples, seed=seed)
     token_ids = encode(chosen, loaded.tokenizer)
-    options: dict[str, Any] = {
-        "pooling": pooling, "layers": layers, "batch_size": batch_size,
-        "max_tokens": max_tokens, "format": format, "progress": progress,
-    }  # fmt: skip
     if base_out is not None and loaded.kind != "lora":
         raise InputError(f"base_out needs a LoRA adapter; {model} loaded as {loaded.kind!r}")
-    extract_loaded(loaded, chosen, out / step_dir_name(0), token_ids=token_ids, **options)
+    common = {"options": opts, "progress": progress}
+    extract_loaded(loaded, chosen, out / step_dir_name(0), token_ids=token_ids, **common)
     if base_out is not None:
         extract_loaded(
             loaded,
@@ -288,7 +299,7 @@ def extract(
             Path(base_out) / step_dir_name(0),
             token_ids=token_ids,
             adapter_disabled=True,
-            **options,
+            **common,
         )
     if checkpoints:
         found = find_checkpoints(model)
@@ -299,9 +310,15 @@ def extract(
                 logger.warning("skipping %s: step 0 is the final model's folder", folder)
                 continue
             loaded = None  # one model in memory at a time
-            loaded = load_model(
-                folder, base=base, device=device, dtype=dtype, trust_remote_code=trust_remote_code
-            )
+            loaded = _load(folder, base, opts)
             logger.info("checkpoint %s -> %s", folder, step_dir_name(step))
-            extract_loaded(loaded, chosen, out / step_dir_name(step), step=step, **options)
+            extract_loaded(loaded, chosen, out / step_dir_name(step), step=step, **common)
     return out
+
+
+def _load(model: str | Path, base: str | Path | None, options: ExtractionOptions) -> LoadedModel:
+    """:func:`repdrift.models.load.load_model` with the options' dtype, device and remote code."""
+    return load_model(
+        model, base=base, device=options.device, dtype=options.dtype,
+        trust_remote_code=options.trust_remote_code,
+    )  # fmt: skip

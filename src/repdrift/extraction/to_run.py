@@ -4,7 +4,9 @@
 :class:`repdrift.store.writer.StepWriter`: chunks of pooled outputs go to disk as they are produced
 (memory does not grow with the number of samples), a partial step is resumed, and the layer
 files are assembled at the end. It needs no :mod:`repdrift.models` / :mod:`repdrift.tasks`
-objects: a model, its blocks and token ids are enough.
+objects: a model, its blocks and token ids are enough, with the settings as one
+:class:`~repdrift.extraction.options.ExtractionOptions` and what the manifest records about
+the samples and the model as one :class:`StepRecord`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,16 +26,12 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from repdrift.common.naming import Pooling, check_pooling
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
-from repdrift.extraction.capture import (
-    ForwardInputs,
-    iter_pooled_chunks,
-    plan_chunks,
-    resolve_layers,
-)
-from repdrift.store.manifest import SCHEMA_VERSION, Format, Manifest
+from repdrift.extraction.batching import plan_chunks, resolve_layers
+from repdrift.extraction.capture import ForwardInputs, iter_pooled_chunks
+from repdrift.extraction.options import ExtractionOptions
+from repdrift.store.manifest import SCHEMA_VERSION, Manifest
 from repdrift.store.writer import StepWriter
 
 # Chunk sizing: pooled chunks hold this many samples (resume granularity); token-level chunks
@@ -73,6 +72,41 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True, kw_only=True)
+class StepRecord:
+    """What the manifest records about the inputs of one step (identity fields are compared
+    when resuming).
+
+    Attributes
+    ----------
+    task, split : str, str or None
+        Task name and dataset split of the samples.
+    data : dict
+        Where the samples came from (:attr:`repdrift.tasks.samples.Samples.source`).
+    max_length : int or None
+        The samples' token limit (truncation).
+    tokenizer_sha256 : str or None
+    kind : str
+        ``base``, ``full`` or ``lora``.
+    model : dict
+        JSON-safe source description (``architecture`` is filled in from the model's class).
+    step : int
+        Training step of the checkpoint (0: the final model or a base model).
+    extra : dict
+        Free-form additions.
+    """
+
+    task: str = "custom"
+    split: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    max_length: int | None = None
+    tokenizer_sha256: str | None = None
+    kind: str = "base"
+    model: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 def extract_to_run(
     model: nn.Module,
     blocks: Sequence[nn.Module],
@@ -81,26 +115,13 @@ def extract_to_run(
     *,
     sample_ids: Sequence[str],
     pad_id: int,
-    task: str = "custom",
-    kind: str = "base",
-    model_info: dict[str, Any] | None = None,
-    layers: Sequence[int | str] | int | str | None = None,
-    pooling: Pooling = "mean",
-    batch_size: int = 32,
-    max_tokens: int | None = None,
+    options: ExtractionOptions | None = None,
+    record: StepRecord | None = None,
     padding_side: str = "right",
     embeddings: nn.Module | None = None,
     forward_inputs: ForwardInputs | None = None,
-    split: str | None = None,
-    data: dict[str, Any] | None = None,
-    dtype: str = "float32",
-    max_length: int | None = None,
-    tokenizer_sha256: str | None = None,
-    format: Format = "safetensors",
-    step: int = 0,
     chunk_size: int | None = None,
     extra_files: dict[str, Callable[[Path], None]] | None = None,
-    extra: dict[str, Any] | None = None,
     progress: bool | Callable[[int], None] = True,
 ) -> Manifest:
     """Extract pooled layer outputs of ``token_ids`` into one step folder, resumably.
@@ -112,7 +133,7 @@ def extract_to_run(
 
     Parameters
     ----------
-    model, blocks, embeddings, forward_inputs, pad_id, pooling, batch_size, max_tokens, padding_side
+    model, blocks, embeddings, forward_inputs, pad_id, padding_side
         As in :func:`repdrift.extraction.capture.iter_pooled_chunks`.
     token_ids : sequence of sequence of int
         n unpadded token-id lists.
@@ -120,11 +141,13 @@ def extract_to_run(
         The ``RUN/step_XXXXXX`` folder.
     sample_ids : sequence of str
         n unique ids, one per sample.
-    layers : selection
-        See :func:`repdrift.extraction.capture.resolve_layers` (None: every block).
-    task, kind, model_info, split, data, dtype, max_length, tokenizer_sha256, step, extra
-        Recorded in the manifest (identity fields are compared when resuming).
-    format : {"safetensors", "pt"}
+    options : ExtractionOptions, optional
+        ``pooling``, ``layers`` (see :func:`repdrift.extraction.capture.resolve_layers`),
+        ``batch_size``, ``max_tokens`` and ``format`` are used; ``dtype`` is recorded as the
+        model's dtype (the model is already loaded: ``device`` and ``trust_remote_code`` do
+        not apply). Default: ``ExtractionOptions()``.
+    record : StepRecord, optional
+        What the manifest records about the samples and the model.
     chunk_size : int, optional
         Rows per chunk (default :func:`default_chunk_size`); a resumed run keeps its own.
     extra_files : dict, optional
@@ -144,13 +167,13 @@ def extract_to_run(
         the field; nothing is deleted).
     """
     started, t0 = _now(), time.perf_counter()
-    pooling = check_pooling(pooling)
-    if format not in ("safetensors", "pt"):
-        raise InputError(f"format={format!r} is not 'safetensors' or 'pt'")
-    names = resolve_layers(layers, len(blocks), has_embeddings=embeddings is not None)
+    opts = options if options is not None else ExtractionOptions()
+    rec = record if record is not None else StepRecord()
+    pooling = opts.pooling
+    names = resolve_layers(opts.layers, len(blocks), has_embeddings=embeddings is not None)
     if len(sample_ids) != len(token_ids):
         raise InputError(f"{len(sample_ids)} sample_ids for {len(token_ids)} token-id lists")
-    info = dict(model_info or {})
+    info = dict(rec.model)
     info.setdefault("architecture", type(model).__name__)
     hidden = getattr(getattr(model, "config", None), "hidden_size", None)
     try:
@@ -158,27 +181,27 @@ def extract_to_run(
             schema_version=SCHEMA_VERSION,
             repdrift_version=__version__,
             status="partial",
-            format=format,
-            step=step,
-            kind=kind,
+            format=opts.format,
+            step=rec.step,
+            kind=rec.kind,
             model=info,
-            task=task,
-            split=split,
-            data=dict(data or {}),
+            task=rec.task,
+            split=rec.split,
+            data=dict(rec.data),
             n_samples=len(sample_ids),
             sample_ids=[str(s) for s in sample_ids],
             pooling=pooling,
-            dtype=dtype,
-            max_length=max_length,
-            tokenizer_sha256=tokenizer_sha256,
+            dtype=opts.dtype,
+            max_length=rec.max_length,
+            tokenizer_sha256=rec.tokenizer_sha256,
             token_ids_sha256=token_ids_sha256(token_ids),
             layers=names,
             padding_side=padding_side,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
+            batch_size=opts.batch_size,
+            max_tokens=opts.max_tokens,
             chunk_size=chunk_size or default_chunk_size(pooling, len(names), hidden),
             timing={"started_at": started},
-            extra=dict(extra or {}),
+            extra=dict(rec.extra),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -193,7 +216,7 @@ def extract_to_run(
         n_chunks = len(plan_chunks(lengths, chunk_size, token_level=pooling == "tokens"))
         for chunk in iter_pooled_chunks(
             model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling,
-            batch_size=batch_size, max_tokens=max_tokens, padding_side=padding_side,
+            batch_size=opts.batch_size, max_tokens=opts.max_tokens, padding_side=padding_side,
             embeddings=embeddings, forward_inputs=forward_inputs, chunk_size=chunk_size,
             skip_chunks=writer.done_chunks, progress=progress,
         ):  # fmt: skip

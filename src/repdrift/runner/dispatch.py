@@ -13,6 +13,7 @@ from pathlib import Path
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.extraction.api import extract, extract_loaded
+from repdrift.extraction.options import ExtractionOptions
 from repdrift.models.load import load_model
 from repdrift.runner.job import Job
 from repdrift.store.manifest import step_dir_name
@@ -21,8 +22,6 @@ from repdrift.tasks.samples import load_samples
 from repdrift.training.recipe import train
 
 logger = logging.getLogger(__name__)
-
-_EXTRACT_KEYS = ("pooling", "layers", "batch_size", "max_tokens", "format")
 
 
 def run_job(job: Job, *, progress: bool = True) -> str:
@@ -42,7 +41,7 @@ def run_job(job: Job, *, progress: bool = True) -> str:
             raise InputError(f"{job.id}: model folder {job.model} does not exist")
         if job.step == 0:
 
-            extract(job.model, out=job.out, progress=progress, **job.kwargs)
+            extract(job.model, out=job.out, options=job.options, progress=progress, **job.kwargs)
         else:
             _extract_checkpoint(job, progress=progress)
     elif job.kind == "import":
@@ -58,7 +57,7 @@ def run_job(job: Job, *, progress: bool = True) -> str:
 def _extract_checkpoint(job: Job, *, progress: bool) -> None:
     """Extract one ``checkpoint-N`` folder into ``RUN/step_N`` (same samples as step 0)."""
 
-    kw = job.kwargs
+    kw, options = job.kwargs, job.options or ExtractionOptions()
     folder = Path(job.model)
     if not folder.is_dir():
         raise InputError(
@@ -66,8 +65,8 @@ def _extract_checkpoint(job: Job, *, progress: bool) -> None:
             "dividing the step, or remove the step from checkpoints)"
         )
     loaded = load_model(
-        folder, base=kw["base"], device=kw["device"], dtype=kw["dtype"],
-        trust_remote_code=kw["trust_remote_code"],
+        folder, base=kw["base"], device=options.device, dtype=options.dtype,
+        trust_remote_code=options.trust_remote_code,
     )  # fmt: skip
     samples = load_samples(
         kw["task"], data=kw["data"], split=kw["split"], n=kw["samples"], seed=kw["seed"]
@@ -76,9 +75,9 @@ def _extract_checkpoint(job: Job, *, progress: bool) -> None:
         loaded,
         samples,
         job.out / step_dir_name(job.step),
+        options=options,
         step=job.step,
         progress=progress,
-        **{k: kw[k] for k in _EXTRACT_KEYS},
     )
 
 

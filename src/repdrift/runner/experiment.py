@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from repdrift.errors import InputError
+from repdrift.extraction.options import ExtractionOptions
 from repdrift.metrics.registry import DEFAULT_METRICS
 from repdrift.metrics.registry import names as metric_names
 
@@ -129,24 +130,10 @@ class TrainConfig(_Section):
         return args
 
 
-class ExtractionConfig(_Section):
-    """Settings of :func:`repdrift.extraction.api.extract`."""
-
-    pooling: Literal["mean", "first", "last", "max", "tokens"] = "mean"
-    layers: list[int | str] | str | None = None
-    batch_size: int = Field(32, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    device: str = "auto"
-    format: Literal["safetensors", "pt"] = "safetensors"
-    trust_remote_code: bool = False
-
-    @field_validator("layers", mode="before")
-    @classmethod
-    def _layers(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return [value]
-        return value
+#: The ``extraction:`` section is :class:`repdrift.extraction.options.ExtractionOptions` itself:
+#: the same fields, defaults and checks as :func:`repdrift.extraction.api.extract` and the CLI
+#: (unknown fields are errors).
+ExtractionConfig = ExtractionOptions
 
 
 class AnalysisConfig(_Section):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repdrift.common.naming import run_name  # the one run-folder rule; plan and stages use it
+from repdrift.extraction.options import ExtractionOptions
 
 JobKind = Literal["train", "extract", "import"]
 
@@ -17,9 +18,9 @@ JobKind = Literal["train", "extract", "import"]
 Status = Literal["done", "partial", "todo", "missing", "stale", "invalid"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Job:
-    """One train / extract / import job.
+    """One train / extract / import job, built by keyword.
 
     Attributes
     ----------
@@ -41,7 +42,12 @@ class Job:
     needs
         Ids of jobs that must finish first.
     kwargs
-        Keyword arguments of the stage function (picklable plain values).
+        The job's inputs as picklable plain values: train — the keyword arguments of
+        :func:`repdrift.training.recipe.train`; extract — the samples (``task``, ``data``,
+        ``split``, ``samples``, ``seed``) and ``base``; import — ``tried`` (folders looked at).
+    options
+        Extract jobs: the experiment's extraction settings (a frozen, picklable
+        :class:`~repdrift.extraction.options.ExtractionOptions`); None for other kinds.
     """
 
     id: str
@@ -55,6 +61,7 @@ class Job:
     group: str
     needs: tuple[str, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
+    options: ExtractionOptions | None = field(default=None, compare=False)
 
 
 __all__ = ["Job", "JobKind", "Status", "run_name"]

@@ -60,17 +60,19 @@ def import_jobs(exp: Experiment) -> list[Job]:
         tried = base_candidates(base_roots, task)
         found = _first(tried)
         jobs.append(
-            Job(f"import:{task}:base", "import", task, "base", None, 0, str(found or tried[0]),
-                found or tried[0], f"{task}/base", (), {"tried": [str(p) for p in tried]})
+            Job(id=f"import:{task}:base", kind="import", task=task, method="base", seed=None,
+                step=0, model=str(found or tried[0]), out=found or tried[0],
+                group=f"{task}/base", kwargs={"tried": [str(p) for p in tried]})
         )  # fmt: skip
         for method in exp.import_.methods:
             for seed in exp.seeds:
                 tried = variant_candidates(runs_root, task, method, seed)
                 found = _first(tried)
                 jobs.append(
-                    Job(f"import:{task}:{method}:seed{seed}", "import", task, method, seed, 0,
-                        str(found or tried[0]), found or tried[0], f"{task}/{method}/seed{seed}",
-                        (), {"tried": [str(p) for p in tried]})
+                    Job(id=f"import:{task}:{method}:seed{seed}", kind="import", task=task,
+                        method=method, seed=seed, step=0, model=str(found or tried[0]),
+                        out=found or tried[0], group=f"{task}/{method}/seed{seed}",
+                        kwargs={"tried": [str(p) for p in tried]})
                 )  # fmt: skip
     return jobs
 

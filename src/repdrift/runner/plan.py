@@ -25,15 +25,12 @@ from repdrift.runner.original_layout import import_jobs
 logger = logging.getLogger(__name__)
 
 
-def _extract_kwargs(exp: Experiment, task: str) -> dict[str, Any]:
+def _samples_kwargs(exp: Experiment, task: str) -> dict[str, Any]:
+    """The samples an extract job draws (the same for every model of the task)."""
     t = exp.task(task)
-    e = exp.extraction
     return {
         "task": task, "data": str(t.data) if t.data else None, "split": t.split,
-        "samples": exp.samples, "seed": exp.sample_seed, "pooling": e.pooling,
-        "layers": e.layers, "batch_size": e.batch_size, "max_tokens": e.max_tokens,
-        "dtype": e.dtype, "device": e.device, "format": e.format,
-        "trust_remote_code": e.trust_remote_code,
+        "samples": exp.samples, "seed": exp.sample_seed,
     }  # fmt: skip
 
 
@@ -72,16 +69,19 @@ def plan_jobs(exp: Experiment) -> list[Job]:
         return sorted(import_jobs(exp), key=lambda j: j.id)
     assert exp.base_model is not None
     jobs: list[Job] = []
+    options = exp.extraction
     for task in exp.task_names:
-        kwargs = _extract_kwargs(exp, task)
+        kwargs = _samples_kwargs(exp, task)
         jobs.append(
-            Job(f"extract:{task}:base", "extract", task, "base", None, 0, exp.base_model,
-                exp.runs_dir / run_name(task, "base", None), f"{task}/base", (), kwargs)
+            Job(id=f"extract:{task}:base", kind="extract", task=task, method="base", seed=None,
+                step=0, model=exp.base_model, out=exp.runs_dir / run_name(task, "base", None),
+                group=f"{task}/base", kwargs=kwargs, options=options)
         )  # fmt: skip
         for variant in exp.variants:
             for seed in exp.seeds:
                 method = variant.method
                 model = exp.variant_path(variant, task, seed)
+                labels = {"task": task, "method": method, "seed": seed}
                 group = f"{task}/{method}/seed{seed}"
                 needs: tuple[str, ...] = ()
                 if exp.train is not None:
@@ -93,21 +93,22 @@ def plan_jobs(exp: Experiment) -> list[Job]:
                         **exp.train.arguments(method),
                     }  # fmt: skip
                     jobs.append(
-                        Job(train_id, "train", task, method, seed, 0, exp.base_model, model,
-                            group, (), train_kwargs)
+                        Job(id=train_id, kind="train", **labels, step=0, model=exp.base_model,
+                            out=model, group=group, kwargs=train_kwargs)
                     )  # fmt: skip
                     needs = (train_id,)
                 out = exp.runs_dir / run_name(task, method, seed)
                 ekw = {**kwargs, "base": exp.base_model}
                 jobs.append(
-                    Job(f"extract:{task}:{method}:seed{seed}", "extract", task, method, seed, 0,
-                        str(model), out, group, needs, ekw)
+                    Job(id=f"extract:{task}:{method}:seed{seed}", kind="extract", **labels,
+                        step=0, model=str(model), out=out, group=group, needs=needs, kwargs=ekw,
+                        options=options)
                 )  # fmt: skip
                 for step in checkpoint_steps(exp, model):
                     jobs.append(
-                        Job(f"extract:{task}:{method}:seed{seed}:step{step}", "extract", task,
-                            method, seed, step, str(checkpoint_folder(model, step)), out, group,
-                            needs, ekw)
+                        Job(id=f"extract:{task}:{method}:seed{seed}:step{step}", kind="extract",
+                            **labels, step=step, model=str(checkpoint_folder(model, step)),
+                            out=out, group=group, needs=needs, kwargs=ekw, options=options)
                     )  # fmt: skip
     ids = [j.id for j in jobs]
     assert len(set(ids)) == len(ids), "job ids must be unique"

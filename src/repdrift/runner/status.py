@@ -89,14 +89,15 @@ def stale_reason(job: Job) -> str | None:
     manifest = load_run(job.out / step_dir_name(job.step), verify=False).manifest
     if manifest is None:
         return None
-    kw = job.kwargs
+    kw, options = job.kwargs, job.options
+    assert options is not None  # plan_jobs gives every extract job the experiment's options
     expected = {
         "task": (manifest.task, kw["task"]),
         "samples": (manifest.data.get("n_requested"), kw["samples"]),
         "sample_seed": (manifest.data.get("seed"), kw["seed"]),
-        "pooling": (manifest.pooling, kw["pooling"]),
-        "dtype": (manifest.dtype, kw["dtype"]),
-        "format": (manifest.format, kw["format"]),
+        "pooling": (manifest.pooling, options.pooling),
+        "dtype": (manifest.dtype, options.dtype),
+        "format": (manifest.format, options.format),
         "kind": (manifest.kind, job.method),
     }
     for name, (have, want) in expected.items():
