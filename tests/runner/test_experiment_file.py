@@ -157,9 +157,17 @@ def test_bundled_model(tmp_path: Path, minilm_path: Path) -> None:
     assert "unknown bundled model 'bert'" in error_of(tmp_path, with_(base_model="bundled:bert"))
 
 
-def test_text_fields_are_refused_until_supported(tmp_path: Path) -> None:
-    data = with_(tasks=[{"name": "mine", "data": "x.csv", "text_fields": ["review"]}])
-    assert "tasks[0].text_fields: not supported yet" in error_of(tmp_path, data)
+def test_task_columns_and_budget(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("uid,review,stars\n1,good,5\n")
+    data = with_(tasks=[{"name": "mine", "data": "x.csv", "text_fields": ["review"],
+                         "id_field": "uid", "label_field": "stars", "max_length": 512}])  # fmt: skip
+    exp = parse_experiment(data, root=tmp_path)
+    assert exp.task("mine").columns() == {"text_fields": ["review"], "id_field": "uid",
+                                          "label_field": "stars", "max_length": 512}  # fmt: skip
+    three = with_(tasks=[{"name": "mine", "data": "x.csv", "text_fields": ["a", "b", "c"]}])
+    assert "tasks[0].text_fields" in error_of(tmp_path, three)
+    short = with_(tasks=[{"name": "mine", "data": "x.csv", "max_length": 1}])
+    assert "tasks[0].max_length" in error_of(tmp_path, short)
 
 
 def test_train_lr_per_method(tmp_path: Path) -> None:

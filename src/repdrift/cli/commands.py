@@ -41,6 +41,15 @@ def _parse_layers(spec: str | None) -> list[int | str] | str | None:
     ]
 
 
+def _columns(
+    text_fields: str | None, id_field: str | None, label_field: str | None, max_length: int | None
+) -> dict:
+    """The data's column roles and token budget as API keyword arguments."""
+    fields = [f.strip() for f in text_fields.split(",") if f.strip()] if text_fields else None
+    return {"text_fields": fields, "id_field": id_field, "label_field": label_field,
+            "max_length": max_length}  # fmt: skip
+
+
 @app.command()
 def extract(
     model: str = typer.Argument(..., help="Model folder, hub id, or LoRA adapter folder."),
@@ -58,6 +67,14 @@ def extract(
     samples: int = typer.Option(750, help="Validation samples to draw (fewer available: all)."),
     seed: int = typer.Option(0, help="Seed of the sample choice."),
     split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
+    text_fields: str | None = typer.Option(
+        None, help="Text column, or two comma-separated for pairs (default: detected by name)."
+    ),
+    id_field: str | None = typer.Option(None, help="Column of unique sample ids."),
+    label_field: str | None = typer.Option(None, help="Column of labels."),
+    max_length: int | None = typer.Option(
+        None, help="Tokens per sample (default: the preset's; 512 for your own data)."
+    ),
     pooling: str | None = typer.Option(
         None, help="mean | first | last | max | tokens (default: mean)."
     ),
@@ -95,6 +112,7 @@ def extract(
     )  # fmt: skip
     path = run_extract(
         model, task=task, out=out, base=base, data=data, samples=samples, seed=seed, split=split,
+        **_columns(text_fields, id_field, label_field, max_length),
         options=options, checkpoints=checkpoints, base_out=base_out, progress=not quiet(),
     )  # fmt: skip
     if not quiet():
@@ -245,6 +263,14 @@ def train(
     data: Path | None = typer.Option(
         None, help="Local training data (CSV / JSONL / parquet / saved dataset)."
     ),
+    text_fields: str | None = typer.Option(
+        None, help="Text column, or two comma-separated for pairs (default: detected by name)."
+    ),
+    id_field: str | None = typer.Option(None, help="Column of unique sample ids."),
+    label_field: str | None = typer.Option(None, help="Column of labels."),
+    max_length: int | None = typer.Option(
+        None, help="Tokens per sample (default: the preset's; 512 for your own data)."
+    ),
     epochs: float | None = typer.Option(None, help="Epochs (default: the recipe's)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many optimiser steps."),
     lr: float | None = typer.Option(None, help="Learning rate (default: per method)."),
@@ -267,6 +293,7 @@ def train(
         max_steps=max_steps, lr=lr, batch_size=batch_size, rank=rank, alpha=alpha,
         target_modules=[m.strip() for m in target_modules.split(",")] if target_modules else None,
         save_steps=save_steps, device=device, progress=not quiet(),
+        **_columns(text_fields, id_field, label_field, max_length),
     )  # fmt: skip
     if not quiet():
         console.print(f"saved to [bold]{escape(str(path))}[/]")

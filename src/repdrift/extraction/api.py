@@ -225,6 +225,10 @@ def extract(
     samples: int = 750,
     seed: int = 0,
     split: str | None = None,
+    text_fields: Sequence[str] | None = None,
+    id_field: str | None = None,
+    label_field: str | None = None,
+    max_length: int | None = None,
     pooling: Pooling | None = None,
     layers: Sequence[int | str] | int | str | None = None,
     batch_size: int | None = None,
@@ -253,6 +257,10 @@ def extract(
         Base model of a full fine-tune or LoRA adapter.
     data, samples, seed, split
         Passed to :func:`repdrift.tasks.samples.load_samples` (``samples`` is n).
+    text_fields, id_field, label_field, max_length
+        The data's columns (one or two text columns, a unique id, the label) and the token
+        budget per sample; default: the preset's, or for your own data the columns detected by
+        their common names and 512 tokens (see :func:`repdrift.tasks.samples.load_samples`).
     pooling, layers, batch_size, max_tokens, dtype, device, format, trust_remote_code
         The extraction settings, see :class:`~repdrift.extraction.options.ExtractionOptions`
         (defaults: mean pooling, every block, 32 samples per batch, no token budget, float32,
@@ -285,8 +293,12 @@ def extract(
         dtype=dtype, device=device, format=format, trust_remote_code=trust_remote_code,
     )  # fmt: skip
     out = Path(out)
+    # the data are read and checked before the model loads: a wrong column fails in a second
+    chosen = load_samples(
+        task, data=data, split=split, n=samples, seed=seed, text_fields=text_fields,
+        id_field=id_field, label_field=label_field, max_length=max_length,
+    )  # fmt: skip
     loaded = _load(model, base, opts)
-    chosen = load_samples(task, data=data, split=split, n=samples, seed=seed)
     token_ids = encode(chosen, loaded.tokenizer)
     if base_out is not None and loaded.kind != "lora":
         raise InputError(f"base_out needs a LoRA adapter; {model} loaded as {loaded.kind!r}")

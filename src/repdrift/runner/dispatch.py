@@ -9,12 +9,14 @@ array task); it only uses the stages' public functions: :func:`repdrift.training
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.extraction.api import extract, extract_loaded
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.models.load import load_model
+from repdrift.models.sources import local_or_hub
 from repdrift.runner.job import Job
 from repdrift.store.manifest import step_dir_name
 from repdrift.store.reader import verify_run
@@ -34,18 +36,16 @@ def run_job(job: Job, *, progress: bool = True) -> str:
     """
     logger.info("running %s", job.id)
     if job.kind == "train":
-
         train(model=job.model, out=job.out, progress=progress, **job.kwargs)
     elif job.kind == "extract":
-        if not job.needs and job.model.startswith("/") and not Path(job.model).exists():
-            raise InputError(f"{job.id}: model folder {job.model} does not exist")
+        source = local_or_hub(job.model)
+        if not job.needs and isinstance(source, Path) and not source.exists():
+            raise InputError(f"{job.id}: model folder {source} does not exist")
         if job.step == 0:
-
             extract(job.model, out=job.out, options=job.options, progress=progress, **job.kwargs)
         else:
             _extract_checkpoint(job, progress=progress)
     elif job.kind == "import":
-
         problems = verify_run(job.out)
         if problems:
             raise IntegrityError(f"{job.id}: {problems[0]}")
@@ -56,7 +56,6 @@ def run_job(job: Job, *, progress: bool = True) -> str:
 
 def _extract_checkpoint(job: Job, *, progress: bool) -> None:
     """Extract one ``checkpoint-N`` folder into ``RUN/step_N`` (same samples as step 0)."""
-
     kw, options = job.kwargs, job.options or ExtractionOptions()
     folder = Path(job.model)
     if not folder.is_dir():
@@ -69,8 +68,10 @@ def _extract_checkpoint(job: Job, *, progress: bool) -> None:
         trust_remote_code=options.trust_remote_code,
     )  # fmt: skip
     samples = load_samples(
-        kw["task"], data=kw["data"], split=kw["split"], n=kw["samples"], seed=kw["seed"]
-    )
+        kw["task"], data=kw["data"], split=kw["split"], n=kw["samples"], seed=kw["seed"],
+        text_fields=kw.get("text_fields"), id_field=kw.get("id_field"),
+        label_field=kw.get("label_field"), max_length=kw.get("max_length"),
+    )  # fmt: skip
     extract_loaded(
         loaded,
         samples,
@@ -83,8 +84,6 @@ def _extract_checkpoint(job: Job, *, progress: bool) -> None:
 
 def run_job_quietly(job: Job, *_upstream: object) -> str:
     """:func:`run_job` without progress bars, for remote workers (upstream results ignored)."""
-    import os
-
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     return run_job(job, progress=False)

@@ -51,24 +51,28 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    """A task: a preset name, or a name with local ``data`` for a custom task."""
+    """A task: a preset name, or any name with local ``data``.
+
+    ``text_fields`` (one column, or two for a pair), ``id_field``, ``label_field`` and
+    ``max_length`` (tokens per sample) override the preset; for your own data the columns are
+    otherwise detected by their common names (``text``, ``sentence``, ``sentence1``/``sentence2``,
+    ``question``/``context``, ``premise``/``hypothesis``; ``id``/``idx``; ``label``/``labels``).
+    """
 
     name: str = Field(min_length=1)
     data: Path | None = None
     split: str | None = None
-    text_fields: list[str] | None = None
+    text_fields: list[str] | None = Field(None, min_length=1, max_length=2)
+    id_field: str | None = None
+    label_field: str | None = None
+    max_length: int | None = Field(None, ge=2)
 
-    @field_validator("text_fields")
-    @classmethod
-    def _no_text_fields(cls, value: list[str] | None) -> list[str] | None:
-        # extract() and train() infer the text column ("text" or "sentence") and take no
-        # text_fields argument yet; accepting the field silently would measure the wrong column.
-        if value is not None:
-            raise ValueError(
-                "not supported yet by repdrift.extract/train: name the text column 'text' or "
-                "'sentence' (pairs: 'sentence1'/'sentence2' as in GLUE) and remove text_fields"
-            )
-        return value
+    def columns(self) -> dict[str, Any]:
+        """The column roles and token budget, as keyword arguments of extract() and train()."""
+        return {
+            "text_fields": self.text_fields, "id_field": self.id_field,
+            "label_field": self.label_field, "max_length": self.max_length,
+        }  # fmt: skip
 
 
 class VariantConfig(_Section):

@@ -30,7 +30,7 @@ def _samples_kwargs(exp: Experiment, task: str) -> dict[str, Any]:
     t = exp.task(task)
     return {
         "task": task, "data": str(t.data) if t.data else None, "split": t.split,
-        "samples": exp.samples, "seed": exp.sample_seed,
+        "samples": exp.samples, "seed": exp.sample_seed, **t.columns(),
     }  # fmt: skip
 
 
@@ -89,7 +89,7 @@ def plan_jobs(exp: Experiment) -> list[Job]:
                     train_id = f"train:{task}:{method}:seed{seed}"
                     train_kwargs = {
                         "task": task, "method": method, "seed": seed,
-                        "data": str(t.data) if t.data else None,
+                        "data": str(t.data) if t.data else None, **t.columns(),
                         **exp.train.arguments(method),
                     }  # fmt: skip
                     jobs.append(

@@ -37,7 +37,6 @@ import torch
 from repdrift.common.devices import resolve_device
 from repdrift.common.progress import progress_bar
 from repdrift.common.version import __version__
-from repdrift.errors import InputError
 from repdrift.models.inputs import segment_sep_id, takes_position_ids
 from repdrift.models.loaded import inner_model
 from repdrift.models.sources import normalize_source
@@ -46,6 +45,8 @@ from repdrift.tasks.samples import load_samples
 from repdrift.training import data as data_mod
 from repdrift.training import model as setup
 from repdrift.training import record as rec
+from repdrift.training.data import SUBSET_SEED, sample_columns
+from repdrift.training.evaluation import accuracy, validation_examples
 from repdrift.training.model import detect_target_modules
 
 logger = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ DEFAULT_LR: dict[str, float] = {"full": 5e-5, "lora": 1e-3}
 DEFAULT_EPOCHS = 3.0
 WARMUP_FRACTION = 0.06
 MAX_GRAD_NORM = 1.0
-# The training subset (max_train_samples) is drawn with a fixed seed so that runs with
-# different training seeds see the same examples and differ only in initialization and order.
-SUBSET_SEED = 0
-EVAL_BATCH = 64
 # A recipe for the bundled demo tasks on a small CPU: 30 steps of 16 (~1.2 epochs of 400) reach
 # ~0.7-0.8 validation accuracy on demo-sst / demo-pair with the bundled MiniLM and move the
 # upper layers' representations clearly (linear-CKA drift of the last layer 0.3-0.85), in
@@ -97,23 +94,6 @@ def _batches(n: int, batch_size: int, total_steps: int, generator: torch.Generat
             step += 1
 
 
-def _accuracy(model: torch.nn.Module, examples: data_mod.Examples, job: Any, device) -> float:
-    """Fraction of examples whose arg-max class is the label (length-sorted batches)."""
-    order = sorted(range(len(examples)), key=lambda i: len(examples.input_ids[i]))
-    correct = 0
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), EVAL_BATCH):
-            rows = order[start : start + EVAL_BATCH]
-            batch = data_mod.collate(
-                examples, rows, job.tokenizer.pad_token_id, job.sep_id, job.positions
-            )
-            labels = batch.pop("labels")
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            correct += int((logits.argmax(-1).cpu() == labels).sum())
-    return correct / len(examples)
-
-
 def _save(model: Any, tokenizer: Any, folder: Path, record: dict[str, Any]) -> None:
     """Weights (full: ``save_pretrained``; LoRA: the adapter), tokenizer, then the record."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,29 +101,6 @@ def _save(model: Any, tokenizer: Any, folder: Path, record: dict[str, Any]) -> N
         model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     rec.write_record(folder, record)  # last: its presence marks a complete folder
-
-
-def _validation_examples(
-    args: dict[str, Any], tokenizer: Any, values: list[Any], limit: int | None
-) -> data_mod.Examples | None:
-    """Labelled validation examples for accuracy, or None when there is no separate split."""
-    data = args["data"]
-    if data is not None and Path(data).is_file():
-        logger.info("data %s is a single file (train only): no validation accuracy", data)
-        return None
-    try:
-        samples = load_samples(
-            args["task"], data=data, split="validation", n=limit, seed=SUBSET_SEED
-        )
-    except InputError as exc:
-        logger.info("no validation accuracy: %s", exc)
-        return None
-    if not samples.labels:
-        return None
-    examples, dropped = data_mod.classification_examples(samples, tokenizer, values)
-    if dropped:
-        logger.info("validation: %d sample(s) with labels unseen in training skipped", dropped)
-    return examples if len(examples) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +116,10 @@ def train(
     out: str | Path,
     seed: int = 42,
     data: str | Path | None = None,
+    text_fields: Sequence[str] | None = None,
+    id_field: str | None = None,
+    label_field: str | None = None,
+    max_length: int | None = None,
     epochs: float | None = None,
     max_steps: int | None = None,
     lr: float | None = None,
@@ -191,6 +152,9 @@ def train(
         Seeds head/LoRA initialization, dropout and the shuffling order.
     data
         Local file or folder for the task (see :func:`repdrift.tasks.samples.load_samples`).
+    text_fields, id_field, label_field, max_length
+        The data's columns and the token budget, as in :func:`repdrift.extract` (default: the
+        preset's, or the columns detected by their common names and 512 tokens).
     epochs, max_steps
         Training length; ``max_steps`` wins when both are given. Default: 3 epochs.
     lr
@@ -231,6 +195,8 @@ def train(
         "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "rank": rank,
         "alpha": alpha, "dropout": dropout, "target_modules": target_modules,
         "max_train_samples": max_train_samples, "save_steps": save_steps,
+        "text_fields": list(text_fields) if text_fields else None, "id_field": id_field,
+        "label_field": label_field, "max_length": max_length,
     }  # fmt: skip
     rec.check_arguments(args)
     rec.positive_int("max_eval_samples", max_eval_samples or None)
@@ -259,15 +225,15 @@ def train(
                                 "step": step, "checkpoint": True, "validation_accuracy": None,
                                 "seconds": round(time.perf_counter() - started, 3)}))  # fmt: skip
 
-    accuracy = None
+    val_accuracy = None
     if job.values is not None and max_eval_samples:
-        evaluation = _validation_examples(arguments, job.tokenizer, job.values, max_eval_samples)
+        evaluation = validation_examples(arguments, job.tokenizer, job.values, max_eval_samples)
         if evaluation is not None:
-            accuracy = _accuracy(inner_model(net), evaluation, job, torch_device)
+            val_accuracy = accuracy(inner_model(net), evaluation, job, torch_device)
             record["validation_samples"] = len(evaluation)
     total = len(losses)
     final = {**record, **rec.loss_summary(losses), "complete": True, "step": total,
-             "checkpoint": False, "validation_accuracy": accuracy,
+             "checkpoint": False, "validation_accuracy": val_accuracy,
              "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
     if save_steps and total % save_steps == 0:
         _save(net, job.tokenizer, out / f"checkpoint-{total}", {**final, "checkpoint": True})
@@ -275,7 +241,7 @@ def train(
     logger.info(
         "trained %s %s seed %d: %d steps, final loss %.4f, validation accuracy %s, %.1f s -> %s",
         method, task, seed, total, final["final_train_loss"],
-        "n/a" if accuracy is None else f"{accuracy:.3f}", final["seconds"], out,
+        "n/a" if val_accuracy is None else f"{val_accuracy:.3f}", final["seconds"], out,
     )  # fmt: skip
     return out
 
@@ -320,7 +286,7 @@ def _prepare(args: dict[str, Any], src: Path | str) -> _Job:
     """Training samples (train split), tokenizer, encoded examples and the number of steps."""
     samples = load_samples(
         args["task"], data=args["data"], split="train", n=args["max_train_samples"],
-        seed=SUBSET_SEED,
+        seed=SUBSET_SEED, **sample_columns(args),
     )  # fmt: skip
     qa = samples.source.get("label_field") == "answers" or args["task"] == "squad_v2"
     tokenizer, _ = load_tokenizer(src)

@@ -101,11 +101,12 @@ def previous_run(out: Path, arguments: dict[str, Any]) -> bool:
         return False
     if record.get("complete"):
         previous = record.get("arguments", {})
-        if previous == arguments and weights_present(out, arguments["method"]):
+        # a setting missing from an older record had its default then: None
+        changed = sorted(k for k in arguments.keys() | previous.keys()
+                         if previous.get(k) != arguments.get(k))  # fmt: skip
+        if not changed and weights_present(out, arguments["method"]):
             return True
-        if previous != arguments:
-            changed = sorted(k for k in arguments.keys() | previous.keys()
-                             if previous.get(k) != arguments.get(k))  # fmt: skip
+        if changed:
             detail = ", ".join(
                 f"{k}: {previous.get(k)!r} -> {arguments.get(k)!r}" for k in changed[:6]
             )

@@ -1,0 +1,60 @@
+"""Validation accuracy of a trained classifier, recorded with the training (length-sorted batches)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repdrift.errors import InputError
+from repdrift.tasks.samples import load_samples
+from repdrift.training import data as data_mod
+from repdrift.training.data import SUBSET_SEED, sample_columns
+
+logger = logging.getLogger(__name__)
+
+
+EVAL_BATCH = 64
+
+
+def accuracy(model: torch.nn.Module, examples: data_mod.Examples, job: Any, device) -> float:
+    """Fraction of examples whose arg-max class is the label (length-sorted batches)."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples.input_ids[i]))
+    correct = 0
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), EVAL_BATCH):
+            rows = order[start : start + EVAL_BATCH]
+            batch = data_mod.collate(
+                examples, rows, job.tokenizer.pad_token_id, job.sep_id, job.positions
+            )
+            labels = batch.pop("labels")
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            correct += int((logits.argmax(-1).cpu() == labels).sum())
+    return correct / len(examples)
+
+
+def validation_examples(
+    args: dict[str, Any], tokenizer: Any, values: list[Any], limit: int | None
+) -> data_mod.Examples | None:
+    """Labelled validation examples for accuracy, or None when there is no separate split."""
+    data = args["data"]
+    if data is not None and Path(data).is_file():
+        logger.info("data %s is a single file (train only): no validation accuracy", data)
+        return None
+    try:
+        samples = load_samples(
+            args["task"], data=data, split="validation", n=limit, seed=SUBSET_SEED,
+            **sample_columns(args),
+        )
+    except InputError as exc:
+        logger.info("no validation accuracy: %s", exc)
+        return None
+    if not samples.labels:
+        return None
+    examples, dropped = data_mod.classification_examples(samples, tokenizer, values)
+    if dropped:
+        logger.info("validation: %d sample(s) with labels unseen in training skipped", dropped)
+    return examples if len(examples) else None
