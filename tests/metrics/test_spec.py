@@ -46,6 +46,7 @@ def test_every_metric_carries_its_label_convention_and_defaults() -> None:
         "cka_linear",
         "cka_debiased",
         "cka_rbf",
+        "cosine",
     }
     assert {n for n in metrics.names() if metrics.get(n).fast_resampling} == {
         "cka_linear",

@@ -135,6 +135,33 @@ def check_pair(X: Any, Y: Any, *, min_n: int, metric: str, device: Any = None) -
     return X, Y
 
 
+def check_paired(
+    X: Any, Ys: Sequence[Any], *, min_n: int, metric: str, device: Any = None
+) -> tuple[Any, list[Any]]:
+    """Validate a reference ``X`` (n, d0) and R representations ``Ys`` paired with it.
+
+    Like :func:`check_pair` for each ``Y``, with ``X`` converted (and moved to ``device``) once.
+
+    Returns
+    -------
+    tuple
+        ``(X, [Y_0, ..., Y_{R-1}])`` as float64 arrays (numpy, or torch on ``device``).
+    """
+    X = as_float64(X, "X", device)
+    out = []
+    for r, Y in enumerate(Ys):
+        label = f"Ys[{r}]"
+        Y = as_float64(Y, label, device)
+        if Y.shape[0] != X.shape[0]:
+            raise InputError(
+                f"X has {X.shape[0]} rows and {label} has {Y.shape[0]}; rows must be paired by "
+                "sample (same n)"
+            )
+        out.append(Y)
+    check_min_n(X.shape[0], min_n, metric)
+    return X, out
+
+
 class Layers(Sequence[Any]):
     """Validated per-layer representations, converted to float64 on access.
 

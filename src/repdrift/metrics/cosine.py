@@ -18,7 +18,9 @@ from repdrift.metrics._inputs import Layers, is_torch
 from repdrift.metrics._pairwise import stacked_inner_products
 
 
-def _unit_rows(X: Any, label: str) -> Any:
+def unit_rows(X: Any, label: str) -> Any:
+    """Rows of ``X`` (n, d) scaled to unit length (numpy or torch); refuses all-zero rows,
+    naming ``label``."""
     norms = ((X * X).sum(axis=1)) ** 0.5
     zero = norms <= 0.0
     n_zero = int(zero.sum())
@@ -30,7 +32,8 @@ def _unit_rows(X: Any, label: str) -> Any:
     return X / norms[:, None]
 
 
-def _check_dims(d1: int, d2: int, la: str, lb: str) -> None:
+def check_same_width(d1: int, d2: int, la: str, lb: str) -> None:
+    """Refuse widths ``d1 != d2`` (of arrays named ``la`` and ``lb``): cosine needs one basis."""
     if d1 != d2:
         raise InputError(
             f"cosine compares coordinates, so it needs equal widths; {la} has d={d1} and {lb} "
@@ -40,8 +43,8 @@ def _check_dims(d1: int, d2: int, la: str, lb: str) -> None:
 
 def cosine(X: Any, Y: Any) -> float:
     """Mean row-wise cosine of X (n, d) and Y (n, d)."""
-    _check_dims(X.shape[1], Y.shape[1], "X", "Y")
-    return float((_unit_rows(X, "X") * _unit_rows(Y, "Y")).sum(axis=1).mean())
+    check_same_width(X.shape[1], Y.shape[1], "X", "Y")
+    return float((unit_rows(X, "X") * unit_rows(Y, "Y")).sum(axis=1).mean())
 
 
 def cosine_matrix(layers_a: Layers, layers_b: Layers) -> np.ndarray:
@@ -49,10 +52,10 @@ def cosine_matrix(layers_a: Layers, layers_b: Layers) -> np.ndarray:
     d = layers_a.dims[0]
     for layers in (layers_a, layers_b):
         for i, di in enumerate(layers.dims):
-            _check_dims(d, di, "layers_a[0]", layers.name(i))
+            check_same_width(d, di, "layers_a[0]", layers.name(i))
 
     def state(layers: Layers, i: int, out: Any) -> None:
-        out[:] = _unit_rows(layers[i], layers.name(i)).reshape(-1)
+        out[:] = unit_rows(layers[i], layers.name(i)).reshape(-1)
 
     n = layers_a.n
     cross, _, _ = stacked_inner_products(

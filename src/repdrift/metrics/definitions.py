@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from repdrift.metrics import cca, cka, cosine, kernels, knn, procrustes, rsa
-from repdrift.metrics.resampling import GramResampling
+from repdrift.metrics.resampling import CosineResampling, GramResampling
 from repdrift.metrics.spec import MetricSpec
 
 #: The metrics :func:`repdrift.analysis.compare_runs.compare` and an experiment file's
@@ -83,7 +83,7 @@ METRICS: dict[str, MetricSpec] = {
             label="cosine",
             convention="mean over samples of the cosine between a sample's base and "
             "fine-tuned vector; requires the same feature space, no alignment is applied",
-            fast_resampling=True,  # O(n d) per replicate
+            fast_resampling=True, resampling=CosineResampling(),
         ),
         MetricSpec(
             name="procrustes", one_pair=procrustes.procrustes,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from repdrift.errors import InputError
-from repdrift.metrics._inputs import check_layers, check_pair, resolve_device
+from repdrift.metrics._inputs import check_layers, check_pair, check_paired, resolve_device
 from repdrift.metrics.definitions import DEFAULT_METRICS
 from repdrift.metrics.definitions import METRICS as _METRICS
 from repdrift.metrics.resampling import Replicates, by_recomputing
@@ -177,14 +177,16 @@ def resample(
     *,
     idx: np.ndarray | None = None,
     perms: np.ndarray | None = None,
+    device: Any = None,
     **params: Any,
 ) -> Replicates:
     """A metric of ``X`` against each of ``Ys``, on all samples, on subsets and under shuffles.
 
-    Metrics with a Gram shortcut (``get(name).resampling``: the CKA family) compute one
-    kernel matrix per representation and read every replicate off it; others recompute
-    :func:`compute` on every resample. Either way ``values[r]`` equals
-    ``compute(name, X, Ys[r], **params)`` and ``null[r, p]`` equals
+    Metrics with a resampling shortcut (``get(name).resampling``) compute their shared state
+    once and read every replicate off it: the CKA family one kernel matrix per
+    representation, ``cosine`` the per-sample cosines and one (n, n) matrix of cross products
+    of unit rows. Others recompute :func:`compute` on every resample. Either way ``values[r]``
+    equals ``compute(name, X, Ys[r], **params)`` and ``null[r, p]`` equals
     ``compute(name, X, Ys[r][perms[p]], **params)`` up to rounding, and ``subsets[r, b]`` is
     the metric on rows ``idx[b]`` of both sides. For ``cka_rbf`` the subsets keep the kernel of
     all samples, bandwidth included (the median distance is not re-estimated per subset).
@@ -200,18 +202,30 @@ def resample(
         Subsets of the samples, without duplicates (half-samples); None: no subset replicates.
     perms : (P, n) int, optional
         Shufflings of the pairing of rows; None: no null replicates.
+    device : str or torch.device, optional
+        Run the Grams and GEMMs in torch float64 on this device (``"cuda"``, ``"cpu"``,
+        ``"auto"``; metrics with ``get(name).on_device``); default numpy on the CPU. The
+        replicates come back as numpy arrays and equal the numpy ones to rounding.
     **params
         Metric parameters (e.g. ``sigma`` for ``cka_rbf``); defaults from ``get(name).params``.
 
     Returns
     -------
     :class:`~repdrift.metrics.resampling.Replicates` with values (R,), subsets (R, B) or
-    None, null (R, P) or None; float64.
+    None, null (R, P) or None; float64 numpy arrays.
     """
     spec = get(name)
     full = resolve_params(name, params)
+    dev = _device_for(spec, device)
     if spec.resampling is None:
-        return by_recomputing(lambda A, B: compute(name, A, B, **params), X, Ys, idx, perms)
-    pairs = [check_pair(X, Y, min_n=spec.min_n, metric=spec.name) for Y in Ys]
-    X = pairs[0][0] if pairs else X
-    return spec.resampling.replicates(X, [Y for _, Y in pairs], idx, perms, **full)
+        return by_recomputing(
+            lambda A, B: compute(name, A, B, device=dev, **params), X, Ys, idx, perms
+        )
+    X, Ys = check_paired(X, Ys, min_n=spec.min_n, metric=spec.name, device=dev)
+    if not Ys:
+        return Replicates(
+            values=np.empty(0),
+            subsets=None if idx is None else np.empty((0, len(idx))),
+            null=None if perms is None else np.empty((0, len(perms))),
+        )
+    return spec.resampling.replicates(X, Ys, idx, perms, **full)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from repdrift.metrics.resampling import GramResampling
+from repdrift.metrics.resampling import ResamplingPath
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,9 +49,10 @@ class MetricSpec:
     fast_resampling : bool
         Whether a replicate costs about as little as the point value (a Gram shortcut, or an
         ``O(n d)`` metric), so the analysis resamples it by default.
-    resampling : GramResampling or None
-        The Gram shortcut for replicates (see :mod:`repdrift.metrics.resampling`); None
-        recomputes the metric on every resample.
+    resampling : ResamplingPath or None
+        The shortcut to replicates from state shared by all of them (a Gram per representation
+        for the CKA family, per-sample cosines and one cross-product matrix for cosine; see
+        :mod:`repdrift.metrics.resampling`); None recomputes the metric on every resample.
     params : dict
         Default parameters, read off ``one_pair``'s keyword-only arguments (e.g.
         ``{"sigma": 1.0}`` for ``cka_rbf``); the parameters users may pass.
@@ -68,7 +69,7 @@ class MetricSpec:
     label: str
     convention: str
     fast_resampling: bool = False
-    resampling: GramResampling | None = None
+    resampling: ResamplingPath | None = None
     params: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,4 +77,4 @@ class MetricSpec:
         params = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
         object.__setattr__(self, "params", params)
         if self.resampling is not None and not self.fast_resampling:
-            raise ValueError(f"{self.name}: a metric with a Gram shortcut resamples fast")
+            raise ValueError(f"{self.name}: a metric with a resampling shortcut resamples fast")
