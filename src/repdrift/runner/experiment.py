@@ -51,12 +51,30 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    """A task: a preset name, or any name with local ``data``.
+    """A task: a preset name, or any name with local ``data``. ``tasks: [sst2]`` is short for
+    ``tasks: [{name: sst2}]``.
 
-    ``text_fields`` (one column, or two for a pair), ``id_field``, ``label_field`` and
-    ``max_length`` (tokens per sample) override the preset; for your own data the columns are
-    otherwise detected by their common names (``text``, ``sentence``, ``sentence1``/``sentence2``,
-    ``question``/``context``, ``premise``/``hypothesis``; ``id``/``idx``; ``label``/``labels``).
+    Attributes
+    ----------
+    name : str
+        A preset (``sst2``, ``mrpc``, ``rte``, ``squad_v2``, ``demo-sst``, ``demo-pair``) or,
+        with ``data``, any name.
+    data : path
+        A local CSV / TSV / JSON(L) / parquet file, a ``save_to_disk`` folder, or a folder of
+        files named by split. Without it presets load from the hub.
+    split : str
+        Split to draw the samples from (default: the preset's, ``validation``).
+    text_fields : list of str
+        One text column, or two for a pair. Default: the preset's; for your own data detected
+        by their common names (``text``, ``sentence``, ``sentence1``/``sentence2``,
+        ``question``/``context``, ``premise``/``hypothesis``).
+    id_field : str
+        Column of unique sample ids (default ``id`` or ``idx`` when present, else row numbers).
+    label_field : str
+        Column of labels (default ``label`` or ``labels`` when present).
+    max_length : int
+        Tokens per sample, special tokens included (default: the preset's; 512 for your own
+        data); longer inputs are truncated with a warning that gives the count.
     """
 
     name: str = Field(min_length=1)
@@ -76,8 +94,16 @@ class TaskConfig(_Section):
 
 
 class VariantConfig(_Section):
-    """A fine-tuned variant: its method and a path template (``{task}``, ``{seed}``, ``{method}``,
-    ``{output}``)."""
+    """A fine-tuned variant: its method and where its model is, for every task and seed.
+
+    Attributes
+    ----------
+    method : {"full", "lora"}
+        Full fine-tuning (a checkpoint folder) or a LoRA adapter folder.
+    path : str
+        Template of the folder with ``{task}``, ``{seed}``, ``{method}`` and ``{output}`` (the
+        output folder), e.g. ``models/{task}_{method}_seed{seed}``.
+    """
 
     method: Method
     path: str = Field(min_length=1)
@@ -104,7 +130,35 @@ class VariantConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Settings of :func:`repdrift.training.recipe.train` for variants that do not exist yet."""
+    """Settings of :func:`repdrift.training.recipe.train` for variants that do not exist yet.
+
+    Attributes
+    ----------
+    max_steps : int
+        Optimiser steps (wins over ``epochs``).
+    epochs : float
+        Training length in epochs (default 3 when neither is given).
+    lr : float or {full: float, lora: float}
+        Peak learning rate, one for both methods or per method (default 5e-5 full, 1e-3 LoRA).
+    batch_size : int
+        Examples per optimiser step.
+    rank : int
+        LoRA rank r.
+    alpha : int
+        LoRA alpha (the update is scaled by alpha / r).
+    dropout : float
+        LoRA dropout.
+    target_modules : list of str
+        LoRA target modules (default: the attention query/value projections, detected).
+    max_train_samples : int
+        Train on this many samples (the same subset for every seed); default the whole split.
+    save_steps : int
+        Also save ``checkpoint-N`` every N steps (see ``checkpoints``).
+    max_eval_samples : int
+        Validation samples for the recorded accuracy; 0 skips it.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
 
     max_steps: int | None = Field(None, ge=1)
     epochs: float | None = Field(None, gt=0)
@@ -141,7 +195,26 @@ ExtractionConfig = ExtractionOptions
 
 
 class AnalysisConfig(_Section):
-    """Settings of :func:`repdrift.analysis.compare_runs.compare` and the weight analysis."""
+    """Settings of :func:`repdrift.analysis.compare_runs.compare` and the weight analysis.
+
+    Attributes
+    ----------
+    metrics : list of str
+        Similarity measures (``repdrift.metrics.names()``); default cka_debiased, cka_linear,
+        cosine, procrustes.
+    n_boot : int
+        Half-sample replicates per layer for the intervals (0: none).
+    n_perm : int
+        Shuffled pairings per layer for the permutation null (0: none).
+    level : float
+        Confidence level of the intervals.
+    seed : int
+        Seed of the resampling.
+    cross_layer_metric : str
+        Metric of the cross-layer matrices.
+    weights : bool
+        Also measure weight-space drift (needs the variants' weights).
+    """
 
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
     n_boot: int = Field(1000, ge=0)
@@ -171,7 +244,13 @@ def _check_metric(name: str) -> None:
 
 
 class FiguresConfig(_Section):
-    """Figure output."""
+    """Figure output.
+
+    Attributes
+    ----------
+    format : {"png", "svg", "pdf"}
+        File format of the figures.
+    """
 
     format: Literal["png", "svg", "pdf"] = "png"
 
@@ -184,6 +263,15 @@ class ImportConfig(_Section):
     ``base`` holds the base run of each task as ``{task}_base``, ``base_pretrained_{task}`` or
     ``{task}`` (looked for in ``base``, then in ``runs``). ``methods``: the fine-tuning methods
     to import (default both).
+
+    Attributes
+    ----------
+    runs : path
+        Folder of the fine-tuned runs. ``import: PATH`` is short for ``import: {runs: PATH}``.
+    base : path
+        Folder of the base runs (default: looked for in ``runs``).
+    methods : list of {"full", "lora"}
+        Methods to import.
     """
 
     runs: Path
@@ -192,7 +280,39 @@ class ImportConfig(_Section):
 
 
 class Experiment(_Section):
-    """A validated experiment file (paths already resolved against the file's folder)."""
+    """A validated experiment file (paths already resolved against the file's folder).
+
+    Attributes
+    ----------
+    name : str
+        Name of the study (default: the file's name).
+    base_model : str
+        The base model: a folder, a hub id, or ``bundled:minilm``.
+    tasks : list
+        The tasks (see ``tasks[]`` below).
+    samples : int
+        Validation samples per task, the same for every model.
+    sample_seed : int
+        Seed of the sample choice.
+    seeds : list of int
+        Training seeds: each variant exists once per task and seed.
+    variants : list
+        The fine-tuned variants (see ``variants[]`` below).
+    train : mapping
+        Train the variants that do not exist yet (see ``train`` below); omit to only extract.
+    checkpoints : bool or list of int
+        Also extract training checkpoints: ``true`` for every saved one, or a list of steps.
+    extraction : mapping
+        How to extract (see ``extraction`` below).
+    analysis : mapping
+        How to compare (see ``analysis`` below).
+    figures : mapping
+        Figure output (see ``figures`` below).
+    output : path
+        Output folder: ``runs/``, ``results/``, ``figures/`` and ``report.html``.
+    import : mapping
+        Analyse a results tree of the original study's layout instead of extracting.
+    """
 
     name: str | None = None
     base_model: str | None = None
