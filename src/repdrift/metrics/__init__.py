@@ -31,8 +31,9 @@ Building blocks for statistics (bootstrap, permutation tests) on precomputed Gra
 
 Streaming
 ---------
-``StreamingLinearCKA`` (exact, memory independent of n) and ``MinibatchCKA``
-(Nguyen et al. 2021), each with ``update`` / ``merge`` / ``compute``.
+``StreamingLinearCKA`` and ``StreamingDebiasedCKA`` (exact ``cka_linear`` and
+``cka_debiased``, memory independent of n), ``StreamingCosine`` (mean per-row ``cosine``) and
+``MinibatchCKA`` (Nguyen et al. 2021), each with ``update`` / ``merge`` / ``compute``.
 """
 
 from __future__ import annotations
@@ -61,19 +62,24 @@ from repdrift.metrics.registry import (
     resolve_params,
 )
 from repdrift.metrics.resampling import (
+    CosineResampling,
     GramResampling,
     Replicates,
     gram_cka_permuted,
     gram_cka_subsets,
 )
-from repdrift.metrics.streaming import MinibatchCKA, StreamingLinearCKA
+from repdrift.metrics.streaming import MinibatchCKA, StreamingCosine, StreamingLinearCKA
+from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 
 __all__ = [
     "DEFAULT_METRICS",
+    "CosineResampling",
     "GramResampling",
     "MetricSpec",
     "MinibatchCKA",
     "Replicates",
+    "StreamingCosine",
+    "StreamingDebiasedCKA",
     "StreamingLinearCKA",
     "center_gram",
     "centered_gram",

@@ -4,6 +4,9 @@
   O(d1² + d2² + d1·d2), independent of n; equal to one-shot ``cka_linear`` up to rounding.
   Chunks are combined with the pairwise update of Chan, Golub & LeVeque (1979), which keeps
   float64 sums accurate at n = 10⁶ even when activations have a large mean.
+- :class:`~repdrift.metrics.streaming_debiased.StreamingDebiasedCKA` (its own module): exact
+  debiased linear CKA, equal to one-shot ``cka_debiased``.
+- :class:`StreamingCosine`: the mean per-row cosine (``cosine``) over all rows seen.
 - :class:`MinibatchCKA`: the minibatch estimator of Nguyen et al. (2021), each ``update`` one
   minibatch; equals ``cka_minibatch`` for the same batches and is *not* equal to one-shot CKA
   by design.
@@ -22,10 +25,12 @@ import numpy as np
 from repdrift.errors import InputError
 from repdrift.metrics._inputs import as_float64, check_min_n, refuse_zero_variance, zero_variance
 from repdrift.metrics.cka import _use_features, debiased_numerator
+from repdrift.metrics.cosine import check_same_width, unit_rows
 from repdrift.metrics.kernels import center_features, u_center_gram
 
 
-def _paired_chunk(X: Any, Y: Any, dims: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+def paired_chunk(X: Any, Y: Any, dims: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one chunk of paired rows as float64 numpy, widths checked against ``dims``."""
     X = as_float64(X, "X_chunk")
     Y = as_float64(Y, "Y_chunk")
     if X.shape[0] != Y.shape[0]:
@@ -71,7 +76,7 @@ class StreamingLinearCKA:
 
     def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingLinearCKA:
         """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
-        X, Y = _paired_chunk(X_chunk, Y_chunk, self.dims)
+        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims)
         m = X.shape[0]
         if m == 0:
             return self
@@ -124,6 +129,60 @@ class StreamingLinearCKA:
         )
 
 
+class StreamingCosine:
+    """Mean per-row cosine (``cosine``) accumulated chunk by chunk; memory O(1).
+
+    Keeps the row count and the sum (and sum of squares) of the per-row cosines, so
+    :meth:`compute` equals one-shot ``cosine`` on the concatenated rows up to rounding and
+    :attr:`std` gives their spread. X and Y must share a basis (equal widths).
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+        self.total_sq = 0.0
+        self.width: int | None = None
+
+    def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingCosine:
+        """Add paired rows X_chunk (m, d), Y_chunk (m, d); all-zero rows are refused."""
+        X, Y = paired_chunk(X_chunk, Y_chunk, None)
+        check_same_width(X.shape[1], Y.shape[1], "X_chunk", "Y_chunk")
+        if self.width is not None:
+            check_same_width(self.width, X.shape[1], "the first chunk", "X_chunk")
+        self.width = X.shape[1]
+        if X.shape[0] == 0:
+            return self
+        c = np.einsum("ij,ij->i", unit_rows(X, "X_chunk"), unit_rows(Y, "Y_chunk"))
+        self.n += c.shape[0]
+        self.total += float(c.sum())
+        self.total_sq += float(c @ c)
+        return self
+
+    def merge(self, other: StreamingCosine) -> StreamingCosine:
+        """Fold another accumulator into this one. Returns self."""
+        if not isinstance(other, StreamingCosine):
+            raise InputError(f"can only merge a StreamingCosine, got {type(other).__name__}")
+        if other.n and self.width is not None and other.width != self.width:
+            check_same_width(self.width, int(other.width or 0), "this accumulator", "other")
+        self.width = self.width if self.width is not None else other.width
+        self.n += other.n
+        self.total += other.total
+        self.total_sq += other.total_sq
+        return self
+
+    def compute(self) -> float:
+        """Mean per-row cosine of everything seen so far; in [-1, 1]."""
+        check_min_n(self.n, 1, "StreamingCosine")
+        return self.total / self.n
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the per-row cosines (population, ddof = 0)."""
+        check_min_n(self.n, 1, "StreamingCosine")
+        mean = self.total / self.n
+        return math.sqrt(max(self.total_sq / self.n - mean * mean, 0.0))
+
+
 def minibatch_hsic(X: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
     """Unbiased HSIC (Song et al. 2012) of one minibatch: (HSIC(X,Y), HSIC(X,X), HSIC(Y,Y)).
 
@@ -168,7 +227,7 @@ class MinibatchCKA:
 
     def update(self, X_batch: Any, Y_batch: Any) -> MinibatchCKA:
         """Add one minibatch X_batch (m, d1), Y_batch (m, d2), m >= 4. Returns self."""
-        X, Y = _paired_chunk(X_batch, Y_batch, None)
+        X, Y = paired_chunk(X_batch, Y_batch, None)
         xy, xx, yy = minibatch_hsic(X, Y)
         self.hsic_xy += xy
         self.hsic_xx += xx
