@@ -159,7 +159,7 @@ def test_cosine_hook_refuses_what_cosine_refuses():
         metrics.resample("cosine", X, [zero])
 
 
-@pytest.mark.parametrize("name", [*HOOKED, "cka_minibatch"])
+@pytest.mark.parametrize("name", [*HOOKED, "cka_minibatch", "procrustes"])
 def test_torch_path_equals_numpy(name):
     """device="cpu" runs the Grams / GEMMs / gathers in torch float64: same as numpy to 1e-10."""
     X, Ys = _runs(6, n=60, d=9, offset=1.0)

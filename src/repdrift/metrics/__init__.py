@@ -12,9 +12,11 @@ Registry (the contract other code relies on)
 ``get(name) -> MetricSpec``
     Everything known about a metric: default parameters, bounds, symmetry, minimum n, label,
     convention (the methods-section sentence) and its resampling path.
-``resample(name, X, Ys, *, idx=None, perms=None, **params) -> Replicates``
+``resample(name, X, Ys, *, idx=None, perms=None, device=None, **params) -> Replicates``
     Values of ``X`` against each of ``Ys`` with replicates on subsets of the samples and
-    under shuffled pairing; the CKA family reads them off one Gram per representation.
+    under shuffled pairing; the CKA family reads them off one Gram per representation,
+    ``cosine`` off the per-sample cosines and one cross-product matrix; ``device`` runs
+    that work in torch float64 there (e.g. ``"cuda"``).
 ``DEFAULT_METRICS``
     The metrics the analysis uses unless told otherwise.
 
