@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -93,3 +94,55 @@ def test_compare_writes_results(tmp_path):
     assert "mean drift" in result.stdout
     for name in ("drift.csv", "drift.parquet", "comparison.csv", "results.json"):
         assert (out / name).is_file()
+
+
+def _lineage_runs(root):
+    """base, a fine-tune extracted without --base (kind 'base'), an unrelated model and a LoRA
+    run of the base, with the weights hashes extraction records."""
+    rng = np.random.default_rng(1)
+    ids = [f"s{i}" for i in range(30)]
+    base = {f"layer_{i}": rng.normal(size=(30, 6)) for i in range(2)}
+    moved = {k: v + rng.normal(size=v.shape) for k, v in base.items()}
+    write_run(root / "base", base, task="sst2", kind="base", sample_ids=ids,
+              model={"path": "/models/minilm", "weights_sha256": "a" * 64})  # fmt: skip
+    write_run(root / "full", moved, task="sst2", kind="base", sample_ids=ids,
+              model={"path": "/models/full", "weights_sha256": "b" * 64})  # fmt: skip
+    write_run(root / "other", moved, task="sst2", kind="base", sample_ids=ids,
+              model={"path": "/models/other", "weights_sha256": "c" * 64})  # fmt: skip
+    write_run(root / "sst2_lora_seed1", moved, task="sst2", kind="lora", sample_ids=ids,
+              model={"path": "/adapters/l1", "base": "/models/minilm", "weights_sha256": "d" * 64,
+                     "base_weights_sha256": "a" * 64, "training": {"seed": 1}})  # fmt: skip
+    return {p.name: str(p) for p in root.iterdir()}
+
+
+def test_compare_takes_the_first_run_or_ref_as_the_reference(tmp_path):
+    runs = _lineage_runs(tmp_path / "runs")
+    fast = ["--n-boot", "0", "--n-perm", "0", "-m", "cka_linear"]
+    result = runner.invoke(app, ["compare", runs["base"], runs["full"], "-o", str(tmp_path / "a"),
+                                 *fast])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "flagged" in result.stdout and "full" in result.stdout
+    summary = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert summary["tasks"]["sst2"]["reference"]["path"] == runs["base"]
+    result = runner.invoke(app, ["compare", runs["full"], "--ref", runs["base"],
+                                 "-o", str(tmp_path / "b"), *fast])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert summary["tasks"]["sst2"]["reference"]["path"] == runs["base"]
+
+
+def test_compare_refuses_a_foreign_reference_and_duplicate_weights(tmp_path):
+    runs = _lineage_runs(tmp_path / "runs")
+    fast = ["--n-boot", "0", "--n-perm", "0", "-m", "cka_linear"]
+    args = ["compare", runs["other"], runs["sst2_lora_seed1"], "-o", str(tmp_path / "r"), *fast]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    message = " ".join(str(result.exception).split())
+    assert runs["other"] in message and runs["sst2_lora_seed1"] in message
+    assert "a" * 12 in message and "c" * 12 in message and "--allow-foreign-reference" in message
+    result = runner.invoke(app, [*args, "--allow-foreign-reference"])
+    assert result.exit_code == 0, result.output
+    twin = shutil.copytree(runs["base"], tmp_path / "runs2" / "base")  # the same weights
+    result = runner.invoke(app, ["compare", runs["base"], str(twin), "-o", str(tmp_path / "d"),
+                                 *fast])  # fmt: skip
+    assert result.exit_code != 0 and "same weights as the reference" in str(result.exception)

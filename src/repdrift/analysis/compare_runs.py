@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from repdrift.analysis import stats
-from repdrift.analysis.pairing import RunInfo, TaskGroup, describe, group_by_task
+from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
@@ -60,6 +60,7 @@ class Settings:
 def compare(
     runs: Iterable[str | Path],
     *,
+    ref: str | Path | Sequence[str | Path] | None = None,
     out: str | Path | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     metric_params: Mapping[str, Mapping[str, Any]] | None = None,
@@ -73,14 +74,19 @@ def compare(
     labels: Mapping[str, Mapping[str, Any]] | None = None,
     verify: bool = True,
     progress: bool = True,
+    allow_foreign_reference: bool = False,
 ) -> Results:
     """Measure per-layer drift of fine-tuned runs from their base run.
 
     Parameters
     ----------
     runs
-        Run directories: for each task one base run (manifest kind ``base``) and any number
-        of fine-tuned runs (``full``, ``lora``) over seeds and checkpoint steps.
+        Run directories: for each task a reference run and any number of fine-tuned runs
+        (``full``, ``lora``) over seeds and checkpoint steps.
+    ref
+        The reference run (or one per task); every other run of its task is compared with
+        it, whatever its manifest kind. A task without one takes its one base run (manifest
+        kind ``base``). See :mod:`repdrift.analysis.pairing` for the lineage checks.
     out
         Results folder to write (tables as CSV and parquet, results.json); None keeps them
         in memory only.
@@ -108,6 +114,9 @@ def compare(
         The two methods compared against each other (``a − b`` in drift).
     labels
         Per run path, overrides for ``task``, ``method`` and ``seed``.
+    allow_foreign_reference
+        Compare runs whose recorded base weights are not the reference's (refused by
+        default; the runs are flagged in the summary).
     """
     started = time.perf_counter()
     metric_names = tuple(metrics)
@@ -127,9 +136,10 @@ def compare(
     settings = Settings(
         metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods, params
     )
-    labels = {str(Path(k)): v for k, v in (labels or {}).items()}
-    infos = [describe(p, labels.get(str(Path(p))), verify=verify) for p in runs]
-    groups = group_by_task(infos)
+    groups = pair_runs(
+        runs, ref=ref, labels=labels, verify=verify,
+        allow_foreign_reference=allow_foreign_reference,
+    )  # fmt: skip
 
     drift, replicates, cross, cosines = [], {}, [], []
     total = sum(len(g.reference.run.layers) + 1 for g in groups)
@@ -298,6 +308,7 @@ def _summary(groups: list[TaskGroup], settings: Settings, seconds: float) -> dic
             "model": m.model if m else None,
             "n_samples": m.n_samples if m else None,
             "pooling": info.run.pooling,
+            "flags": list(info.flags),
         }
 
     return {

@@ -145,9 +145,13 @@ def inspect(
 @app.command()
 def compare(
     runs: list[Path] = typer.Argument(
-        ..., help="A base run per task and its fine-tuned runs (REF RUN [RUN ...])."
+        ..., help="REF RUN...: the reference first (unless --ref), then the runs compared with it."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Results folder to write."),
+    ref: list[Path] = typer.Option([], "--ref", help="Reference run (repeat: one per task)."),
+    allow_foreign_reference: bool = typer.Option(
+        False, help="Compare runs whose recorded base weights are not the reference's."
+    ),
     metric: list[str] = typer.Option(
         ["cka_debiased", "cka_linear", "cosine", "procrustes"],
         "--metric",
@@ -162,16 +166,20 @@ def compare(
         "cka_debiased", help="Metric of the cross-layer matrices."
     ),
 ) -> None:
-    """Per-layer drift of fine-tuned runs from their base run, with intervals and tests."""
+    """Per-layer drift of runs from their reference run, with intervals and tests."""
     from repdrift.analysis.compare_runs import compare as run_compare
     from repdrift.store.results import default_metric, final_step
 
     results = run_compare(
-        runs, out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm, level=level, seed=seed,
-        cross_layer_metric=cross_layer_metric, progress=not quiet(),
+        runs, ref=ref or runs[0], out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm,
+        level=level, seed=seed, cross_layer_metric=cross_layer_metric, progress=not quiet(),
+        allow_foreign_reference=allow_foreign_reference,
     )  # fmt: skip
     if not quiet():
         show_drift(final_step(results.drift), default_metric(results))
+        tasks = results.summary["tasks"].values()
+        if flagged := [r["name"] for t in tasks for r in t["runs"] if r.get("flags")]:
+            console.print(f"[yellow]flagged[/] (see warnings): {escape(', '.join(flagged))}")
         console.print(
             f"results written to [bold]{escape(str(out))}[/] ({results.summary['seconds']} s)"
         )

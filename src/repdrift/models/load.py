@@ -41,7 +41,7 @@ from repdrift.models.loaded import (
     find_embeddings,
     inner_model,
 )
-from repdrift.models.sources import normalize_source
+from repdrift.models.sources import hash_weights, normalize_source
 from repdrift.models.tokenizer import load_tokenizer
 from repdrift.models.training_record import read_training_record
 
@@ -116,6 +116,8 @@ def load_model(
         if kind == "full":
             loading.check_same_architecture(src, base_src, trust_remote_code)
             info["base"] = str(base_src)
+            # the lineage check of compare pairs this with the base run's weights_sha256
+            info["base_weights_sha256"] = hash_weights(base_src)[0]
         tokenizer_from = [src] + ([base_src] if base_src is not None else [])
 
     model.to(torch_device)

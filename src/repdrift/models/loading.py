@@ -18,7 +18,7 @@ import torch
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.models.blocks import find_blocks_named
-from repdrift.models.sources import Source, hash_weights, normalize_source
+from repdrift.models.sources import Source, hash_weights, normalize_source, source_in_folder
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ def check_same_architecture(src: Source, base: Source | None, trust_remote_code:
 
 
 def _resolve_lora_base(adapter: Source, base: Source | None, from_config: str | None) -> Source:
-    """``base`` when given, else the adapter config's base model by the one path-or-hub rule."""
+    """``base`` when given, else the adapter config's base model by the one path-or-hub rule,
+    a relative path resolved against the adapter folder (:func:`source_in_folder`)."""
     if base is not None:
         return base
     if not from_config:
@@ -172,8 +173,11 @@ def _resolve_lora_base(adapter: Source, base: Source | None, from_config: str | 
             "config has no base_model_name_or_path; pass base=<folder of the base model> "
             "(CLI: --base)"
         )
+    what = "the adapter config's base_model_name_or_path"
     try:
-        return normalize_source(from_config, "the adapter config's base_model_name_or_path")
+        if isinstance(adapter, Path):  # relative paths are relative to the adapter folder
+            return source_in_folder(from_config, adapter, what)
+        return normalize_source(from_config, what)
     except InputError as exc:
         raise InputError(
             f"base model for adapter {adapter} not found: base= was not given and {exc}; pass "
@@ -284,6 +288,9 @@ def load_lora(
                 f"adapter {adapter} does not fit base {base_src} ({type(base_model).__name__}): "
                 f"{exc}"
             ) from exc
+    # peft reads the base's config again by this path, which may be relative to the adapter
+    for peft_config in model.peft_config.values():
+        peft_config.base_model_name_or_path = str(base_src)
     _verify_adapter(model, weights, adapter, type(base_model).__name__)
 
     sha, files = hash_weights(adapter, adapter=True)

@@ -121,6 +121,51 @@ def normalize_source(
     )
 
 
+def source_in_folder(value: str, folder: Path, what: str) -> Source:
+    """A model source written in a file of ``folder`` (an adapter config's base model).
+
+    A relative path is relative to ``folder`` first. Files written by other tools (peft)
+    record paths relative to their writer's working directory, so the working directory is
+    tried second, with a warning. Hub ids and absolute paths follow :func:`local_or_hub`.
+
+    Raises
+    ------
+    InputError
+        No folder exists at any path tried and the value is no hub id; the message names the
+        value and every resolved path that was tried.
+    """
+    text = os.fspath(value)
+    if not text.strip() or Path(text).expanduser().is_absolute():
+        return normalize_source(value, what)
+    in_folder = local_or_hub(Path(text), root=folder)
+    in_cwd = local_or_hub(Path(text))
+    assert isinstance(in_folder, Path) and isinstance(in_cwd, Path)  # Path values stay paths
+    if in_folder.is_dir():
+        return in_folder
+    if in_cwd.is_dir():
+        logger.warning(
+            "%s %r: no folder %s (relative to %s); using %s, relative to the working directory",
+            what, text, in_folder, folder, in_cwd,
+        )  # fmt: skip
+        return in_cwd
+    tried = f"{in_folder} (relative to {folder})" + (
+        f" and {in_cwd} (relative to the working directory)" if in_cwd != in_folder else ""
+    )
+    for candidate in (in_folder, in_cwd):
+        if candidate.exists():
+            raise InputError(
+                f"{what} {text!r} is a file ({candidate}); expected a model folder or a hub id"
+            )
+    parent_exists = in_folder.parent.is_dir() or in_cwd.parent.is_dir()
+    if is_hub_id(text) and ("/" not in text or not parent_exists):
+        return text
+    why = ", so it is read as a local path, not a hub id" if is_hub_id(text) else ""
+    raise InputError(
+        f"{what} {text!r} does not exist: tried {tried}{why} "
+        "(expected a local model folder or a hub id such as org/name)"
+    )
+
+
 def _local_folder(src: Source) -> Path | None:
     """The folder holding a source's files: itself, or a hub id's cached snapshot."""
     if isinstance(src, Path):
