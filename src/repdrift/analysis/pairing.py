@@ -264,7 +264,8 @@ def as_variant(info: RunInfo) -> RunInfo:
     if seed is None and "seed" not in info.given:
         flags.append(
             "no training seed recorded (no training record, folder name not "
-            "'{task}_{method}_seed{seed}'): seed left empty; pass labels={path: {'seed': ...}}"
+            "'{task}_{method}_seed{seed}'): seed left empty; rename the folder so, or pass "
+            "compare(labels={path: {'seed': ...}})"
         )
     return replace(info, method=method, seed=seed, flags=tuple(flags))
 
