@@ -35,12 +35,14 @@ def write_study(
     steps: tuple[tuple[int, float], ...] = STEPS,
     tasks: tuple[str, ...] = TASKS,
     n_layers: int = L,
+    lora_frozen: tuple[str, ...] = (),
 ) -> list[Path]:
     """Run folders: per task a base run and LoRA / full runs over seeds and steps.
 
     Drift grows with depth (noise scale ``profile``); LoRA's noise is 0.25× full's in the
     ``PLANTED`` layers and equal elsewhere. ``identical=True`` makes every fine-tuned run a
-    copy of its base (no drift, no difference).
+    copy of its base (no drift, no difference). Layers named in ``lora_frozen`` are copied
+    unchanged into every LoRA run (structural zeros, as the embeddings under LoRA).
     """
     names = _layer_names(n_layers)
     profile = np.linspace(0.05, 1.0, len(names))
@@ -62,8 +64,10 @@ def write_study(
                 noise = np.random.default_rng(1000 * t + 100 * m + seed)
                 draws = {name: noise.normal(size=(N, D)) for name in names}
                 for step, frac in steps:
+                    frozen = lora_frozen if method == "lora" else ()
                     layers = {
-                        name: base[name] + (0.0 if identical else frac * s * f) * draws[name]
+                        name: base[name]
+                        + (0.0 if identical or name in frozen else frac * s * f) * draws[name]
                         for name, s, f in zip(names, profile, factor, strict=True)
                     }
                     write_run(

@@ -112,7 +112,11 @@ def test_identical_runs_have_similarity_one_and_no_claimed_difference(tmp_path):
     res = compare(paths, n_boot=50, n_perm=20, progress=False, metrics=["cka_debiased", "cosine"])
     np.testing.assert_allclose(res.drift["similarity"], 1.0, atol=1e-12)
     np.testing.assert_allclose(res.comparison["drift_diff"], 0.0, atol=1e-12)
-    assert (res.comparison["p"] >= 0.5).all()
+    # Every layer is the base layer bit for bit: structural zeros, reported but never tested.
+    assert res.drift["unchanged"].all()
+    assert (res.comparison["test"] == "structural zero").all()
+    assert res.comparison[["p", "p_holm", "rel_diff", "effect_size"]].isna().all().all()
+    assert res.task_ranking["structural_zero"].all()
 
 
 def test_mismatched_runs_are_refused(tmp_path):

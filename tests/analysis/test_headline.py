@@ -95,7 +95,7 @@ def test_the_report_words_the_headline(results) -> None:
     text = headlines(results)
     for task in TASKS:
         row = h.comparison(task)
-        assert layer_ranges(row.significant_less) in text[task][0]
+        assert layer_ranges(row.significant_less) in text[task][1]
         assert f"layer {L - 1} for" in text[task][-1] or f"layer {L - 1} for both" in text[task][-1]
 
 

@@ -118,7 +118,10 @@ def data_axes(fig: Figure) -> list:
 
 
 def test_drift_profile_draws_the_seed_means_in_fixed_colours(res):
-    fig = drift_profile(res.drift, res.noise_floor, task="sst2", metric=METRIC, level=0.95)
+    fig = drift_profile(
+        res.drift, res.noise_floor, task="sst2", metric=METRIC, level=0.95,
+        summary=res.task_ranking,
+    )  # fmt: skip
     assert fig.get_figwidth() == pytest.approx(3.5)
     (ax,) = fig.axes
     assert tick_labels(ax) == LAYER_LABELS
@@ -127,9 +130,19 @@ def test_drift_profile_draws_the_seed_means_in_fixed_colours(res):
         "LoRA (mean of 3 seeds)",
         "Full FT (mean of 3 seeds)",
         "single seed",
-        "95% interval (mean over seeds)",
+        "95% CI of mean: seeds + samples",
         "seed-vs-seed drift",
     ]
+    bands = [c for c in ax.collections if len(c.get_paths()) and c.get_alpha() == 0.2]
+    summary = res.task_ranking
+    summary = summary[(summary.task == "sst2") & (summary.metric == METRIC)]
+    for band, method in zip(bands, ("lora", "full"), strict=True):
+        # The band drawn is the table's method-level (seeds, then samples) interval.
+        want = summary[summary.method == method].sort_values("layer_index")
+        assert set(want["interval"]) == {"seeds+samples"}
+        ys = band.get_paths()[0].vertices[:, 1]
+        for value in (*want["ci_low"], *want["ci_high"]):
+            assert np.isclose(ys, value).any()
     rows = final(res.drift)
     rows = rows[(rows.task == "sst2") & (rows.metric == METRIC)]
     for method in ("lora", "full"):

@@ -97,10 +97,11 @@ def compare(
         ``repdrift.metrics.get(name).params``), e.g. ``{"cka_rbf": {"sigma": 0.5}}``; used for
         values, replicates, the noise floor and the cross-layer matrices alike.
     resampled
-        Metrics that get half-sample intervals and permutation nulls (default: those of
-        ``metrics`` whose spec says resampling is fast, ``MetricSpec.fast_resampling``: the
-        CKA family on precomputed Grams, cosine at O(n d) per replicate; others then
-        recompute the metric from scratch for every replicate).
+        Metrics that get half-sample intervals and permutation nulls (default: every metric
+        of ``metrics``). The CKA family reads its replicates off precomputed Grams; every
+        other metric is recomputed on each half-sample and shuffle through the registry's
+        generic path (:func:`repdrift.metrics.resample`), which costs ``n_boot + n_perm``
+        evaluations per run and layer.
     n_boot, n_perm
         Half-sample replicates and shuffled pairings per layer (0 disables either).
     level
@@ -123,11 +124,7 @@ def compare(
     for name in (*metric_names, cross_layer_metric):
         registry.get(name)  # unknown names fail here, before any work
     params = _resolve_params(metric_params, (*metric_names, cross_layer_metric))
-    resampled = (
-        tuple(m for m in metric_names if registry.get(m).fast_resampling)
-        if resampled is None
-        else tuple(resampled)
-    )
+    resampled = metric_names if resampled is None else tuple(resampled)
     missing = set(resampled) - set(metric_names)
     if missing:
         raise InputError(
@@ -167,7 +164,7 @@ def compare(
         noise_floor=noise,
         cross_layer=pd.DataFrame(cross),
         sample_cosine=pd.DataFrame(cosines),
-        task_ranking=rank_tasks(drift_df),
+        task_ranking=rank_tasks(drift_df, replicates, level=level),
         summary=_summary(groups, settings, time.perf_counter() - started),
     )
     if out is not None:
@@ -187,6 +184,9 @@ def _layer(
     jobs = [(v, s) for v in group.variants for s in v.run.steps]
     Ys = [np.asarray(v.run.layer(layer, s), dtype=np.float64) for v, s in jobs]
     rows, reps, cosines = [], {}, []
+    # A layer the fine-tuning could not touch is the base layer bit for bit (a structural
+    # zero, see repdrift.analysis.structural); recorded from the data, not from layer names.
+    unchanged = [Y.shape == X.shape and bool(np.array_equal(X, Y)) for Y in Ys]
     for name in settings.metrics:
         do_stats = name in settings.resampled
         res = registry.resample(
@@ -196,6 +196,7 @@ def _layer(
         values, boot, null = res.values, res.subsets, res.null
         for j, (info, step) in enumerate(jobs):
             row = _row(info, step, layer, name, values[j], len(X))
+            row["unchanged"] = unchanged[j]
             if boot is not None:
                 iv = stats.basic_interval(1 - values[j], 1 - boot[j], settings.level)
                 row.update(ci_low=iv.low, ci_high=iv.high)
@@ -315,10 +316,21 @@ def _summary(groups: list[TaskGroup], settings: Settings, seconds: float) -> dic
         "repdrift_version": __version__,
         "settings": {
             **settings.__dict__,
-            "interval": "basic interval from half-samples without replacement (delete-n/2 jackknife)",
+            "interval": "per run: basic interval from half-samples without replacement "
+            "(delete-n/2 jackknife); per method (task_ranking) and for differences "
+            "(comparison): hierarchical, between-seed variance plus the half-sample variance "
+            "of the seed mean, t with Satterthwaite df (one seed: that run's half-sample "
+            "interval, labelled 'samples')",
             "null": "shuffled pairing of samples (permutation), p = (1 + #null >= observed) / (1 + n_perm)",
-            "comparison": "seeds as unit: Welch t-test on per-seed drift; interval: seeds then half-samples",
-            "correction": "Holm (p_holm) and Benjamini-Hochberg (p_bh) per metric across layers x tasks",
+            "comparison": "seeds as unit: Welch t-test on per-seed drift (one seed per method: "
+            "a sample-level description of those two trainings, test 'samples'); structural "
+            "zeros (layers a method left unchanged in every seed) are not tested",
+            "answer": "pre-registered: per task, Welch t-test on seeds of the drift averaged "
+            "over the blocks that are not structural zeros, with exact permutation of method "
+            "labels and a max-|t| family-wise test over layers; study: random-effects pooling "
+            "of the tasks (statsmodels combine_effects, Paule-Mandel), t with Satterthwaite df",
+            "correction": "Holm (p_holm) and Benjamini-Hochberg (p_bh) per metric across "
+            "layers x tasks, structural zeros excluded",
         },
         "tasks": {
             g.task: {

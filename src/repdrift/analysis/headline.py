@@ -9,7 +9,10 @@ and ``repdrift demo`` (:func:`repdrift.cli.views.show_headline`), and the report
 
 Averages over layers (``mean_drift``, ``drift_a``, ``drift_b``, ``mean_diff``) are over the
 transformer blocks; per-layer findings (which layers differ, where drift peaks) cover every
-compared layer, the embeddings (layer index -1) included.
+compared layer, the embeddings (layer index -1) included. Significance is only ever read from
+a test whose unit is the seed: with one seed of a method, no layer is called significant.
+The pre-registered answer (:mod:`repdrift.analysis.answer`) is ``answers`` (per task) and
+``study`` (pooled).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from repdrift.analysis.answer import StudyAnswer, answers_table, study_answer, task_answer
+from repdrift.analysis.structural import structural_zeros
 from repdrift.errors import InputError
 from repdrift.store.results import Results, default_metric, final_step
 
@@ -55,7 +60,15 @@ class Headline:
         ``p_less`` / ``p_more`` (the largest p-value among them); ``n_layers`` (layers
         compared), ``n_tested`` (layers with a p-value), ``samples_test`` (True when a
         layer was tested over samples, not seeds) and the fewest seeds per method
-        (``n_seeds_a``, ``n_seeds_b``).
+        (``n_seeds_a``, ``n_seeds_b``); ``structural`` (layers left out as structural zeros,
+        with ``unchanged_in`` naming the methods).
+    answers : DataFrame
+        One row per task with both methods: the pre-registered seed-level answer
+        (:class:`repdrift.analysis.answer.TaskAnswer` fields).
+    study : StudyAnswer or None
+        The answer pooled over tasks (None when no task has 2 seeds of each method).
+    zeros : DataFrame
+        Structural zeros: task, method, metric, layer_index.
     accuracy : DataFrame
         task × method: validation accuracy recorded by :func:`repdrift.training.recipe.train`,
         averaged over seeds (empty when the runs carry no training record).
@@ -70,6 +83,9 @@ class Headline:
     peaks: pd.DataFrame
     methods: pd.DataFrame
     accuracy: pd.DataFrame
+    answers: pd.DataFrame
+    study: StudyAnswer | None
+    zeros: pd.DataFrame
 
     def task_methods(self, task: str) -> list[str]:
         """Methods with drift rows for ``task`` (unordered)."""
@@ -82,6 +98,13 @@ class Headline:
         if self.methods.empty:
             return None
         rows = self.methods[self.methods["task"] == task]
+        return None if rows.empty else rows.iloc[0]
+
+    def answer(self, task: str) -> pd.Series | None:
+        """The ``answers`` row of ``task``, or None."""
+        if self.answers.empty:
+            return None
+        rows = self.answers[self.answers["task"] == task]
         return None if rows.empty else rows.iloc[0]
 
 
@@ -116,9 +139,19 @@ def headline(
         comp = comp[comp["metric"] == metric]
         for task, part in comp.groupby("task", sort=True):
             rows.append({"task": task, **_compare(part, correction, alpha)})
+    settings = results.summary.get("settings") or {}
+    pair = tuple(settings.get("methods") or ("lora", "full"))
+    level = float(settings.get("level") or 0.95)
+    rng = np.random.default_rng(int(settings.get("seed") or 0) + 2)
+    zeros = structural_zeros(final) if not final.empty else pd.DataFrame()
+    answers = [
+        a for t in tasks
+        if not final.empty
+        and (a := task_answer(final, t, pair, level=level, rng=rng, zeros=zeros)) is not None
+    ]  # fmt: skip
     return Headline(
         metric, correction, alpha, tasks, mean, top_mean, _peaks(final), pd.DataFrame(rows),
-        _accuracy(results),
+        _accuracy(results), answers_table(answers), study_answer(answers, level), zeros,
     )  # fmt: skip
 
 
@@ -156,7 +189,9 @@ def _compare(part: pd.DataFrame, correction: str, alpha: float) -> dict:
     low = part["ci_low"].to_numpy(float) if "ci_low" in part else nan
     high = part["ci_high"].to_numpy(float) if "ci_high" in part else nan
     apart = (low > 0) | (high < 0)  # NaN compares False: no interval, not apart
-    significant = np.nan_to_num(p, nan=1.0) < alpha
+    tests = part["test"].astype(str).to_numpy() if "test" in part else np.full(len(part), "welch")
+    # Only a test whose unit is the seed can make a layer significant.
+    significant = (np.nan_to_num(p, nan=1.0) < alpha) & (tests == "welch")
     less, more = significant & (diff < 0), significant & (diff > 0)
     blocks = part[part["layer_index"] >= 0]
     block_diff = blocks["drift_diff"].to_numpy(float)
@@ -177,11 +212,21 @@ def _compare(part: pd.DataFrame, correction: str, alpha: float) -> dict:
         "p_less": float(p[less].max()) if less.any() else np.nan,
         "p_more": float(p[more].max()) if more.any() else np.nan,
         "n_layers": len(part),
-        "n_tested": int(np.isfinite(p).sum()),
-        "samples_test": bool("test" in part and (part["test"] == "samples").any()),
+        "n_tested": int((np.isfinite(p) & (tests == "welch")).sum()),
+        "samples_test": bool((tests == "samples").any()),
+        "structural": _layers(layers[tests == "structural zero"]),
+        "unchanged_in": _unchanged_in(part),
         "n_seeds_a": int(part["n_seeds_a"].min()),
         "n_seeds_b": int(part["n_seeds_b"].min()),
     }
+
+
+def _unchanged_in(part: pd.DataFrame) -> list[str]:
+    """Methods named in the comparison rows' ``unchanged_in`` (structural zeros)."""
+    if "unchanged_in" not in part:
+        return []
+    texts = part["unchanged_in"].fillna("").astype(str)
+    return sorted({m for text in texts for m in text.split(", ") if m})
 
 
 def _accuracy(results: Results) -> pd.DataFrame:

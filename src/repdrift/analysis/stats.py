@@ -105,6 +105,128 @@ def calibrated_similarity(observed: float, null_mean: float) -> float:
 
 
 @dataclass(frozen=True)
+class Welch:
+    """Welch's unequal-variance t-test of ``mean(a) − mean(b)``, seeds being the unit."""
+
+    diff: float
+    se: float
+    df: float
+    t: float
+    p: float
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> Welch:
+    """Welch's t-test computed directly (no scipy precision warnings on near-constant data).
+
+    ``t = Δ / √(s²_a/n_a + s²_b/n_b)`` with Welch–Satterthwaite degrees of freedom; both groups
+    need at least 2 values. With zero variance in both groups, ``p`` is 1 for equal means and
+    0 otherwise (``t`` ±inf, ``df`` NaN).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        raise InputError(f"Welch's test needs 2 values per group; got {a.size} and {b.size}")
+    diff = float(a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se2 = va + vb
+    if not se2 > 0:
+        if diff == 0:
+            return Welch(diff, 0.0, math.nan, 0.0, 1.0)
+        return Welch(diff, 0.0, math.nan, math.copysign(math.inf, diff), 0.0)
+    df = se2**2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    t = diff / math.sqrt(se2)
+    return Welch(diff, math.sqrt(se2), float(df), float(t), float(2 * sps.t.sf(abs(t), df)))
+
+
+def welch_pvalue(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Welch t-test p-value; 1.0 when both groups have zero variance and equal means."""
+    return welch(a, b).p
+
+
+@dataclass(frozen=True)
+class SeedInterval:
+    """An interval of a mean over seeds (or of a difference of two such means).
+
+    ``kind`` is ``"seeds+samples"`` (hierarchical: seed-to-seed variance plus the sampling
+    variance of the mean over seeds) or ``"samples"`` (one seed: the half-sample interval of
+    that single run, which says nothing about other trainings).
+    """
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    df: float
+    kind: str
+
+
+def t_interval(
+    estimate: float, parts: Sequence[tuple[float, float]], level: float
+) -> tuple[float, float, float]:
+    """``estimate ± t_ν · √Σv`` for variance components ``(v, df)``; Satterthwaite ``ν``.
+
+    Components with ``df = inf`` count as known. Returns ``(low, high, ν)``.
+    """
+    total = float(sum(v for v, _ in parts))
+    if not np.isfinite(total):
+        return math.nan, math.nan, math.nan
+    if total == 0:
+        return estimate, estimate, math.inf
+    denom = sum(v**2 / d for v, d in parts if d < math.inf and v > 0)
+    df = total**2 / denom if denom > 0 else math.inf
+    tail = (1 + level) / 2
+    q = float(sps.t.ppf(tail, df)) if df < math.inf else float(sps.norm.ppf(tail))
+    half = q * math.sqrt(total)
+    return estimate - half, estimate + half, float(df)
+
+
+def replicate_variance(replicates: np.ndarray) -> float:
+    """Variance over half-samples of replicates of one estimate: its sampling variance (a
+    half-sample replicate deviates from the full-sample value by about one full-sample SE,
+    see the module notes). NaN with fewer than 10 finite replicates."""
+    r = np.asarray(replicates, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    return float(r.var(ddof=1)) if r.size >= 10 else math.nan
+
+
+def hierarchical_interval(
+    values: Sequence[float], replicates: np.ndarray | None, level: float = 0.95
+) -> SeedInterval:
+    """Interval of the mean over seeds: seeds, then samples within each seed.
+
+    Parameters
+    ----------
+    values : (S,)
+        Each seed's estimate on all samples.
+    replicates : (S, B) or None
+        The same estimates on B half-samples, column b using the same samples in every seed.
+
+    Notes
+    -----
+    With S >= 2 seeds the variance of the mean is ``s²/S`` (between-seed variance; it also
+    holds each seed's own sampling noise) plus the half-sample variance of the mean over
+    seeds (the sampling noise the seeds share, because every seed sees the same samples);
+    the interval is ``mean ± t_ν`` with Welch–Satterthwaite ``ν`` (S − 1 degrees of freedom
+    for the seed part, the samples' part treated as known). This counts each seed's own
+    sampling noise twice, so it errs on the wide side. Without replicates only the seed part
+    is used. With one seed the interval is the basic half-sample interval of that run
+    (``kind = "samples"``).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    est = float(v.mean())
+    reps = None if replicates is None else np.atleast_2d(np.asarray(replicates, dtype=np.float64))
+    if v.size < 2:
+        if reps is None:
+            return SeedInterval(est, math.nan, math.nan, level, math.nan, "samples")
+        iv = basic_interval(est, reps[0], level)
+        return SeedInterval(est, iv.low, iv.high, level, math.inf, "samples")
+    parts = [(float(v.var(ddof=1)) / v.size, v.size - 1.0)]
+    if reps is not None:
+        parts.append((replicate_variance(reps.mean(axis=0)), math.inf))
+    low, high, df = t_interval(est, parts, level)
+    return SeedInterval(est, low, high, level, df, "seeds+samples")
+
+
+@dataclass(frozen=True)
 class GroupComparison:
     """Difference of mean drift between two groups of seeds (``a − b``)."""
 
@@ -124,7 +246,7 @@ def compare_groups(
     replicates_a: np.ndarray,
     replicates_b: np.ndarray,
     *,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
     level: float = 0.95,
 ) -> GroupComparison:
     """Compare the mean drift of two groups of fine-tuned runs, seeds being the unit.
@@ -137,16 +259,17 @@ def compare_groups(
         The same drifts on B half-samples; column b uses the same samples in every run so
         the sample pairing between runs is kept.
     rng
-        For the seed level of the hierarchical resampling.
+        Unused; kept so callers of the earlier seed-bootstrap interval keep working.
 
     Notes
     -----
-    The interval is hierarchical: replicate b resamples the seeds of each group with
-    replacement (when a group has at least 2), then uses half-sample b of the samples; the
-    basic interval is read off ``Δ*_b − Δ̂``. The p-value treats seeds as the unit of
-    replication: Welch's t-test on per-seed drifts when both groups have at least 2 seeds.
-    With a single seed in a group only sample-level noise can be assessed; the p-value then
-    inverts the half-sample interval (``test = "samples"``) and says nothing about seeds.
+    With at least 2 seeds per group the p-value is Welch's t-test on per-seed drifts (seeds
+    are the unit of replication) and the interval is hierarchical: the Welch variance of the
+    difference of seed means plus the half-sample variance of that difference (the sampling
+    noise all seeds share), with Satterthwaite degrees of freedom (see
+    :func:`hierarchical_interval`). With a single seed in a group only sample-level noise can
+    be assessed: the interval is the basic half-sample interval, the p-value inverts it
+    (``test = "samples"``) and describes those two trainings, not the methods.
     """
     a = np.asarray(drift_a, dtype=np.float64)
     b = np.asarray(drift_b, dtype=np.float64)
@@ -159,31 +282,17 @@ def compare_groups(
         )
     diff = float(a.mean() - b.mean())
     n_rep = ra.shape[1]
-
-    def seed_means(rep: np.ndarray) -> np.ndarray:
-        s = rep.shape[0]
-        if s < 2:
-            return rep[0]
-        pick = rng.integers(0, s, size=(n_rep, s))
-        return np.take_along_axis(rep.T, pick, axis=1).mean(axis=1)
-
-    boot = seed_means(ra) - seed_means(rb)
-    iv = basic_interval(diff, boot, level)
+    shared = ra.mean(axis=0) - rb.mean(axis=0)  # half-sample b of the difference of means
     if a.size >= 2 and b.size >= 2:
-        p = welch_pvalue(a, b)
-        test, g = "welch", hedges_g(a, b)
-    else:
-        dev = boot - diff
-        p = float(min(1.0, 2 * min(np.mean(dev >= diff), np.mean(dev <= diff)) + 1 / (n_rep + 1)))
-        test, g = "samples", math.nan
-    return GroupComparison(diff, iv.low, iv.high, p, test, g, int(a.size), int(b.size))
-
-
-def welch_pvalue(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Welch t-test p-value; 1.0 when both groups have zero variance and equal means."""
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return 1.0 if a[0] == b[0] else 0.0
-    return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+        w = welch(a, b)
+        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+        parts = [(va, a.size - 1.0), (vb, b.size - 1.0), (replicate_variance(shared), math.inf)]
+        low, high, _ = t_interval(diff, parts, level)
+        return GroupComparison(diff, low, high, w.p, "welch", hedges_g(a, b), a.size, b.size)
+    iv = basic_interval(diff, shared, level)
+    dev = shared - diff
+    p = float(min(1.0, 2 * min(np.mean(dev >= diff), np.mean(dev <= diff)) + 1 / (n_rep + 1)))
+    return GroupComparison(diff, iv.low, iv.high, p, "samples", math.nan, int(a.size), int(b.size))
 
 
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:

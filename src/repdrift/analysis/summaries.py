@@ -17,6 +17,7 @@ import pandas as pd
 
 from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup
+from repdrift.analysis.structural import structural_zeros, zero_methods
 from repdrift.common.naming import layer_index
 from repdrift.metrics import registry
 from repdrift.store.results import final_step
@@ -78,15 +79,26 @@ def compare_methods(
     level: float,
     seed: int,
 ) -> pd.DataFrame:
-    """Method a vs method b per task × layer × metric at the final step, seeds as the unit."""
+    """Method a vs method b per task × layer × metric at the final step, seeds as the unit.
+
+    Layers that one of the methods left unchanged in every seed (structural zeros, see
+    :mod:`repdrift.analysis.structural`) keep their difference but get no test, effect size or
+    relative change (``test = "structural zero"``, ``unchanged_in`` names the method) and stay
+    out of the Holm and Benjamini–Hochberg families.
+    """
     a_name, b_name = methods
     final = final_step(drift)
+    zeros = structural_zeros(final)
     rng = np.random.default_rng(seed + 1)
     rows = []
     for (task, layer, metric), part in final.groupby(["task", "layer", "metric"], sort=False):
         a, b = part[part["method"] == a_name], part[part["method"] == b_name]
         if a.empty or b.empty:
             continue
+        unchanged = [
+            m for m in zero_methods(zeros, task, metric, int(a["layer_index"].iloc[0]))
+            if m in methods
+        ]  # fmt: skip
         keys_a = [(r, s, layer, metric) for r, s in zip(a["run"], a["step"], strict=True)]
         keys_b = [(r, s, layer, metric) for r, s in zip(b["run"], b["step"], strict=True)]
         row = {
@@ -132,7 +144,10 @@ def compare_methods(
             rel_diff=row["drift_diff"] / row["drift_b"] if row["drift_b"] else np.nan,
             n_seeds_a=len(a),
             n_seeds_b=len(b),
+            unchanged_in=", ".join(unchanged),
         )
+        if unchanged:  # known by construction: nothing to test, no relative change
+            row.update(p=np.nan, test="structural zero", effect_size=np.nan, rel_diff=np.nan)
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -148,20 +163,52 @@ def compare_methods(
         )
     df["p_holm"] = np.nan
     df["p_bh"] = np.nan
-    for _, part in df.groupby("metric"):  # one family per metric: layers × tasks
+    # One family per metric: layers × tasks (NaN p-values, i.e. structural zeros, not counted).
+    for _, part in df.groupby("metric"):
         df.loc[part.index, "p_holm"] = stats.adjust_pvalues(part["p"], "holm")
         df.loc[part.index, "p_bh"] = stats.adjust_pvalues(part["p"], "bh")
     return df
 
 
-def rank_tasks(drift: pd.DataFrame) -> pd.DataFrame:
-    """Mean drift per task × method × layer × metric (final step), ranked within layer (1 = most)."""
+def rank_tasks(
+    drift: pd.DataFrame, replicates: Mapping | None = None, *, level: float = 0.95
+) -> pd.DataFrame:
+    """Mean drift per task × method × layer × metric (final step) with its method-level interval,
+    ranked within layer (1 = most).
+
+    ``ci_low``/``ci_high`` are the hierarchical interval of the mean over seeds (seeds, then
+    samples; :func:`repdrift.analysis.stats.hierarchical_interval`) with ``interval =
+    "seeds+samples"``, or with one seed that run's half-sample interval (``interval =
+    "samples"``, a statement about one training only). ``replicates`` maps (run, step, layer,
+    metric) to half-sample drifts; without them an interval uses the seeds alone.
+    ``structural_zero`` marks layers every seed of the method left unchanged.
+    """
     final = final_step(drift)
-    df = (
-        final.groupby(["method", "metric", "layer", "layer_index", "task"], as_index=False)["drift"]
-        .mean()
-        .rename(columns={"drift": "mean_drift"})
-    )
+    replicates = replicates or {}
+    keys = ["method", "metric", "layer", "layer_index", "task"]
+    zeros = structural_zeros(final)
+    rows = []
+    for key, part in final.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
+        reps = [replicates.get((r, s, row["layer"], row["metric"]))
+                for r, s in zip(part["run"], part["step"], strict=True)]  # fmt: skip
+        stacked = np.stack(reps) if reps and all(r is not None for r in reps) else None
+        values = part["drift"].to_numpy(float)
+        iv = stats.hierarchical_interval(values, stacked, level)
+        known = len(values) >= 2 or stacked is not None
+        row.update(
+            mean_drift=float(values.mean()),
+            ci_low=iv.low,
+            ci_high=iv.high,
+            interval=iv.kind if known else "",
+            n_seeds=len(values),
+            structural_zero=bool(
+                row["method"] in zero_methods(zeros, row["task"], row["metric"], row["layer_index"])
+            ),
+        )
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=[*keys, "mean_drift", "ci_low", "ci_high", "interval",
+                                     "n_seeds", "structural_zero"])  # fmt: skip
     df["rank"] = df.groupby(["method", "metric", "layer"])["mean_drift"].rank(
         ascending=False, method="min"
     )

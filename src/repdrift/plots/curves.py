@@ -36,6 +36,20 @@ def drift_ylabel(metric: str) -> str:
     return f"drift (1 − {metric_label(metric)})"
 
 
+#: Legend text of each kind of band (``interval`` column of the method summary).
+BAND_LABELS = {
+    "seeds+samples": "CI of mean: seeds + samples",
+    "samples": "CI of one run: samples",
+}
+
+
+def _bands(summary: pd.DataFrame | None, task: str, metric: str) -> pd.DataFrame:
+    """Method-level interval rows of ``task`` / ``metric`` from the ``task_ranking`` table."""
+    if summary is None or summary.empty or "ci_low" not in summary.columns:
+        return pd.DataFrame(columns=["method", "layer_index", "ci_low", "ci_high", "interval"])
+    return summary[(summary["task"] == task) & (summary["metric"] == metric)]
+
+
 @styled
 def drift_profile(
     drift: pd.DataFrame,
@@ -46,12 +60,16 @@ def drift_profile(
     methods: Sequence[str] | None = None,
     level: float | None = None,
     ax: Axes | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> Figure:
     """Layer-wise drift of each method from the base model for one task (final checkpoints).
 
     Thick line: mean drift over seeds. Thin lines: the individual seeds (their spread is the
-    seed-to-seed variability). Band: the per-seed half-sample interval of the drift, its
-    bounds averaged over seeds (sampling uncertainty of one run). Dashed line: the seed noise
+    seed-to-seed variability). Band: the method-level interval of the mean drift from
+    ``summary`` (the ``task_ranking`` table): hierarchical, seeds then samples, when the method
+    has several seeds; with a single seed, that run's half-sample interval, labelled as such.
+    Without ``summary`` only a single run's half-sample interval can be drawn. Open markers:
+    structural zeros (the layer is unchanged in every seed). Dashed line: the seed noise
     floor, 1 − similarity between two seeds of the same method, i.e. how different two
     fine-tuning runs are from each other.
 
@@ -69,6 +87,8 @@ def drift_profile(
         Confidence level of the intervals, for the legend.
     ax : Axes, optional
         Draw into these axes (legend inside) instead of a new single-column figure.
+    summary : DataFrame, optional
+        The ``task_ranking`` table (method-level intervals and structural zeros).
 
     Returns
     -------
@@ -80,7 +100,9 @@ def drift_profile(
     own_figure = ax is None
     fig, ax = figure_and_axes(ax, COLUMN_WIDTH, 2.7)
     handles: list = []
-    has_band = has_floor = False
+    has_floor = has_zero = False
+    band_kinds: set[str] = set()
+    bands = _bands(summary, task, metric)
     for method in methods:
         part = rows[rows["method"] == method]
         if part.empty:
@@ -89,16 +111,25 @@ def drift_profile(
         for _, run in part.groupby("run"):
             run = run.sort_values("layer_index")
             ax.plot(run["layer_index"], run["drift"], color=color, lw=0.5, alpha=0.45)
-        mean = part.groupby("layer_index")[["drift", "ci_low", "ci_high"]].mean()
+        mean = part.groupby("layer_index")["drift"].mean()
         n_seeds = part["run"].nunique()
-        line = ax.plot(mean.index, mean["drift"], color=color, marker="o", zorder=3)[0]
+        line = ax.plot(mean.index, mean.to_numpy(), color=color, marker="o", zorder=3)[0]
         line.set_label(f"{method_label(method)} (mean of {n_seeds} seed{'s' * (n_seeds != 1)})")
         handles.append(line)
-        if mean["ci_low"].notna().any():
-            has_band = True
+        band = bands[bands["method"] == method].sort_values("layer_index")
+        if band.empty and n_seeds == 1:  # one run: its own half-sample interval
+            band = part.sort_values("layer_index").assign(interval="samples")
+        if not band.empty and band["ci_low"].notna().any():
+            band_kinds |= set(band["interval"].astype(str)) - {""}
             ax.fill_between(
-                mean.index, mean["ci_low"], mean["ci_high"], color=color, alpha=0.2, lw=0
-            )
+                band["layer_index"], band["ci_low"], band["ci_high"], color=color, alpha=0.2,
+                lw=0,
+            )  # fmt: skip
+        if "structural_zero" in band.columns and band["structural_zero"].astype(bool).any():
+            has_zero = True
+            zero = band[band["structural_zero"].astype(bool)]
+            ax.plot(zero["layer_index"], mean.reindex(zero["layer_index"]).to_numpy(), ls="none",
+                    marker="o", mfc="white", mec=color, zorder=4)  # fmt: skip
         if noise_floor is not None and not noise_floor.empty:
             floor = noise_floor[
                 (noise_floor["task"] == task)
@@ -110,15 +141,21 @@ def drift_profile(
                 ax.plot(floor["layer_index"], floor["drift"], color=color, ls="--", lw=0.9)
     grey = "0.35"
     handles.append(Line2D([], [], color=grey, lw=0.5, label="single seed"))
-    if has_band:
-        what = f"{level:.0%} interval" if level else "interval"
-        handles.append(Patch(color=grey, alpha=0.3, lw=0, label=f"{what} (mean over seeds)"))
+    for kind in sorted(band_kinds):
+        what = f"{level:.0%} " if level else ""
+        handles.append(Patch(color=grey, alpha=0.3, lw=0, label=f"{what}{BAND_LABELS[kind]}"))
+    if has_zero:
+        handles.append(Line2D([], [], color=grey, marker="o", mfc="white", ls="none",
+                              label="unchanged in every seed"))  # fmt: skip
     if has_floor:
         handles.append(Line2D([], [], color=grey, ls="--", lw=0.9, label="seed-vs-seed drift"))
     set_layer_axis(ax, rows["layer_index"])
     ax.set_xlabel("layer (transformer block output)")
     ax.set_ylabel(drift_ylabel(metric))
-    low = float(np.nanmin(rows[["drift", "ci_low"]].to_numpy(dtype=float)))
+    shown = [rows["drift"].to_numpy(float)]
+    if not bands.empty:
+        shown.append(bands["ci_low"].to_numpy(float))
+    low = float(np.nanmin(np.concatenate(shown)))
     ax.set_ylim(
         bottom=min(0.0, low * 1.05)
     )  # drift starts at 0: anchoring there keeps scale honest

@@ -118,13 +118,10 @@ def catalog(
     tasks = sorted(rows["task"].unique()) if not rows.empty else []
     if not tasks:
         skip("drift_profile", f"no drift rows for metric {metric!r}")
+    summary = results.task_ranking
     for task in tasks:
         part = rows[rows["task"] == task]
-        band = (
-            f" Bands: {level:.0%} half-sample interval of each seed's drift, averaged over seeds."
-            if level and part["ci_low"].notna().any()
-            else ""
-        )
+        band = _band_caption(summary, part, task, metric, level)
         specs.append(
             FigureSpec(
                 f"drift_profile_{_slug(task)}",
@@ -135,21 +132,15 @@ def catalog(
                 f"lines: single seeds.{band} Dashed: drift between two seeds of the same "
                 "method (seed noise floor).",
                 lambda t=task: drift_profile(
-                    drift, results.noise_floor, task=t, metric=metric, level=level
+                    drift, results.noise_floor, task=t, metric=metric, level=level,
+                    summary=summary,
                 ),
             )
         )
     comp = results.comparison
     if tasks:
         has_comp = not comp.empty and (comp["metric"] == metric).any()
-        diff = (
-            f" Bottom: difference {method_label(comp['method_a'].iloc[0])} − "
-            f"{method_label(comp['method_b'].iloc[0])}; "
-            f"markers give the {CORRECTION_LABELS[correction]}-adjusted seed-level p "
-            "(* < 0.05, ** < 0.01, *** < 0.001)."
-            if has_comp
-            else ""
-        )
+        diff = _difference_caption(comp[comp["metric"] == metric], correction) if has_comp else ""
         specs.append(
             FigureSpec(
                 "drift_heatmaps",
@@ -233,6 +224,54 @@ def catalog(
             )
         )
     return specs
+
+
+def _band_caption(
+    summary: pd.DataFrame, part: pd.DataFrame, task: str, metric: str, level: float | None
+) -> str:
+    """What the drift profile's bands are, from the method summary's ``interval`` kinds."""
+    what = f"{level:.0%} " if level else ""
+    kinds = set()
+    if summary is not None and not summary.empty and "interval" in summary.columns:
+        mine = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+        kinds = set(mine.loc[mine["ci_low"].notna(), "interval"].astype(str)) - {""}
+    text = ""
+    if "seeds+samples" in kinds:
+        text += (
+            f" Bands: {what}interval of the mean over seeds, with seed-to-seed variation "
+            "and the sampling variation of the mean (seeds, then samples)."
+        )
+    if "samples" in kinds or (not kinds and part["ci_low"].notna().any()
+                              and part["run"].nunique() == 1):  # fmt: skip
+        text += (
+            f" {'Bands' if not text else 'For a method with one seed the band is'}: {what}"
+            "half-sample interval of that single run (sampling noise only, not the variation "
+            "between trainings)."
+        )
+    if "structural_zero" in getattr(summary, "columns", []):
+        zero = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+        if zero["structural_zero"].astype(bool).any():
+            text += " Open markers: layers unchanged in every seed (structural zeros)."
+    return text
+
+
+def _difference_caption(comp: pd.DataFrame, correction: str) -> str:
+    a, b = method_label(comp["method_a"].iloc[0]), method_label(comp["method_b"].iloc[0])
+    tests = set(comp["test"].astype(str)) if "test" in comp else {"welch"}
+    text = f" Bottom: difference {a} − {b}; "
+    if "welch" in tests:
+        text += (
+            f"markers give the {CORRECTION_LABELS[correction]}-adjusted seed-level p "
+            "(Welch over seeds; * < 0.05, ** < 0.01, *** < 0.001)."
+        )
+    else:
+        text += (
+            "no markers: with fewer than 2 seeds per method there is no seed-level test, and "
+            "each cell describes two particular trainings."
+        )
+    if "structural zero" in tests:
+        text += " ○: a layer one method left unchanged in every seed (not tested)."
+    return text
 
 
 def plot_all(

@@ -78,7 +78,10 @@ def drift_heatmaps(
     Method panels show the mean drift over seeds at the final checkpoint (from ``drift``).
     The last panel shows ``drift_diff`` (method a − method b) from ``comparison`` on a
     diverging scale centred at 0, with markers from the ``correction`` column: ``*`` < 0.05,
-    ``**`` < 0.01, ``***`` < 0.001.
+    ``**`` < 0.01, ``***`` < 0.001, only where the test's unit is the seed (``test ==
+    "welch"``): with one seed of a method a cell describes two trainings and gets no marker.
+    Structural zeros (a layer one method left unchanged in every seed) are marked ``○`` and
+    never tested.
 
     Parameters
     ----------
@@ -133,18 +136,25 @@ def drift_heatmaps(
         dnorm = Normalize(-limit, limit)  # symmetric: white is exactly "no difference"
         dcmap = _cmap(DIVERGING_CMAP)
         dim = _heatmap(ax, diff, dcmap, dnorm)
-        p = comp.pivot_table(index="task", columns="layer_index", values=correction)
+        tests = comp["test"].astype(str) if "test" in comp else pd.Series("welch", comp.index)
+        seed_level = comp.assign(_p=comp[correction].where(tests == "welch"))
+        p = seed_level.pivot_table(index="task", columns="layer_index", values="_p")
         p = p.reindex(index=tasks, columns=layers)
+        zero = comp.assign(_z=(tests == "structural zero").astype(float))
+        zero = zero.pivot_table(index="task", columns="layer_index", values="_z")
+        zero = zero.reindex(index=tasks, columns=layers).fillna(0.0)
         for i, j in np.ndindex(p.shape):
-            marker = stars(float(p.iat[i, j]))
+            marker = "○" if zero.iat[i, j] else stars(float(p.iat[i, j]))
             if marker:
                 color = _text_color(dcmap(dnorm(diff.iat[i, j])))
                 ax.text(j, i, marker, ha="center", va="center_baseline", color=color, fontsize=7)
-        ax.set_title(
-            f"{method_label(a)} − {method_label(b)}  (* p < .05, ** p < .01, "
-            f"{CORRECTION_LABELS[correction]})",
-            loc="left",
+        tested = bool((tests == "welch").any())
+        note = (
+            f"* p < .05, ** p < .01, {CORRECTION_LABELS[correction]}, seeds"
+            if tested
+            else "no test: < 2 seeds per method"
         )
+        ax.set_title(f"{method_label(a)} − {method_label(b)}  ({note})", loc="left")
         fig.colorbar(dim, ax=ax, label="drift difference", shrink=0.9)
     axes[-1].set_xlabel("layer (E: embeddings)" if layers and layers[0] < 0 else "layer")
     return fig

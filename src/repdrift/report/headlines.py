@@ -69,12 +69,154 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
+def fmt_p(p: float) -> str:
+    """A p-value for a sentence: ``p = 0.032``, ``p = 2.1e-05``."""
+    return f"p = {p:.2g}" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _ci(low: float, high: float, level: float) -> str:
+    return f"{level:.0%} CI {low:+.3f} to {high:+.3f}".replace("-", "−")
+
+
+def _signed(x: float, digits: int = 3) -> str:
+    return f"{x:+.{digits}f}".replace("-", "−")
+
+
+def study_answer(
+    results: Results,
+    *,
+    metric: str | None = None,
+    correction: str = "p_holm",
+    alpha: float = 0.05,
+) -> str:
+    """The report's first sentence for ``results`` (see :func:`study_sentence`)."""
+    return study_sentence(headline(results, metric, alpha, correction=correction))
+
+
+def study_sentence(h: Headline) -> str:
+    """The report's first sentence: the pre-registered study-level answer with its uncertainty
+    (or why there is none)."""
+    pair = h.answers[["method_a", "method_b"]].iloc[0] if not h.answers.empty else None
+    if pair is None:
+        return "No study-level answer: no task has runs of both methods."
+    a, b = method_name(str(pair["method_a"])), method_name(str(pair["method_b"]))
+    what = f"drift (1 − {h.metric}) averaged over the transformer blocks"
+    s = h.study
+    if s is None and all(
+        r.n_seeds_a >= 2 and r.n_seeds_b >= 2 for r in h.answers.itertuples()
+    ):
+        return (
+            f"No seed-level answer to whether {a} drifts less than {b}: every transformer block "
+            "is unchanged in every seed of a method (structural zeros), so there is nothing "
+            "to test."
+        )
+    if s is None:
+        seeds = ", ".join(
+            f"{r.task}: {r.n_seeds_a} + {r.n_seeds_b}" for r in h.answers.itertuples()
+        )
+        diffs = ", ".join(f"{r.task} {_signed(r.diff)}" for r in h.answers.itertuples())
+        return (
+            f"No seed-level answer to whether {a} drifts less than {b}: a test needs at least 2 "
+            f"training seeds of each method per task (seeds {seeds}). The difference in {what} "
+            f"({a} − {b}: {diffs}) describes those particular trainings, not the methods."
+        )
+    verdict = (
+        f"{a} drifted {'less' if s.estimate < 0 else 'more'} than {b}"
+        if s.p < h.alpha
+        else f"no significant difference in drift between {a} and {b} was found"
+    )
+    seeds = ", ".join(
+        f"{r.n_seeds_a} + {r.n_seeds_b}" for r in h.answers.itertuples() if r.test == "welch"
+    )
+    if s.n_tasks == 1:
+        r = h.answer(s.tasks[0])
+        how = (
+            f"Welch t-test with seeds as the unit, {seeds} seeds, t df {s.df:.1f}; exact "
+            f"permutation of the method labels p = {r['p_perm']:.3g}, the smallest attainable "
+            f"with these seeds being {r['perm_floor']:.3g}"
+        )
+        where = f"In {s.tasks[0]}"
+    else:
+        how = (
+            f"random-effects pooling of the per-task seed-level differences over {s.n_tasks} "
+            f"tasks (seeds per task {seeds}), between-task variance τ² = {s.tau2:.2g}, t df "
+            f"{s.df:.1f}"
+        )
+        where = f"Across {s.n_tasks} tasks"
+    level = float(h.answers["level"].iloc[0])
+    return (
+        f"{where}, {verdict}: {a} − {b} in {what} = {_signed(s.estimate)} "
+        f"({_ci(s.low, s.high, level)}, {fmt_p(s.p)}; {how})."
+    )
+
+
+def _answer_sentence(r: pd.Series, task: str) -> str | None:
+    """The task's pre-registered seed-level test, in one sentence."""
+    if r["test"] != "welch":
+        return None
+    a, b = method_name(str(r["method_a"])), method_name(str(r["method_b"]))
+    pct = f"{r['rel_diff'] * 100:+.0f}%".replace("-", "−")
+    rel = f", {pct} relative to {b}" if np.isfinite(r["rel_diff"]) else ""
+    maxt = r["p_maxt"] or {}
+    fw = [int(i) for i, p in maxt.items() if np.isfinite(p) and p < 0.05]
+    family = (
+        f"; family-wise over layers (max-|t| permutation) {layer_ranges(fw)} differ"
+        if fw
+        else "; no single layer differs family-wise (max-|t| permutation of the labels, "
+        f"smallest attainable p {r['perm_floor']:.2g})"
+    )
+    return (
+        f"{task}: {a} − {b} in block-averaged drift = {_signed(r['diff'])} ({r['drift_a']:.3f} "
+        f"vs {r['drift_b']:.3f}{rel}; {_ci(r['low'], r['high'], r['level'])}, Welch over "
+        f"{r['n_seeds_a']} + {r['n_seeds_b']} seeds {fmt_p(r['p'])}, Hedges g "
+        f"{_signed(r['effect_size'], 1)}; permutation of method labels p = {r['p_perm']:.3g}{family})."
+    )
+
+
+def _structural_sentence(row: pd.Series | None, h: Headline, task: str) -> str | None:
+    if h.zeros.empty:
+        return None
+    mine = h.zeros[(h.zeros["task"] == task) & (h.zeros["metric"] == h.metric)]
+    if mine.empty:
+        return None
+    parts = []
+    for method, part in mine.groupby("method"):
+        parts.append(f"{layer_ranges(part['layer_index'])} under {method_name(str(method))}")
+    return (
+        f"Unchanged in every seed (structural zeros, found in the representations): "
+        f"{_join(parts)}; reported, but left out of tests, layer averages and relative changes."
+    )
+
+
+def _description_sentences(row: pd.Series, task: str) -> list[str]:
+    """One seed of a method: what the two trainings show, with no claim about the methods."""
+    name_a, name_b = method_name(str(row["method_a"])), method_name(str(row["method_b"]))
+    parts = []
+    for word in ("less", "more"):
+        layers = [i for i in row[f"layers_a_{word}"] if i not in row["structural"]]
+        if layers:
+            parts.append(f"{word} in {layer_ranges(layers)}")
+    apart = [i for i in row["layers_interval_excludes_zero"] if i not in row["structural"]]
+    text = (
+        f"Description of two trainings, not a test of the methods: the {name_a} run drifted "
+        f"{_join(parts) or 'as much'} than the {name_b} run on {task}"
+    )
+    if apart:
+        text += (
+            f"; the half-sample interval of the difference (sampling noise of these runs only) "
+            f"excludes 0 in {layer_ranges(apart)}"
+        )
+    return [text + "."]
+
+
 def _comparison_sentences(row: pd.Series, task: str, h: Headline) -> list[str]:
     a, b = str(row["method_a"]), str(row["method_b"])
     name_a, name_b = method_name(a), method_name(b)
     lead = name_a[0].upper() + name_a[1:]
     adjusted = CORRECTION_NAMES[h.correction]
-    metric, alpha, n_layers = h.metric, h.alpha, int(row["n_layers"])
+    metric, alpha, n_layers = h.metric, h.alpha, int(row["n_tested"])
+    if row["samples_test"]:
+        return _description_sentences(row, task)
     if row["n_tested"] == 0:
         return [f"No test of {name_a} against {name_b} was possible for {task} ({metric})."]
     sentences = []
@@ -104,9 +246,10 @@ def _seed_caveat(row: pd.Series) -> str | None:
     n_a, n_b = int(row["n_seeds_a"]), int(row["n_seeds_b"])
     if row["samples_test"]:
         return (
-            f"Only {_plural(n_a, 'seed')} of {a} and {_plural(n_b, 'seed')} of {b}: the "
-            "p-values reflect sampling noise only, not the variation between training runs; "
-            "train more seeds before drawing conclusions."
+            f"Only {_plural(n_a, 'seed')} of {a} and {_plural(n_b, 'seed')} of {b}: any "
+            "interval or p-value reflects sampling noise only, not the variation between "
+            "training runs, so nothing is claimed about the methods; train at least 2 (better "
+            "3 or more) seeds of each."
         )
     if min(n_a, n_b) < 3:
         return (
@@ -174,6 +317,9 @@ def headlines(
         sentences: list[str] = []
         row = h.comparison(task)
         methods = order_methods(h.task_methods(task))
+        answer = h.answer(task)
+        if answer is not None and (text := _answer_sentence(answer, task)):
+            sentences.append(text)
         if row is not None:
             sentences += _comparison_sentences(row, task, h)
             caveat = _seed_caveat(row)
@@ -190,6 +336,9 @@ def headlines(
                 f"Only {method_name(methods[0])} runs for {task}: there is no second method to "
                 "compare with."
             )
+        zero = _structural_sentence(row, h, task)
+        if zero:
+            sentences.append(zero)
         peak = _peak_sentence(h, task)
         if peak:
             sentences.append(peak)

@@ -22,7 +22,7 @@ from repdrift.errors import InputError
 from repdrift.metrics import registry
 from repdrift.plots.figures import FigureSpec, catalog, read_weights
 from repdrift.plots.style import figure_bytes, method_name, metric_label
-from repdrift.report.headlines import CORRECTION_NAMES, headlines
+from repdrift.report.headlines import CORRECTION_NAMES, headlines, study_answer
 from repdrift.report.tables import (
     comparison_tables,
     drift_tables,
@@ -201,6 +201,7 @@ def write_report(
         weights = read_weights(results_path)
     metric = metric or default_metric(results)
     text = headlines(results, metric=metric, correction=correction, alpha=alpha)
+    answer = study_answer(results, metric=metric, correction=correction, alpha=alpha)
     specs = catalog(results, weights, metric=metric, correction=correction)
     embedded = _embed_files(figures, specs) if figures is not None else _draw(specs)
     level = results.summary.get("settings", {}).get("level")
@@ -219,6 +220,7 @@ def write_report(
             metric=metric,
             metric_label=metric_label(metric),
             headlines=text,
+            answer=answer,
             figures=embedded,
             tables=tables,
             methods=_methods_context(results, weights, correction, alpha),

@@ -55,6 +55,14 @@ def fmt_pct(x: Any) -> str:
     return f"{float(x) * 100:+.0f}%".replace("-", "−")
 
 
+def seed_stars(row: pd.Series, correction: str) -> str:
+    """Significance markers only for a test whose unit is the seed; ``○`` for structural zeros."""
+    test = str(row.get("test", "welch"))
+    if test == "structural zero":
+        return " ○"
+    return stars(float(row[correction])) if test == "welch" else ""
+
+
 def layer_name(index: int) -> str:
     return "embeddings" if int(index) < 0 else str(int(index))
 
@@ -146,12 +154,24 @@ def comparison_tables(
     for task, part in comp.groupby("task", sort=True):
         a, b = method_label(part["method_a"].iloc[0]), method_label(part["method_b"].iloc[0])
         ci = f"{level:.0%} CI" if level else "CI"
-        tests = sorted(set(part["test"].astype(str)))
-        test_note = f" Test: {', '.join(tests)} (see Methods)." if tests else ""
+        tests = set(part["test"].astype(str))
+        test_note = (
+            " p-values: Welch over seeds, adjusted per metric over layers × tasks."
+            if "welch" in tests
+            else " One seed of a method: differences and intervals describe those two "
+            "trainings (half-samples), no test of the methods, no markers."
+        )
+        if "structural zero" in tests:
+            test_note += (
+                " ○: a layer one method left unchanged in every seed (structural zero), "
+                "not tested, no relative change."
+            )
         table = Table(
             f"{task}: {a} vs {b}, drift = 1 − {metric} at the final checkpoint, mean over "
             f"seeds ({int(part['n_seeds_a'].min())} {a}, {int(part['n_seeds_b'].min())} {b}). "
-            f"Bold: {correction} < {alpha:g}.{test_note}",
+            f"Bold: {correction} < {alpha:g} (seed-level tests only). Interval: "
+            f"{'seeds, then samples' if 'welch' in tests else 'half-samples of the two runs'}."
+            f"{test_note}",
             ["Layer", a, b, f"{a} − {b}", ci, f"rel. to {b}", "p", "Holm", "BH", "Hedges' g"],
             numeric=[False, *[True] * 9],
             groups=[("", 1), ("drift", 2), ("difference", 3), ("p-value", 3), ("", 1)],
@@ -162,7 +182,7 @@ def comparison_tables(
                     layer_name(r["layer_index"]),
                     fmt_num(r["drift_a"]),
                     fmt_num(r["drift_b"]),
-                    fmt_num(r["drift_diff"]) + stars(float(r[correction])),
+                    fmt_num(r["drift_diff"]) + seed_stars(r, correction),
                     f"[{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]",
                     fmt_pct(r["rel_diff"]),
                     fmt_p(r["p"]),
@@ -170,7 +190,7 @@ def comparison_tables(
                     fmt_p(r["p_bh"]),
                     fmt_num(r["effect_size"], 2),
                 ],
-                strong=bool(r[correction] < alpha),
+                strong=bool(r[correction] < alpha) and str(r.get("test", "welch")) == "welch",
             )
         tables.append(table)
     return tables
@@ -183,6 +203,11 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
         return []
     drift = drift[drift["metric"] == metric]
     floor = results.noise_floor
+    summary = results.task_ranking
+    if summary.empty or "ci_low" not in summary.columns:
+        summary = pd.DataFrame(columns=["task", "method", "metric", "layer_index", "ci_low",
+                                        "ci_high", "interval", "structural_zero"])  # fmt: skip
+    summary = summary[summary["metric"] == metric]
     tables = []
     for task, part in drift.groupby("task", sort=True):
         methods = order_methods(part["method"])
@@ -193,8 +218,10 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
             groups.append((method_label(m), 4))
         table = Table(
             f"{task}: drift = 1 − {metric} per layer at the final checkpoint. Drift: mean over "
-            "seeds; seed range: min–max over seeds; interval: half-sample interval bounds "
-            "averaged over seeds; seed floor: drift between two seeds of the same method.",
+            "seeds; seed range: min–max over seeds; interval: of the mean over seeds, with "
+            "seed-to-seed and sampling variation (seeds, then samples), or, marked †, the "
+            "half-sample interval of a single run (sampling noise only); ○: unchanged in every "
+            "seed (structural zero); seed floor: drift between two seeds of the same method.",
             columns,
             numeric=[False] + [True] * (len(columns) - 1),
             groups=groups,
@@ -213,12 +240,18 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
                     if not floor.empty
                     else floor
                 )
+                iv = summary[(summary["task"] == task) & (summary["method"] == m)
+                             & (summary["layer_index"] == index)]  # fmt: skip
+                low, high = (iv["ci_low"].iloc[0], iv["ci_high"].iloc[0]) if len(iv) else (
+                    math.nan, math.nan)  # fmt: skip
+                single = " †" if len(iv) and iv["interval"].iloc[0] == "samples" else ""
+                zero = " ○" if len(iv) and bool(iv["structural_zero"].iloc[0]) else ""
                 cells += [
-                    fmt_num(rows["drift"].mean()),
+                    fmt_num(rows["drift"].mean()) + zero,
                     f"{fmt_num(rows['drift'].min())}–{fmt_num(rows['drift'].max())}"
                     if len(rows) > 1
                     else "–",
-                    f"[{fmt_num(rows['ci_low'].mean())}, {fmt_num(rows['ci_high'].mean())}]",
+                    f"[{fmt_num(low)}, {fmt_num(high)}]{single}",
                     fmt_num(f["drift"].iloc[0]) if not f.empty else "–",
                 ]
             table.add(cells)
@@ -235,7 +268,8 @@ def metrics_table(results: Results, correction: str, alpha: float) -> Table | No
     a, b = method_label(comp["method_a"].iloc[0]), method_label(comp["method_b"].iloc[0])
     table = Table(
         f"Drift difference {a} − {b} per metric (* < 0.05, ** < 0.01, *** < 0.001, "
-        f"{correction}); bold rows: significant for every metric.",
+        f"{correction}, seed-level tests only; ○ structural zero); bold rows: significant "
+        "for every metric.",
         ["Task", "Layer", *metrics],
         numeric=[False, False] + [True] * len(metrics),
     )
@@ -249,7 +283,7 @@ def metrics_table(results: Results, correction: str, alpha: float) -> Table | No
                 all_sig = False
                 continue
             r = by_metric.loc[m]
-            cells.append(fmt_num(r["drift_diff"]) + stars(float(r[correction])))
-            all_sig &= bool(r[correction] < alpha)
+            cells.append(fmt_num(r["drift_diff"]) + seed_stars(r, correction))
+            all_sig &= bool(r[correction] < alpha) and str(r.get("test", "welch")) == "welch"
         table.add(cells, strong=all_sig)
     return table

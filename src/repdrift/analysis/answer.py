@@ -1,0 +1,255 @@
+"""The pre-registered answer: does method a drift less than method b, per task and overall?
+
+One question, one test, fixed before looking at the data (the original study's t-test on the
+layer-averaged drift over seeds):
+
+- **Per task**, each fine-tuned run (one training seed) is summarised by its drift averaged
+  over the transformer blocks at its final checkpoint, leaving out structural zeros (layers
+  either method cannot change, :mod:`repdrift.analysis.structural`). The difference of the
+  method means is tested by Welch's t-test with seeds as the unit (the primary p-value), with
+  its t interval and Hedges' g. Beside it: the exact permutation test of the method labels
+  across seeds (Monte-Carlo above :data:`MAX_EXACT` relabelings), whose smallest attainable
+  p-value is stated (2/20 = 0.1 at 3 + 3 seeds), and the family-wise max-|t| permutation
+  test over layers (Westfall & Young), which says which layers differ with the family-wise
+  error controlled by the same relabelings.
+- **For the study**, the per-task differences are pooled by a random-effects meta-analysis
+  (Paule–Mandel between-task variance, :func:`statsmodels.stats.meta_analysis.combine_effects`)
+  with a t reference whose degrees of freedom combine the per-task Welch df and, for the
+  between-task variance, k − 1 (Satterthwaite), so that 3 + 3 seeds do not get a normal
+  reference they cannot support.
+
+With fewer than 2 seeds of a method there is no seed-level test: the answer is then the
+difference between those particular trainings, and says so (``test = "none"``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from repdrift.analysis import stats
+from repdrift.analysis.structural import structural_zeros
+
+#: Largest number of relabelings enumerated exactly; beyond it, Monte-Carlo.
+MAX_EXACT = 20_000
+#: Monte-Carlo relabelings when the exact count is too large.
+N_MONTE_CARLO = 9_999
+
+
+@dataclass(frozen=True)
+class TaskAnswer:
+    """The seed-level answer for one task (difference ``a − b`` of layer-averaged drift)."""
+
+    task: str
+    method_a: str
+    method_b: str
+    n_seeds_a: int
+    n_seeds_b: int
+    test: str  # "welch" (seeds are the unit) or "none" (fewer than 2 seeds of a method)
+    drift_a: float
+    drift_b: float
+    diff: float
+    low: float
+    high: float
+    df: float
+    p: float
+    effect_size: float  # Hedges' g over seeds
+    rel_diff: float  # diff / drift_b
+    p_perm: float  # exact (or Monte-Carlo) permutation of method labels across seeds
+    perm_floor: float  # the smallest p-value the relabelings can give
+    n_relabelings: int
+    exact: bool
+    layers: list[int] = field(default_factory=list)  # blocks averaged
+    excluded: list[int] = field(default_factory=list)  # structural zeros left out
+    p_maxt: dict[int, float] = field(default_factory=dict)  # family-wise, per layer
+    se: float = math.nan  # Welch standard error of diff
+    level: float = 0.95
+
+
+@dataclass(frozen=True)
+class StudyAnswer:
+    """The answer pooled over tasks (random effects), or the one task's when there is one."""
+
+    method_a: str
+    method_b: str
+    n_tasks: int
+    estimate: float
+    low: float
+    high: float
+    df: float
+    p: float
+    tau2: float
+    model: str
+    tasks: list[str] = field(default_factory=list)
+
+
+def seed_means(final: pd.DataFrame, layers: Sequence[int]) -> pd.Series:
+    """Per run: drift averaged over ``layers`` (rows of one task, one metric, final step)."""
+    part = final[final["layer_index"].isin(list(layers))]
+    return part.groupby("run")["drift"].mean()
+
+
+def relabelings(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Boolean (R, n_a + n_b) masks of group a: every split (exact) or random ones."""
+    n = n_a + n_b
+    if math.comb(n, n_a) <= MAX_EXACT:
+        masks = np.zeros((math.comb(n, n_a), n), dtype=bool)
+        for i, chosen in enumerate(itertools.combinations(range(n), n_a)):
+            masks[i, list(chosen)] = True
+        return masks, True
+    masks = np.zeros((N_MONTE_CARLO + 1, n), dtype=bool)
+    masks[0, :n_a] = True  # the observed labelling counts as one draw (Phipson & Smyth)
+    for i in range(1, N_MONTE_CARLO + 1):
+        masks[i, rng.choice(n, n_a, replace=False)] = True
+    return masks, False
+
+
+def permutation_floor(n_a: int, n_b: int, exact: bool) -> float:
+    """Smallest attainable two-sided p-value of a relabeling test at these seed counts."""
+    if not exact:
+        return 1 / (N_MONTE_CARLO + 1)
+    return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
+
+
+def _welch_t(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Welch t of every relabeling: values (n, L), masks (R, n) → (R, L); 0/0 counts as 0."""
+    a, b = masks.astype(np.float64), (~masks).astype(np.float64)
+    na, nb = a.sum(axis=1, keepdims=True), b.sum(axis=1, keepdims=True)
+    mean_a, mean_b = a @ values / na, b @ values / nb
+    var_a = (a @ values**2 - na * mean_a**2) / (na - 1)
+    var_b = (b @ values**2 - nb * mean_b**2) / (nb - 1)
+    se = np.sqrt(np.maximum(var_a, 0) / na + np.maximum(var_b, 0) / nb)
+    diff = mean_a - mean_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, diff / se, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
+    return t
+
+
+def _exceed(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Fraction of ``null`` (R,) at least as large as each ``observed``, ties kept by a
+    relative tolerance (relabelings that give the same split give the same value)."""
+    tol = 1e-9 * np.maximum(1.0, np.abs(observed))
+    return (null[:, None] >= observed[None, :] - tol).mean(axis=0)
+
+
+def task_answer(
+    final: pd.DataFrame,
+    task: str,
+    methods: tuple[str, str],
+    *,
+    level: float = 0.95,
+    rng: np.random.Generator,
+    zeros: pd.DataFrame | None = None,
+) -> TaskAnswer | None:
+    """The answer for one task from its final-step drift rows of one metric (None when a
+    method has no runs)."""
+    a_name, b_name = methods
+    rows = final[final["task"] == task]
+    runs_a = sorted(rows.loc[rows["method"] == a_name, "run"].unique())
+    runs_b = sorted(rows.loc[rows["method"] == b_name, "run"].unique())
+    if not runs_a or not runs_b:
+        return None
+    zeros = structural_zeros(rows) if zeros is None else zeros
+    bad = set(zeros.loc[(zeros["task"] == task) & zeros["method"].isin(methods), "layer_index"])
+    blocks = sorted(int(i) for i in rows["layer_index"].unique() if i >= 0)
+    layers = [i for i in blocks if i not in bad]
+    excluded = sorted(int(i) for i in bad)
+    per_run = seed_means(rows, layers)
+    x, y = per_run.reindex(runs_a).to_numpy(float), per_run.reindex(runs_b).to_numpy(float)
+    diff = float(x.mean() - y.mean()) if layers else math.nan
+    rel = diff / float(y.mean()) if layers and y.mean() else math.nan
+    common = dict(
+        task=task, method_a=a_name, method_b=b_name, n_seeds_a=len(x), n_seeds_b=len(y),
+        drift_a=float(x.mean()), drift_b=float(y.mean()), diff=diff, rel_diff=rel,
+        layers=layers, excluded=excluded,
+    )  # fmt: skip
+    nan = math.nan
+    if len(x) < 2 or len(y) < 2 or not layers:
+        return TaskAnswer(**common, test="none", low=nan, high=nan, df=nan, p=nan,
+                          effect_size=nan, p_perm=nan, perm_floor=nan, n_relabelings=0,
+                          exact=True, level=level)  # fmt: skip
+    w = stats.welch(x, y)
+    low, high, df = stats.t_interval(diff, [(x.var(ddof=1) / len(x), len(x) - 1.0),
+                                            (y.var(ddof=1) / len(y), len(y) - 1.0)], level)  # fmt: skip
+    masks, exact = relabelings(len(x), len(y), rng)
+    pooled = np.concatenate([x, y])
+    null_diff = np.abs(masks @ pooled / len(x) - (~masks) @ pooled / len(y))
+    p_perm = float(_exceed(null_diff, np.array([abs(diff)]))[0])
+    # Family-wise over layers: max |t| over layers under each relabeling (Westfall & Young).
+    wide = rows[rows["layer_index"].isin(layers)].pivot_table(
+        index="run", columns="layer_index", values="drift"
+    )
+    values = wide.reindex(runs_a + runs_b).to_numpy(float)
+    t_all = np.abs(_welch_t(values, masks))  # row 0 is the observed labelling
+    p_maxt = _exceed(t_all.max(axis=1), t_all[0])
+    return TaskAnswer(
+        **common, test="welch", low=low, high=high, df=df, p=w.p,
+        effect_size=stats.hedges_g(x, y), p_perm=p_perm,
+        perm_floor=permutation_floor(len(x), len(y), exact), n_relabelings=len(masks),
+        exact=exact, p_maxt={int(i): float(p) for i, p in zip(wide.columns, p_maxt, strict=True)},
+        se=w.se, level=level,
+    )  # fmt: skip
+
+
+def study_answer(answers: Sequence[TaskAnswer], level: float = 0.95) -> StudyAnswer | None:
+    """Pool the tasks' seed-level differences (random effects); None without a tested task.
+
+    The pooled estimate and the between-task variance τ² come from statsmodels'
+    ``combine_effects`` (Paule–Mandel). Its variance ``Σ c_t² (se_t² + τ²)`` (``c_t`` the
+    relative random-effects weights) gets Satterthwaite degrees of freedom from the tasks'
+    Welch df and k − 1 for τ²; the p-value and interval use that t distribution.
+    """
+    tested = [a for a in answers if a.test == "welch" and np.isfinite(a.diff)]
+    if not tested:
+        return None
+    a0 = tested[0]
+    names = [a.task for a in tested]
+    if len(tested) == 1:
+        return StudyAnswer(a0.method_a, a0.method_b, 1, a0.diff, a0.low, a0.high, a0.df, a0.p,
+                           0.0, "Welch t-test on seeds (one task)", names)  # fmt: skip
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    diff = np.array([a.diff for a in tested])
+    se2 = np.array([a.se**2 for a in tested])
+    res = combine_effects(diff, np.maximum(se2, 1e-300), method_re="pm")
+    tau2 = float(max(res.tau2, 0.0))
+    w = 1 / (se2 + tau2)
+    c = w / w.sum()
+    parts = [(float(ci**2 * s), float(a.df)) for ci, s, a in zip(c, se2, tested, strict=True)]
+    parts.append((float(np.sum(c**2) * tau2), len(tested) - 1.0))
+    est = float(res.mean_effect_re)
+    low, high, df = stats.t_interval(est, parts, level)
+    var = sum(v for v, _ in parts)
+    t = est / math.sqrt(var) if var > 0 else (0.0 if est == 0 else math.inf)
+    p = float(2 * sps.t.sf(abs(t), df)) if df < math.inf else float(2 * sps.norm.sf(abs(t)))
+    model = (
+        f"random effects over {len(tested)} tasks (Paule–Mandel τ², statsmodels "
+        "combine_effects), t reference with Satterthwaite df"
+    )
+    return StudyAnswer(a0.method_a, a0.method_b, len(tested), est, low, high, df, p, tau2,
+                       model, names)  # fmt: skip
+
+
+def answers_table(answers: Sequence[TaskAnswer]) -> pd.DataFrame:
+    """One row per task (the :class:`TaskAnswer` fields)."""
+    return pd.DataFrame([asdict(a) for a in answers])
+
+
+__all__ = [
+    "MAX_EXACT",
+    "N_MONTE_CARLO",
+    "StudyAnswer",
+    "TaskAnswer",
+    "answers_table",
+    "permutation_floor",
+    "relabelings",
+    "seed_means",
+    "study_answer",
+    "task_answer",
+]
