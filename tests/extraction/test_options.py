@@ -25,8 +25,11 @@ def test_defaults() -> None:
         "layers": None,
         "batch_size": 32,
         "max_tokens": None,
-        "dtype": "float32",
+        "dtype": "auto",
         "device": "auto",
+        "device_map": None,
+        "max_memory": None,
+        "offload_folder": None,
         "format": "safetensors",
         "trust_remote_code": False,
     }

@@ -84,8 +84,21 @@ def extract(
     ),
     batch_size: int | None = typer.Option(None, help="Sequences per forward pass (default: 32)."),
     max_tokens: int | None = typer.Option(None, help="Cap on padded tokens per batch."),
-    dtype: str | None = typer.Option(None, help="float32 | bfloat16 | float16 (default: float32)."),
+    dtype: str | None = typer.Option(
+        None, help="auto | float32 | bfloat16 | float16 (default: auto: bf16 on a GPU that has it)."
+    ),
     device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: auto)."),
+    device_map: str | None = typer.Option(
+        None,
+        help="A model larger than one device: auto | balanced | sequential, or an explicit map "
+        "'embed_tokens=0,layers.0=0,layers.1=cpu,layers.2=disk'.",
+    ),
+    max_memory: str | None = typer.Option(
+        None, help="With --device-map: memory per device, e.g. 'cpu=2GiB,0=20GiB'."
+    ),
+    offload_folder: Path | None = typer.Option(
+        None, help="With --device-map: where disk-offloaded weights go (default: a temp folder)."
+    ),
     format: str | None = typer.Option(
         None, "--format", help="safetensors | pt (for old scripts; default: safetensors)."
     ),
@@ -108,7 +121,8 @@ def extract(
     options = extraction_options(
         pooling=pooling, layers=_parse_layers(layers), batch_size=batch_size,
         max_tokens=max_tokens, dtype=dtype, device=device, format=format,
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=trust_remote_code, device_map=device_map, max_memory=max_memory,
+        offload_folder=offload_folder,
     )  # fmt: skip
     path = run_extract(
         model, task=task, out=out, base=base, data=data, samples=samples, seed=seed, split=split,

@@ -122,8 +122,8 @@ def extract_loaded(
         ``RUN/step_XXXXXX``.
     options : ExtractionOptions, optional
         Pooling, layers, batching and format (default ``ExtractionOptions()``). The model is
-        already loaded: the manifest records the dtype it was loaded in, and ``device`` and
-        ``trust_remote_code`` do not apply.
+        already loaded: the manifest records the dtype it was loaded in, and ``device``,
+        ``device_map`` and ``trust_remote_code`` do not apply.
     token_ids : optional
         ``tasks.encode(samples, loaded.tokenizer)`` when already computed.
     adapter_disabled : bool
@@ -235,6 +235,9 @@ def extract(
     max_tokens: int | None = None,
     dtype: str | None = None,
     device: str | None = None,
+    device_map: str | dict[str, int | str] | None = None,
+    max_memory: dict[int | str, int | str] | str | None = None,
+    offload_folder: str | Path | None = None,
     format: Format | None = None,
     checkpoints: bool = False,
     base_out: str | Path | None = None,
@@ -263,9 +266,15 @@ def extract(
         their common names and 512 tokens (see :func:`repdrift.tasks.samples.load_samples`).
     pooling, layers, batch_size, max_tokens, dtype, device, format, trust_remote_code
         The extraction settings, see :class:`~repdrift.extraction.options.ExtractionOptions`
-        (defaults: mean pooling, every block, 32 samples per batch, no token budget, float32,
-        ``auto`` device, safetensors). Each one given (not None) replaces the same field of
-        ``options``.
+        (defaults: mean pooling, every block, 32 samples per batch, a token budget only on
+        CUDA (sized from free memory), dtype ``auto`` (bfloat16 on a CUDA device that supports
+        it, else float32), ``auto`` device, safetensors). Each one given (not None) replaces
+        the same field of ``options``.
+    device_map, max_memory, offload_folder
+        A model larger than one device: accelerate's placement (``auto``, ``balanced``, an
+        explicit ``{module: device}`` map) with per-device limits, offloading to the CPU or
+        to disk; results equal the single-device run's. See
+        :func:`repdrift.models.load.load_model`.
     options : ExtractionOptions, optional
         All settings at once.
     checkpoints : bool
@@ -291,6 +300,7 @@ def extract(
     opts = extraction_options(
         options, pooling=pooling, layers=layers, batch_size=batch_size, max_tokens=max_tokens,
         dtype=dtype, device=device, format=format, trust_remote_code=trust_remote_code,
+        device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
     )  # fmt: skip
     out = Path(out)
     # the data are read and checked before the model loads: a wrong column fails in a second
@@ -329,8 +339,6 @@ def extract(
 
 
 def _load(model: str | Path, base: str | Path | None, options: ExtractionOptions) -> LoadedModel:
-    """:func:`repdrift.models.load.load_model` with the options' dtype, device and remote code."""
-    return load_model(
-        model, base=base, device=options.device, dtype=options.dtype,
-        trust_remote_code=options.trust_remote_code,
-    )  # fmt: skip
+    """:func:`repdrift.models.load.load_model` with the options' device, dtype, placement and
+    remote code."""
+    return load_model(model, base=base, **options.model_settings())

@@ -11,9 +11,15 @@ How a pass works
   ``chunk_size`` rows (samples, or tokens for token-level pooling); batches never cross a
   chunk boundary. Chunking depends only on the lengths and ``chunk_size`` - not on the batch
   size - so a resumed run recomputes exactly the chunks it lacks.
-* A forward hook on each requested block pools the block's output on the device as soon as
-  it is produced, in float32. The hook of the last requested layer raises a private
-  exception that stops the forward pass, so the layers above it are never computed.
+* A forward hook on each requested block pools the block's output on the block's own device
+  (a model placed by a device map runs its blocks on several devices, with the attention mask
+  copied once per batch to each) as soon as it is produced, in float32. The hook of the last
+  requested layer raises a private exception that stops the forward pass, so the layers above
+  it are never computed.
+* Pooled outputs stay on the device for the whole chunk and are copied to the host once per
+  chunk (one transfer per device and layer width, asynchronous into pinned memory on CUDA); a
+  chunk is handed over only after the next chunk's first batch is under way, so writing it
+  to disk overlaps the device's work.
 * Results are yielded per chunk (:func:`iter_pooled_chunks`, constant memory) or collected
   in original sample order (:func:`extract_pooled`).
 """
@@ -31,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from repdrift.common.devices import dispatch_device
 from repdrift.common.naming import Pooling, check_pooling
 from repdrift.common.progress import progress_bar
 from repdrift.errors import InputError
@@ -42,6 +49,7 @@ from repdrift.extraction.batching import (
     resolve_layers,
 )
 from repdrift.extraction.pooling import pool_hidden
+from repdrift.models.inputs import derived_inputs, takes_position_ids
 from repdrift.store.assemble import PooledChunk, token_offsets
 
 logger = logging.getLogger(__name__)
@@ -49,7 +57,13 @@ logger = logging.getLogger(__name__)
 ForwardInputs = Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]
 ProgressCallback = Callable[[int], None]  # receives the number of samples just finished
 
-__all__ = ["Pooled", "default_forward_inputs", "extract_pooled", "iter_pooled_chunks"]
+__all__ = [
+    "Pooled",
+    "default_forward_inputs",
+    "extract_pooled",
+    "input_device",
+    "iter_pooled_chunks",
+]
 
 
 class _StopForward(Exception):
@@ -60,20 +74,20 @@ def default_forward_inputs(model: nn.Module) -> ForwardInputs:
     """Keyword arguments for ``model(**kw)`` from padded ids and mask.
 
     Adds ``position_ids`` counted over real tokens (so left padding does not shift the
-    positions of absolute-position models such as GPT-2) and ``use_cache=False`` (no KV
-    cache is needed for one forward pass) when the model's forward accepts them.
+    positions of absolute-position models such as GPT-2), by the rule training uses
+    (:mod:`repdrift.models.inputs`), and ``use_cache=False`` (no KV cache is needed for one
+    forward pass) when the model's forward accepts them.
     """
     try:
         params = inspect.signature(model.forward).parameters
+        positions = takes_position_ids(model)
     except (TypeError, ValueError):  # pragma: no cover - exotic wrappers
-        params = {}
-    wants_positions = "position_ids" in params
+        params, positions = {}, False
     wants_cache = "use_cache" in params
 
     def forward_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
         kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if wants_positions:
-            kw["position_ids"] = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        kw.update(derived_inputs(input_ids, attention_mask, sep_id=None, positions=positions))
         if wants_cache:
             kw["use_cache"] = False
         return kw
@@ -96,20 +110,64 @@ def _check_token_ids(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
     return lengths
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def input_device(model: nn.Module) -> torch.device:
+    """The device ``model`` takes its inputs on.
+
+    A model placed by a device map (``hf_device_map``) takes them on accelerate's main device;
+    any other model on the device of its first parameter that is not a meta (offloaded) tensor.
+    """
+    placed = getattr(model, "hf_device_map", None)
+    if placed:
+        return dispatch_device(placed)
     for p in model.parameters():
-        return p.device
+        if p.device.type != "meta":
+            return p.device
     return torch.device("cpu")
 
 
-def _to_host(pooled: dict[str, torch.Tensor], names: Sequence[str]) -> list[torch.Tensor]:
-    """Move the pooled tensors of one batch to the CPU, in one copy when shapes allow."""
-    tensors = [pooled[n] for n in names]
-    if tensors[0].device.type == "cpu":
-        return tensors
-    if len({t.shape for t in tensors}) == 1:  # one device->host transfer instead of one per layer
-        return list(torch.stack(tensors).cpu().unbind(0))
-    return [t.cpu() for t in tensors]  # e.g. factorised embeddings narrower than the blocks
+@dataclass
+class _HostCopy:
+    """A chunk's pooled outputs on their way to the host (copies in flight until
+    :meth:`wait`)."""
+
+    chunk: PooledChunk
+    events: list[Any]
+
+    def wait(self) -> PooledChunk:
+        for event in self.events:
+            event.synchronize()
+        return self.chunk
+
+
+def _to_host(pooled: dict[str, torch.Tensor], names: Sequence[str]) -> tuple[dict, list[Any]]:
+    """Start copying one chunk's pooled tensors to the CPU.
+
+    Tensors on one device with one shape travel in a single transfer (stacked); on CUDA into
+    pinned memory with ``non_blocking=True``, so the copy does not stall the host. Returns the
+    host tensors (valid once the returned CUDA events have completed) and the events.
+    """
+    host: dict[str, torch.Tensor] = {}
+    events: list[Any] = []
+    groups: dict[tuple[torch.device, tuple[int, ...]], list[str]] = {}
+    for name in names:
+        tensor = pooled[name]
+        if tensor.device.type == "cpu":
+            host[name] = tensor
+        else:  # e.g. factorised embeddings narrower than the blocks form a group of their own
+            groups.setdefault((tensor.device, tuple(tensor.shape)), []).append(name)
+    for (device, _shape), group in groups.items():
+        stacked = torch.stack([pooled[n] for n in group]) if len(group) > 1 else pooled[group[0]]
+        if device.type == "cuda":
+            target = torch.empty(stacked.shape, dtype=stacked.dtype, pin_memory=True)
+            target.copy_(stacked, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(torch.cuda.current_stream(device))
+            events.append(event)
+        else:
+            target = stacked.cpu()
+        parts = target.unbind(0) if len(group) > 1 else (target,)
+        host.update(zip(group, parts, strict=True))
+    return host, events
 
 
 def iter_pooled_chunks(
@@ -175,17 +233,22 @@ def iter_pooled_chunks(
     targets = layer_modules(layers, blocks, embeddings)
     last_name = layers[-1]
     forward_inputs = forward_inputs or default_forward_inputs(model)
-    device = _model_device(model)
+    device = input_device(model)
     chunks = plan_chunks(lengths, chunk_size, token_level=pooling == "tokens")
     skip = set(skip_chunks)
     todo = int(sum(len(c) for k, c in enumerate(chunks) if k not in skip))
 
-    state: dict[str, Any] = {"mask": None, "out": {}}
+    # the batch's mask on each device a block ran on (a device map spreads blocks over several)
+    state: dict[str, Any] = {"masks": {}, "out": {}}
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             hidden = output if torch.is_tensor(output) else output[0]
-            state["out"][name] = pool_hidden(hidden, state["mask"], pooling)
+            masks = state["masks"]
+            mask = masks.get(hidden.device)
+            if mask is None:
+                mask = masks[hidden.device] = masks[device].to(hidden.device)
+            state["out"][name] = pool_hidden(hidden, mask, pooling)
             if name == last_name:
                 raise _StopForward
 
@@ -200,6 +263,7 @@ def iter_pooled_chunks(
     )
     try:
         model.eval()
+        pending: _HostCopy | None = None  # the previous chunk, copied while this one runs
         with callback_cm as advance:
             for k, chunk in enumerate(chunks):
                 if k in skip:
@@ -212,7 +276,7 @@ def iter_pooled_chunks(
                         [token_ids[i] for i in batch], pad_id=pad_id, padding_side=padding_side
                     )
                     ids, mask = ids.to(device), mask.to(device)
-                    state["mask"], state["out"] = mask.bool(), {}
+                    state["masks"], state["out"] = {device: mask.bool()}, {}
                     # Inference mode per batch, not around the generator: the consumer's code
                     # between two yields must not run in it.
                     with torch.inference_mode():
@@ -226,16 +290,23 @@ def iter_pooled_chunks(
                                 f"the forward pass never ran the module(s) for {missing}; "
                                 "are the blocks part of this model?"
                             )
-                        for n, part in zip(layers, _to_host(state["out"], layers), strict=True):
-                            parts[n].append(part)
-                    state["out"] = {}
+                        for n in layers:  # kept on the device until the chunk is complete
+                            parts[n].append(state["out"][n])
+                    state["masks"], state["out"] = {}, {}
                     advance(len(batch))
-                yield PooledChunk(
-                    index=k,
-                    sample_indices=chunk,
-                    lengths=lengths[chunk],
-                    layers={n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()},
+                    if pending is not None:  # this chunk's first batch is under way
+                        yield pending.wait()
+                        pending = None
+                with torch.inference_mode():
+                    pooled = {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()}
+                    host, events = _to_host(pooled, layers)
+                del parts, pooled
+                pending = _HostCopy(
+                    PooledChunk(index=k, sample_indices=chunk, lengths=lengths[chunk], layers=host),
+                    events,
                 )
+            if pending is not None:
+                yield pending.wait()
     finally:
         for h in handles:
             h.remove()

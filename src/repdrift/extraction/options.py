@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from repdrift.common.devices import DTYPE_NAMES
+from repdrift.common.devices import dtype_name, parse_device_map, parse_max_memory
 from repdrift.common.naming import Pooling, check_pooling
 from repdrift.errors import InputError
 from repdrift.store.manifest import Format
@@ -48,13 +48,27 @@ class ExtractionOptions(BaseModel):
     batch_size : int
         Samples per forward pass (>= 1). Default 32.
     max_tokens : int or None
-        Optional cap on padded tokens per batch (>= 1).
-    dtype : {"float32", "bfloat16", "float16"}
+        Cap on padded tokens per batch (>= 1). None: no cap on the CPU; on a CUDA device a cap
+        sized from the free device memory and the model's width and depth
+        (:func:`repdrift.extraction.budget.default_max_tokens`).
+    dtype : {"auto", "float32", "bfloat16", "float16"}
         The dtype the model is loaded in (``fp32``, ``bf16``, ``fp16`` and torch dtypes are
-        accepted and stored by the canonical name). Pooling always accumulates in float32.
+        accepted and stored by the canonical name). Default ``auto``: bfloat16 on a CUDA device
+        that supports it, else float32 (:func:`repdrift.common.devices.auto_dtype`); the
+        manifest records the dtype it resolved to. Pooling always accumulates in float32.
     device : str
         ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
-        checked when the model is loaded.
+        checked when the model is loaded. Leave at ``auto`` with ``device_map``.
+    device_map : str, dict or None
+        A model larger than one device: ``auto``, ``balanced``, ``balanced_low_0``,
+        ``sequential`` (accelerate's strategies) or an explicit ``{module: device}`` map
+        (devices: CUDA index, ``cpu``, ``disk``), also as ``"layers.0=0,layers.1=disk"``.
+        None (default): the whole model on ``device``.
+    max_memory : dict or None
+        With ``device_map``: the memory each device may hold, ``{0: "20GiB", "cpu": "2GiB"}``,
+        also as ``"0=20GiB,cpu=2GiB"``; what does not fit is offloaded to disk.
+    offload_folder : str or None
+        Where disk-offloaded weights go (default: a temporary folder removed with the model).
     format : {"safetensors", "pt"}
         Layer file format.
     trust_remote_code : bool
@@ -72,8 +86,11 @@ class ExtractionOptions(BaseModel):
     layers: list[int | str] | str | None = None
     batch_size: int = Field(32, ge=1)
     max_tokens: int | None = Field(None, ge=1)
-    dtype: str = "float32"
+    dtype: str = "auto"
     device: str = Field("auto", min_length=1)
+    device_map: str | dict[str, int | str] | None = None
+    max_memory: dict[int | str, int | str] | None = None
+    offload_folder: str | None = None
     format: Format = "safetensors"
     trust_remote_code: bool = False
 
@@ -103,10 +120,22 @@ class ExtractionOptions(BaseModel):
     @field_validator("dtype", mode="before")
     @classmethod
     def _dtype(cls, value: Any) -> Any:
-        key = str(value).lower().removeprefix("torch.")
-        if key not in DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {value!r}: expected one of float32, bfloat16, float16")
-        return DTYPE_NAMES[key]
+        return dtype_name(value)  # InputError is a ValueError: pydantic reports it
+
+    @field_validator("device_map", mode="before")
+    @classmethod
+    def _device_map(cls, value: Any) -> Any:
+        return parse_device_map(value)
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _max_memory(cls, value: Any) -> Any:
+        return parse_max_memory(value)
+
+    @field_validator("offload_folder", mode="before")
+    @classmethod
+    def _offload_folder(cls, value: Any) -> Any:
+        return None if value is None else str(value)  # e.g. a Path
 
     @field_validator("device", mode="before")
     @classmethod
@@ -119,6 +148,19 @@ class ExtractionOptions(BaseModel):
         if value not in FORMATS:
             raise ValueError(f"format={value!r} is not 'safetensors' or 'pt'")
         return value
+
+    def model_settings(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`repdrift.models.load.load_model` these options set:
+        ``device``, ``dtype``, ``device_map``, ``max_memory``, ``offload_folder``,
+        ``trust_remote_code``."""
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "device_map": self.device_map,
+            "max_memory": self.max_memory,
+            "offload_folder": self.offload_folder,
+            "trust_remote_code": self.trust_remote_code,
+        }
 
     def updated(self, **settings: Any) -> ExtractionOptions:
         """A validated copy with every setting given that is not None replaced.

@@ -29,7 +29,8 @@ from torch import nn
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
 from repdrift.extraction.batching import plan_chunks, resolve_layers
-from repdrift.extraction.capture import ForwardInputs, iter_pooled_chunks
+from repdrift.extraction.budget import default_max_tokens
+from repdrift.extraction.capture import ForwardInputs, input_device, iter_pooled_chunks
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.store.manifest import SCHEMA_VERSION, Manifest
 from repdrift.store.writer import StepWriter
@@ -144,8 +145,11 @@ def extract_to_run(
     options : ExtractionOptions, optional
         ``pooling``, ``layers`` (see :func:`repdrift.extraction.capture.resolve_layers`),
         ``batch_size``, ``max_tokens`` and ``format`` are used; ``dtype`` is recorded as the
-        model's dtype (the model is already loaded: ``device`` and ``trust_remote_code`` do
-        not apply). Default: ``ExtractionOptions()``.
+        model's dtype (``auto``: the dtype of the model's weights). The model is already
+        loaded: ``device``, ``device_map`` and ``trust_remote_code`` do not apply. Without
+        ``max_tokens``, a model on CUDA gets a budget sized from the free device memory
+        (:func:`repdrift.extraction.budget.default_max_tokens`), recorded in the manifest.
+        Default: ``ExtractionOptions()``.
     record : StepRecord, optional
         What the manifest records about the samples and the model.
     chunk_size : int, optional
@@ -176,6 +180,19 @@ def extract_to_run(
     info = dict(rec.model)
     info.setdefault("architecture", type(model).__name__)
     hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    dtype = opts.dtype
+    if dtype == "auto":  # record what the weights really are
+        weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        dtype = str(weights or torch.float32).removeprefix("torch.")
+    device = input_device(model)
+    lengths = [len(t) for t in token_ids]
+    chunk_size = chunk_size or default_chunk_size(pooling, len(names), hidden)
+    max_tokens = opts.max_tokens
+    if max_tokens is None and lengths:
+        max_tokens = default_max_tokens(
+            model, n_layers=len(names), chunk_rows=chunk_size, longest=max(lengths),
+            devices=[device, *{p.device for p in model.parameters()}],
+        )  # fmt: skip
     try:
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
@@ -191,15 +208,15 @@ def extract_to_run(
             n_samples=len(sample_ids),
             sample_ids=[str(s) for s in sample_ids],
             pooling=pooling,
-            dtype=opts.dtype,
+            dtype=dtype,
             max_length=rec.max_length,
             tokenizer_sha256=rec.tokenizer_sha256,
             token_ids_sha256=token_ids_sha256(token_ids),
             layers=names,
             padding_side=padding_side,
             batch_size=opts.batch_size,
-            max_tokens=opts.max_tokens,
-            chunk_size=chunk_size or default_chunk_size(pooling, len(names), hidden),
+            max_tokens=max_tokens,
+            chunk_size=chunk_size,
             timing={"started_at": started},
             extra=dict(rec.extra),
         )
@@ -212,17 +229,15 @@ def extract_to_run(
         if writer.complete:
             return writer.manifest
         chunk_size = writer.manifest.chunk_size  # a resumed run keeps its chunking
-        lengths = [len(t) for t in token_ids]
         n_chunks = len(plan_chunks(lengths, chunk_size, token_level=pooling == "tokens"))
         for chunk in iter_pooled_chunks(
             model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling,
-            batch_size=opts.batch_size, max_tokens=opts.max_tokens, padding_side=padding_side,
+            batch_size=opts.batch_size, max_tokens=max_tokens, padding_side=padding_side,
             embeddings=embeddings, forward_inputs=forward_inputs, chunk_size=chunk_size,
             skip_chunks=writer.done_chunks, progress=progress,
         ):  # fmt: skip
             writer.write_chunk(chunk)
         for rel, write in (extra_files or {}).items():
             writer.add_file(rel, write)
-        device = next((p.device for p in model.parameters()), None)
         timing = {"finished_at": _now(), "seconds": round(time.perf_counter() - t0, 3)}
         return writer.finish(n_chunks=n_chunks, timing=timing, peak_memory=peak_memory(device))

@@ -22,16 +22,33 @@ How each kind is loaded, and why:
   peft's ``PeftModelForQuestionAnswering.forward`` drops ``token_type_ids`` and
   ``position_ids``, which would silently change BERT pair representations.
 
+Models larger than one device (``device_map``, ``max_memory``) are placed by accelerate through
+``from_pretrained``: each block runs on its own device (weights offloaded to the CPU or to disk
+are brought to the execution device for its forward), and the model is not moved afterwards.
+Attention is SDPA where the architecture supports it (else the model's default, logged).
+
 Nothing here downloads by itself: a hub id is only ever passed to ``from_pretrained``.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from repdrift.common.devices import resolve_device, resolve_dtype
+import torch
+
+from repdrift.common.devices import (
+    dispatch_device,
+    parse_device_map,
+    parse_max_memory,
+    resolve_device,
+    resolve_dtype,
+)
 from repdrift.errors import InputError
 from repdrift.models import loading
 from repdrift.models.blocks import find_blocks_named
@@ -49,13 +66,68 @@ logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
-# Small public helpers
+# Placement: one device, or a device map
 # --------------------------------------------------------------------------------------------
 
 
-# --------------------------------------------------------------------------------------------
-# The loaded model
-# --------------------------------------------------------------------------------------------
+def _placement(
+    device: str,
+    device_map: Any,
+    max_memory: Any,
+    offload_folder: str | Path | None,
+) -> dict[str, Any]:
+    """``from_pretrained`` keywords for a device map (empty for a single device)."""
+    dmap, memory = parse_device_map(device_map), parse_max_memory(max_memory)
+    if dmap is None:
+        if memory is not None or offload_folder is not None:
+            raise InputError(
+                "max_memory and offload_folder need device_map (auto, balanced or an explicit map)"
+            )
+        return {}
+    if str(device).strip().lower() != "auto":
+        raise InputError(
+            f"device={device!r} and device_map={dmap!r} both given: the device map places the "
+            "model; leave device at auto"
+        )
+    placement: dict[str, Any] = {"device_map": dmap}
+    if memory is not None:
+        placement["max_memory"] = memory
+    placement["offload_folder"] = str(offload_folder) if offload_folder is not None else None
+    return placement
+
+
+def _devices(model: torch.nn.Module) -> list[str]:
+    """The devices the parameters of a model that is not dispatched are on (meta excluded)."""
+    return list(dict.fromkeys(str(p.device) for p in model.parameters() if p.device.type != "meta"))
+
+
+def _check_map_names(model: torch.nn.Module, device_map: Any, src: Any) -> None:
+    """An explicit map names modules of the model (transformers ignores unknown names when
+    every module goes to one device)."""
+    if not isinstance(device_map, dict):
+        return
+    names = [name for name, _ in model.named_modules()]
+    unknown = [key for key in device_map if key not in set(names)]
+    if unknown:
+        some = ", ".join(n for n in names[1:4] if n)
+        raise InputError(
+            f"cannot place {src} with device_map={device_map!r}: no module named "
+            f"{', '.join(unknown[:3])} (module names are those of the model repdrift loads, "
+            f"e.g. {some})"
+        )
+
+
+def _with_sdpa(load: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``load(..., attn_implementation="sdpa")``; without it when the architecture has no SDPA
+    attention (logged), so such models keep their default attention."""
+    try:
+        return load(*args, attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as exc:
+        text = str(exc)
+        if "scaled_dot_product_attention" not in text and "sdpa" not in text:
+            raise
+        logger.info("no SDPA attention for this model (%s); using its default", text[:120])
+        return load(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +141,10 @@ def load_model(
     base: str | Path | None = None,
     kind: Literal["auto", "base", "full", "lora"] = "auto",
     device: str = "auto",
-    dtype: str = "float32",
+    dtype: str = "auto",
+    device_map: str | dict[str, int | str] | None = None,
+    max_memory: dict[int | str, int | str] | str | None = None,
+    offload_folder: str | Path | None = None,
     trust_remote_code: bool = False,
 ) -> LoadedModel:
     """Load a base model, a full fine-tune or a LoRA adapter for extraction.
@@ -87,12 +162,34 @@ def load_model(
     device
         ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     dtype
-        ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        ``"auto"`` (bfloat16 on a CUDA device that supports it, else float32), ``"float32"``,
+        ``"bfloat16"`` or ``"float16"``.
+    device_map
+        A model larger than one device, placed by accelerate: ``"auto"``, ``"balanced"``,
+        ``"balanced_low_0"``, ``"sequential"`` or ``{module name: device}`` (devices: CUDA index,
+        ``"cpu"``, ``"disk"``; names of the model loaded here: the backbone, e.g. ``layers.0``,
+        for base and full models, the task model, e.g. ``model.layers.0``, for LoRA). With a
+        device map ``device`` must stay ``"auto"``. LoRA adapters need every module on an
+        accelerator (no CPU or disk offload): peft cannot inject into offloaded weights.
+    max_memory
+        With ``device_map``: ``{device: size}`` (``{0: "20GiB", "cpu": "2GiB"}`` or
+        ``"0=20GiB,cpu=2GiB"``); what does not fit is offloaded to disk.
+    offload_folder
+        Where disk-offloaded weights go; default a temporary folder removed with the model.
     trust_remote_code
         Passed to transformers; off by default.
     """
-    torch_dtype = resolve_dtype(dtype)
-    torch_device = resolve_device(device)
+    placement = _placement(device, device_map, max_memory, offload_folder)
+    if placement:
+        # the device map's accelerators take the inputs; dtype auto is decided on the first one
+        torch_device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    else:
+        torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    temporary_folder = None
+    if placement and placement["offload_folder"] is None:
+        temporary_folder = tempfile.mkdtemp(prefix="repdrift-offload-")
+        placement["offload_folder"] = temporary_folder
     if kind not in ("auto", "base", "full", "lora"):
         raise InputError(f"unknown kind {kind!r}: expected auto, base, full or lora")
     src = normalize_source(source, "source")
@@ -107,20 +204,41 @@ def load_model(
     training = read_training_record(src) if isinstance(src, Path) else None
 
     peft_model = None
-    if kind == "lora":
-        peft_model, info = loading.load_lora(src, base_src, torch_dtype, trust_remote_code)
-        model = inner_model(peft_model)
-        tokenizer_from = [src, normalize_source(info["base"], "base")]
-    else:
-        model, info = loading.load_backbone(src, torch_dtype, trust_remote_code)
-        if kind == "full":
-            loading.check_same_architecture(src, base_src, trust_remote_code)
-            info["base"] = str(base_src)
-            # the lineage check of compare pairs this with the base run's weights_sha256
-            info["base_weights_sha256"] = hash_weights(base_src)[0]
-        tokenizer_from = [src] + ([base_src] if base_src is not None else [])
+    try:
+        if kind == "lora":
+            peft_model, info = _with_sdpa(
+                loading.load_lora, src, base_src, torch_dtype, trust_remote_code, **placement
+            )
+            model = inner_model(peft_model)
+            tokenizer_from = [src, normalize_source(info["base"], "base")]
+        else:
+            model, info = _with_sdpa(
+                loading.load_backbone, src, torch_dtype, trust_remote_code, **placement
+            )
+            if kind == "full":
+                loading.check_same_architecture(src, base_src, trust_remote_code)
+                info["base"] = str(base_src)
+                # the lineage check of compare pairs this with the base run's weights_sha256
+                info["base_weights_sha256"] = hash_weights(base_src)[0]
+            tokenizer_from = [src] + ([base_src] if base_src is not None else [])
+    except BaseException as exc:
+        if temporary_folder is not None:
+            shutil.rmtree(temporary_folder, ignore_errors=True)
+        if placement and isinstance(exc, ValueError | KeyError) and not isinstance(exc, InputError):
+            raise InputError(
+                f"cannot place {src} with device_map={placement['device_map']!r}: {exc} (module "
+                "names are those of the model repdrift loads, e.g. layers.0 for a base model)"
+            ) from exc
+        raise
 
-    model.to(torch_device)
+    hf_map = getattr(model, "hf_device_map", None) if placement else None
+    if placement:  # accelerate placed it: never moved afterwards
+        _check_map_names(model, placement["device_map"], src)
+        torch_device = dispatch_device(hf_map or {"": next(iter(_devices(model)), "cpu")})
+    else:
+        model.to(torch_device)
+    if temporary_folder is not None:
+        weakref.finalize(model, shutil.rmtree, temporary_folder, ignore_errors=True)
     model.eval()
     model.requires_grad_(False)
     config = model.config
@@ -157,6 +275,8 @@ def load_model(
         "blocks_module": blocks_name,
         "dtype": str(torch_dtype).removeprefix("torch."),
         "device": str(torch_device),
+        "device_map": {str(k): v for k, v in hf_map.items()} if hf_map else None,
+        "attn_implementation": getattr(config, "_attn_implementation", None),
         "trust_remote_code": trust_remote_code,
         # how the variant was trained (seed, method, task ...) when repdrift.train wrote it
         "training": training,

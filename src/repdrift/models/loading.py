@@ -120,14 +120,20 @@ def _from_pretrained(auto_class: Any, src: Source, **kwargs: Any) -> tuple[torch
     return model, loading_info
 
 
-def load_backbone(src: Source, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, dict]:
-    """The backbone (``AutoModel``) of a base or fully fine-tuned checkpoint."""
+def load_backbone(
+    src: Source, dtype: torch.dtype, trust_remote_code: bool, **load_kwargs: Any
+) -> tuple[Any, dict]:
+    """The backbone (``AutoModel``) of a base or fully fine-tuned checkpoint.
+
+    ``load_kwargs`` go to ``from_pretrained`` (``device_map``, ``max_memory``,
+    ``offload_folder``, ``attn_implementation``).
+    """
     from transformers import AutoConfig, AutoModel
 
     if isinstance(src, Path) and not (src / "config.json").is_file():
         raise IntegrityError(f"model folder {src} has no config.json")
     model, loading_info = _from_pretrained(
-        AutoModel, src, dtype=dtype, trust_remote_code=trust_remote_code
+        AutoModel, src, dtype=dtype, trust_remote_code=trust_remote_code, **load_kwargs
     )
     _check_missing(model, loading_info.get("missing_keys"), src)
     checkpoint_config = AutoConfig.from_pretrained(str(src), trust_remote_code=trust_remote_code)
@@ -245,10 +251,34 @@ def _verify_adapter(
             raise IntegrityError(f"adapter {adapter}: tensor {key} differs after loading")
 
 
+def _refuse_offloaded(model: Any, adapter: Source) -> None:
+    """peft cannot inject LoRA layers into weights accelerate offloaded to the CPU or to disk
+    (they are meta tensors until each forward): refuse before peft fails obscurely."""
+    placed = getattr(model, "hf_device_map", None) or {}
+    devices = set(placed.values())
+    accelerators = {d for d in devices if d not in ("cpu", "disk")}
+    offloaded = sorted(k or "(the whole model)" for k, d in placed.items() if d == "disk" or (
+        d == "cpu" and accelerators))  # fmt: skip
+    if offloaded:
+        raise InputError(
+            f"adapter {adapter}: LoRA with a device map needs every module on an accelerator, "
+            f"but {', '.join(offloaded[:3])} would be offloaded to the CPU or disk (peft cannot "
+            "inject into offloaded weights); give max_memory room for the whole model, or "
+            "merge the adapter into a full checkpoint and extract that"
+        )
+
+
 def load_lora(
-    adapter: Source, base: Source | None, dtype: torch.dtype, trust_remote_code: bool
+    adapter: Source,
+    base: Source | None,
+    dtype: torch.dtype,
+    trust_remote_code: bool,
+    **load_kwargs: Any,
 ) -> tuple[Any, dict]:
-    """The base's task model with the adapter attached (not merged)."""
+    """The base's task model with the adapter attached (not merged).
+
+    ``load_kwargs`` go to the base's ``from_pretrained``, as in :func:`load_backbone`.
+    """
     from peft import PeftConfig, PeftModel
     from peft.utils import load_peft_weights
 
@@ -266,7 +296,7 @@ def load_lora(
     raw_task = config.task_type
     task_type = str(getattr(raw_task, "value", raw_task)) if raw_task else None
     auto_class = _task_auto_class(task_type, list(weights), base_src, trust_remote_code)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code, **load_kwargs}
     if task_type in ("SEQ_CLS", "TOKEN_CLS", None):
         num_labels = _num_labels(weights)
         if num_labels is not None:
@@ -275,6 +305,7 @@ def load_lora(
     # the base checkpoint has no trained head: the adapter's modules_to_save replaces it
     saved_modules = tuple(getattr(config, "modules_to_save", None) or ())
     _check_missing(base_model, loading_info.get("missing_keys"), base_src, saved_modules)
+    _refuse_offloaded(base_model, adapter)
     with _quiet_transformers(), warnings.catch_warnings():
         # peft calls a transformers API deprecated in v5; not actionable for users
         warnings.filterwarnings("ignore", category=FutureWarning)

@@ -63,10 +63,7 @@ def _extract_checkpoint(job: Job, *, progress: bool) -> None:
             f"{job.id}: checkpoint folder {folder} does not exist (train with save_steps "
             "dividing the step, or remove the step from checkpoints)"
         )
-    loaded = load_model(
-        folder, base=kw["base"], device=options.device, dtype=options.dtype,
-        trust_remote_code=options.trust_remote_code,
-    )  # fmt: skip
+    loaded = load_model(folder, base=kw["base"], **options.model_settings())
     samples = load_samples(
         kw["task"], data=kw["data"], split=kw["split"], n=kw["samples"], seed=kw["seed"],
         text_fields=kw.get("text_fields"), id_field=kw.get("id_field"),

@@ -96,7 +96,8 @@ def stale_reason(job: Job) -> str | None:
         "samples": (manifest.data.get("n_requested"), kw["samples"]),
         "sample_seed": (manifest.data.get("seed"), kw["seed"]),
         "pooling": (manifest.pooling, options.pooling),
-        "dtype": (manifest.dtype, options.dtype),
+        # dtype auto is what the extracting machine resolved it to (bf16 on a GPU, else fp32)
+        "dtype": (None if options.dtype == "auto" else manifest.dtype, options.dtype),
         "format": (manifest.format, options.format),
         "kind": (manifest.kind, job.method),
     }
