@@ -6,6 +6,14 @@ below ``max(n, d)·eps·s_max`` are dropped, so rank-deficient inputs are fine),
 canonical correlations are the singular values of ``Q_xᵀ Q_y``, i.e. the cosines of the
 principal angles between the two column spaces. No covariance matrix is ever inverted.
 
+Dimensionality rules (:data:`DIMENSIONALITY_RULES`, also shown in the report): ``cca`` and
+``pwcca`` keep every numerically non-zero direction; ``svcca`` keeps, per side, the fewest
+leading singular directions explaining ``keep_variance`` (0.99) of the variance. Even below the
+forced-ones regime, canonical correlations of r_x and r_y kept directions among n samples are
+inflated by chance once r_x + r_y is a sizeable fraction of n (independent data give large
+leading correlations), so SVCCA/PWCCA then report far less drift than CKA; a warning is logged
+once per setting when r_x + r_y > (n − 1) / 2 (:func:`warn_if_close_to_n`).
+
 ``cca`` is the mean canonical correlation over ``min(r_x, r_y)`` directions. It is invariant to
 invertible linear maps of either side (it only sees column spaces), hence also to
 orthogonal maps, scaling and translation.
@@ -19,6 +27,7 @@ logged in that regime; prefer ``svcca`` (which first reduces dimension) or the C
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +41,15 @@ from repdrift.metrics._inputs import center_or_refuse
 log = logging.getLogger(__name__)
 
 WEIGHT_SIDES = ("x", "y", "smaller")
+
+#: How many directions each CCA-family metric keeps, in a sentence for methods sections.
+DIMENSIONALITY_RULES = {
+    "cca": "keeps every numerically non-zero direction of each side",
+    "svcca": "keeps, per side, the fewest leading singular directions explaining "
+    "keep_variance (default 0.99) of the variance, then averages the canonical correlations",
+    "pwcca": "keeps every numerically non-zero direction; weights canonical correlations by "
+    "the projection of the reference side's units",
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,19 @@ def warn_if_degenerate(n: int, rx: int, ry: int) -> None:
         )
 
 
+@functools.lru_cache(maxsize=256)
+def warn_if_close_to_n(metric: str, n: int, rx: int, ry: int) -> None:
+    """Log once per (metric, n, r_x, r_y) when the kept dimensions are a large share of n."""
+    if rx + ry > (n - 1) / 2:
+        log.warning(
+            "%s keeps %d and %d directions with n=%d samples (%s): canonical correlations are "
+            "inflated by chance when the kept dimensions approach n, so similarity is biased "
+            "upwards (drift downwards); use more samples, a smaller keep_variance, or the CKA "
+            "family",
+            metric, rx, ry, n, DIMENSIONALITY_RULES.get(metric, ""),
+        )  # fmt: skip
+
+
 def _svd(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         return np.linalg.svd(A, full_matrices=False)  # LAPACK gesdd
@@ -163,9 +194,9 @@ def svcca(X: np.ndarray, Y: np.ndarray, *, keep_variance: float = 0.99) -> float
     float in [0, 1].
     """
     kv = _check_keep_variance(keep_variance)
-    return float(
-        canonical_correlations(subspace(X, "X", "svcca", kv), subspace(Y, "Y", "svcca", kv)).mean()
-    )
+    sx, sy = subspace(X, "X", "svcca", kv), subspace(Y, "Y", "svcca", kv)
+    warn_if_close_to_n("svcca", X.shape[0], sx.basis.shape[1], sy.basis.shape[1])
+    return float(canonical_correlations(sx, sy).mean())
 
 
 def pwcca(X: np.ndarray, Y: np.ndarray, *, weights_from: str = "x") -> float:
@@ -196,7 +227,9 @@ def pwcca(X: np.ndarray, Y: np.ndarray, *, weights_from: str = "x") -> float:
     use the centred, already orthonormal variates.
     """
     side = _check_side(weights_from)
-    return _pwcca_pair(subspace(X, "X", "pwcca"), subspace(Y, "Y", "pwcca"), side)
+    sx, sy = subspace(X, "X", "pwcca"), subspace(Y, "Y", "pwcca")
+    warn_if_close_to_n("pwcca", X.shape[0], sx.basis.shape[1], sy.basis.shape[1])
+    return _pwcca_pair(sx, sy, side)
 
 
 # ---------------------------------------------------------------- matrices
@@ -218,6 +251,8 @@ def _matrix(
     )
     ra, rb = max(s.basis.shape[1] for s in sa), max(t.basis.shape[1] for t in sb)
     warn_if_degenerate(sa[0].basis.shape[0], ra, rb)  # once, not once per pair
+    if metric in ("svcca", "pwcca"):
+        warn_if_close_to_n(metric, sa[0].basis.shape[0], ra, rb)
     out = np.empty((len(sa), len(sb)))
     for i, s in enumerate(sa):
         for j, t in enumerate(sb):

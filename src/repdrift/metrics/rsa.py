@@ -5,6 +5,11 @@ n(n-1)/2, scipy's ``pdist`` order). ``rdm="correlation"`` (default) uses ``1 - P
 x_j)`` across features, ``rdm="euclidean"`` the Euclidean distance. The similarity is the
 Spearman rank correlation of the two RDMs (average ranks for ties), in [-1, 1].
 
+Ties matter: quantised activations give many pairs at exactly the same distance. Each
+distance is computed pair by pair from the differences of the rows (scipy's ``pdist``), not
+through a Gram matrix whose rounding noise would break such ties in arbitrary order, and
+values within :data:`TIE_RTOL` (relative) of each other are ranked as ties.
+
 Each layer's RDM is ranked and standardised once; Spearman is then the Pearson correlation
 of ranks, i.e. an inner product, so :func:`rsa_matrix` is a single GEMM.
 """
@@ -16,9 +21,10 @@ import numpy as np
 from repdrift.errors import InputError
 from repdrift.metrics._inputs import Layers
 from repdrift.metrics._pairwise import stacked_inner_products
-from repdrift.metrics.kernels import squared_distances
 
 RDM_KINDS = ("correlation", "euclidean")
+#: Dissimilarities closer than this (relative to the largest) share an average rank.
+TIE_RTOL = 1e-12
 
 
 def rdm(X: np.ndarray, kind: str = "correlation", label: str = "X") -> np.ndarray:
@@ -37,10 +43,10 @@ def rdm(X: np.ndarray, kind: str = "correlation", label: str = "X") -> np.ndarra
     """
     if kind not in RDM_KINDS:
         raise InputError(f"rdm={kind!r}; expected one of {RDM_KINDS}")
-    n = X.shape[0]
-    iu = np.triu_indices(n, 1)
+    import scipy.spatial.distance  # lazy, like scipy.stats below
+
     if kind == "euclidean":
-        return np.sqrt(squared_distances(X)[iu])
+        return scipy.spatial.distance.pdist(X, "euclidean")
     Z = X - X.mean(axis=1, keepdims=True)
     norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
     scale = np.sqrt(np.einsum("ij,ij->i", X, X))
@@ -51,15 +57,29 @@ def rdm(X: np.ndarray, kind: str = "correlation", label: str = "X") -> np.ndarra
             f"row {int(np.flatnonzero(flat)[0])}); the correlation distance is undefined for "
             "them. Use rdm='euclidean'"
         )
-    Z /= norms[:, None]
-    return 1.0 - (Z @ Z.T)[iu]
+    return scipy.spatial.distance.pdist(X, "correlation")
+
+
+def tied_ranks(values: np.ndarray, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Average ranks (1-based) with values within ``rtol`` × max |value| of their neighbour
+    in sorted order counted as ties."""
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    tol = rtol * float(np.max(np.abs(sv))) if sv.size else 0.0
+    new = np.concatenate([[True], np.diff(sv) > tol])
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], sv.size)
+    average = (starts + ends + 1) / 2.0  # mean of the 1-based positions start+1 … end
+    ranks = np.empty_like(v)
+    ranks[order] = average[group]
+    return ranks
 
 
 def _ranked_state(X: np.ndarray, label: str, kind: str) -> np.ndarray:
     """Ranks of the RDM, centred and scaled to unit norm: Spearman = dot product."""
-    import scipy.stats  # lazy: scipy.stats costs ~0.6 s to import
-
-    r = scipy.stats.rankdata(rdm(X, kind, label))
+    r = tied_ranks(rdm(X, kind, label))
     r -= r.mean()
     norm = np.sqrt(r @ r)
     if not norm > 0:

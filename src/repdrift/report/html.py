@@ -20,6 +20,7 @@ import jinja2
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.errors import InputError
 from repdrift.metrics import registry
+from repdrift.metrics.cca import DIMENSIONALITY_RULES
 from repdrift.plots.figures import FigureSpec, catalog, read_weights
 from repdrift.plots.style import figure_bytes, method_name, metric_label
 from repdrift.report.headlines import CORRECTION_NAMES, headlines, study_answer
@@ -121,9 +122,11 @@ def _methods_context(results: Results, weights: Any, correction: str, alpha: flo
 
     def describe(name: str) -> str:
         try:
-            return registry.get(name).convention
+            text = registry.get(name).convention
         except InputError:  # an estimator this version does not know: name it only
             return "see the repdrift version that produced the results"
+        rule = DIMENSIONALITY_RULES.get(name)
+        return f"{text}; dimensionality: {rule}" if rule else text
 
     weights_info = None
     if weights is not None and not weights.empty:
