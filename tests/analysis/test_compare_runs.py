@@ -227,3 +227,19 @@ def test_metric_params_are_checked(rbf_study):
     with pytest.raises(InputError, match="not among the metrics"):
         compare(rbf_study, metrics=["cka_linear"], metric_params={"cka_rbf": {"sigma": 2}},
                 progress=False)  # fmt: skip
+
+
+SLOW_METRICS = ("procrustes", "rsa", "mutual_knn", "svcca", "pwcca")
+
+
+def test_every_metric_gets_intervals_and_nulls_by_default(study):
+    """Metrics without a Gram shortcut are resampled through the registry's generic path."""
+    _, paths = study
+    res = compare(paths[:3], metrics=SLOW_METRICS, n_boot=20, n_perm=10, progress=False)
+    assert set(res.summary["settings"]["resampled"]) == set(SLOW_METRICS)
+    for metric in SLOW_METRICS:
+        rows = res.drift[res.drift.metric == metric]
+        assert rows[["ci_low", "ci_high", "p_perm"]].notna().all().all(), metric
+    # A half-sample replicate is the metric on those rows: its interval is a basic interval.
+    assert (res.drift["ci_low"] <= res.drift["ci_high"]).all()
+    assert res.drift["p_perm"].min() >= 1 / 11  # (1 + #null >= observed) / (1 + n_perm)

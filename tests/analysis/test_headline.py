@@ -124,3 +124,20 @@ def test_checkpoint_only_runs_are_summarised_at_their_first_step(tmp_path: Path)
     assert set(rows.step) == {100}
     assert h.mean_drift.loc["toy", "lora"] == pytest.approx(rows[rows.method == "lora"].drift.mean())  # fmt: skip
     assert np.isfinite(h.mean_drift.to_numpy()).all()
+
+
+def test_study_answer_line_and_single_seed_claims_nothing(results, tmp_path: Path) -> None:
+    h = headline(results)
+    assert h.study is not None and h.study.n_tasks == len(TASKS)
+    line = h.study_line()
+    assert line.startswith("answer (cka_debiased, drift averaged over blocks, seeds as the unit)")
+    assert f"{h.study.estimate:+.4f}" in line and "95% CI" in line
+    one = compare(
+        write_study(tmp_path / "runs", seeds=(1,), steps=((0, 1.0),), tasks=("toy",)),
+        n_boot=50, n_perm=0, progress=False, metrics=["cka_debiased"],
+    )  # fmt: skip
+    h1 = headline(one)
+    assert h1.study is None and h1.answers["test"].tolist() == ["none"]
+    row = h1.comparison("toy")
+    assert row.layers_significant == [] and row.n_tested == 0 and row.samples_test
+    assert "no seed-level test" in h1.study_line()

@@ -100,6 +100,31 @@ class Headline:
         rows = self.methods[self.methods["task"] == task]
         return None if rows.empty else rows.iloc[0]
 
+    def study_line(self) -> str:
+        """The pre-registered study-level answer in one plain line (the CLI prints it first)."""
+        if self.answers.empty:
+            return "answer: no task has runs of both methods"
+        a, b = str(self.answers["method_a"].iloc[0]), str(self.answers["method_b"].iloc[0])
+        s = self.study
+        if s is None:
+            diffs = ", ".join(f"{r.task} {r.diff:+.4f}" for r in self.answers.itertuples())
+            return (
+                f"answer: no seed-level test of {a} vs {b} (each method needs >= 2 seeds per "
+                f"task, and a block that is not a structural zero); {a} - {b} in block-averaged "
+                f"drift, describing these trainings only: {diffs}"
+            )
+        level = float(self.answers["level"].iloc[0])
+        verdict = (
+            f"{a} drifts {'less' if s.estimate < 0 else 'more'} than {b}"
+            if s.p < self.alpha
+            else f"no significant difference between {a} and {b}"
+        )
+        return (
+            f"answer ({self.metric}, drift averaged over blocks, seeds as the unit): {verdict}; "
+            f"{a} - {b} = {s.estimate:+.4f} ({level:.0%} CI [{s.low:+.4f}, {s.high:+.4f}], "
+            f"p = {s.p:.2g}, {s.model if s.n_tasks > 1 else 'Welch t-test, one task'})"
+        )
+
     def answer(self, task: str) -> pd.Series | None:
         """The ``answers`` row of ``task``, or None."""
         if self.answers.empty:

@@ -153,6 +153,7 @@ def show_headline(h: Headline) -> None:
         title=f"mean drift (1 - {h.metric}) over layers and seeds; top layer in brackets",
         title_justify="left",
     )
+    console.print(h.study_line(), highlight=False, markup=False)
     view.add_column("task")
     methods = list(h.mean_drift.columns)
     for method in methods:
