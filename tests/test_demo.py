@@ -27,7 +27,7 @@ def test_examples_demo_yaml_is_the_embedded_study() -> None:
 def test_demo_study(tmp_path: Path, minilm_path: Path) -> None:
     exp = demo_experiment(tmp_path / "d")
     assert exp.task_names == ["demo-sst", "demo-pair"]
-    assert len(exp.seeds) == 2 and {v.method for v in exp.variants} == {"full", "lora"}
+    assert len(exp.seeds) == 3 and {v.method for v in exp.variants} == {"full", "lora"}
     assert Path(exp.base_model).resolve() == minilm_path.resolve()
     assert exp.train is not None and exp.analysis.weights
     # models live in the output folder, so --out moves everything

@@ -1,7 +1,7 @@
 """The embedded default: a whole study on the bundled MiniLM and the bundled demo tasks.
 
 ``repdrift demo`` fine-tunes the bundled pretrained all-MiniLM-L6-v2 (``bundled:minilm``)
-fully and with LoRA, two training seeds each, on the two bundled tasks (``demo-sst``:
+fully and with LoRA, three training seeds each, on the two bundled tasks (``demo-sst``:
 sentiment, ``demo-pair``: paraphrase pairs), extracts every layer of every model on the
 tasks' validation samples, measures drift with intervals and tests, analyses the weights,
 and writes figures and the report. Nothing is downloaded. It is the study runner on
@@ -36,7 +36,7 @@ base_model: bundled:minilm          # all-MiniLM-L6-v2 shipped with gt-all-minil
 tasks: [demo-sst, demo-pair]        # bundled: sentiment, paraphrase pairs (400 train / 200 validation)
 samples: 160
 sample_seed: 0
-seeds: [1, 2]
+seeds: [1, 2, 3]                    # 3 seeds per method: the unit of the seed-level answer
 variants:
   - {method: full, path: "{output}/models/{task}_full_seed{seed}"}
   - {method: lora, path: "{output}/models/{task}_lora_seed{seed}"}
