@@ -120,9 +120,10 @@ def test_explicit_map_offloads_blocks_to_disk(tiny: dict[str, Path], tmp_path: P
 
 
 def test_auto_map_with_a_small_cpu_budget_offloads_to_disk(tiny: dict[str, Path]) -> None:
-    loaded = load_model(tiny["llama"], device_map="auto", max_memory={"cpu": "200KB"})
+    loaded = load_model(tiny["llama"], device_map="auto", max_memory={"cpu": "400KB"})
     placed = loaded.source["device_map"]
-    assert "disk" in placed.values(), placed
+    # some blocks stay in memory, the rest go to disk
+    assert {"cpu", "disk"} <= set(placed.values()), placed
     assert loaded.source["dtype"] == "float32"  # dtype auto on a CPU
     assert loaded.source["attn_implementation"] == "sdpa"
 
@@ -162,12 +163,12 @@ def test_auto_map_equals_plain_extraction(
     tiny: dict[str, Path], plain: dict, tmp_path: Path
 ) -> None:
     offloaded = _extract(
-        tiny, tmp_path / "run", device_map="auto", max_memory="cpu=200KB",
+        tiny, tmp_path / "run", device_map="auto", max_memory="cpu=400KB",
         offload_folder=tmp_path / "offload",
     )  # fmt: skip
     assert _max_difference(offloaded, plain) <= TOLERANCE
     manifest = load_run(tmp_path / "run").manifest
-    assert "disk" in manifest.model["device_map"].values()
+    assert {"cpu", "disk"} <= set(manifest.model["device_map"].values())
     assert manifest.dtype == "float32"
 
 
@@ -178,7 +179,7 @@ def test_cli_device_map_equals_plain_extraction(
     args = [
         "extract", str(tiny["llama"]), "--task", "tiny", "--data", str(tiny["data"]),
         "--out", str(run), "--samples", "40", "--layers", "all", "--batch-size", "8",
-        "--device-map", "auto", "--max-memory", "cpu=200KB",
+        "--device-map", "auto", "--max-memory", "cpu=400KB",
         "--offload-folder", str(tmp_path / "offload"),
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
