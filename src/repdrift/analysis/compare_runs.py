@@ -24,6 +24,7 @@ import pandas as pd
 from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
+from repdrift.analysis.tokens import add_token_results, pool_token_runs
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
 from repdrift.common.version import __version__
@@ -137,6 +138,8 @@ def compare(
         runs, ref=ref, labels=labels, verify=verify,
         allow_foreign_reference=allow_foreign_reference,
     )  # fmt: skip
+    # token-level runs: analysed mean-pooled here, and over all tokens by analysis.tokens
+    groups, token_groups = pool_token_runs(groups)
 
     drift, replicates, cross, cosines = [], {}, [], []
     total = sum(len(g.reference.run.layers) + 1 for g in groups)
@@ -167,6 +170,8 @@ def compare(
         task_ranking=rank_tasks(drift_df, replicates, level=level),
         summary=_summary(groups, settings, time.perf_counter() - started),
     )
+    if token_groups:
+        add_token_results(results, token_groups, settings, progress=progress)
     if out is not None:
         results.save(out)
     return results

@@ -376,10 +376,15 @@ def check_comparable(ref: RunInfo, other: RunInfo) -> None:
         raise InputError(f"{where}: one run records its sample ids and the other does not")
     if a.pooling and b.pooling and a.pooling != b.pooling:
         raise InputError(f"{where}: pooling {b.pooling!r} vs {a.pooling!r}")
-    if a.pooling == "tokens" or b.pooling == "tokens":
+    tokens_a, tokens_b = (
+        r.manifest.token_ids_sha256 if r.manifest and r.pooling == "tokens" else None
+        for r in (a, b)
+    )
+    if tokens_a and tokens_b and tokens_a != tokens_b:
         raise InputError(
-            f"{where}: token-level runs are not compared per sample; use "
-            "repdrift.metrics.StreamingLinearCKA on Run.tokens()"
+            f"{where}: token-level runs with different token ids (token_ids_sha256 differs); "
+            "tokens are paired by sample and position, so extract both with the same "
+            "tokenizer and --max-length"
         )
     if len(a.layers) != len(b.layers) or a.layers != b.layers:
         raise InputError(f"{where}: layers {b.layers} vs {a.layers}")

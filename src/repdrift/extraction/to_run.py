@@ -33,6 +33,7 @@ from repdrift.extraction.budget import default_max_tokens
 from repdrift.extraction.capture import ForwardInputs, input_device, iter_pooled_chunks
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.store.manifest import SCHEMA_VERSION, Manifest
+from repdrift.store.token_ids import TOKEN_IDS_FILE, token_ids_writer
 from repdrift.store.writer import StepWriter
 
 # Chunk sizing: pooled chunks hold this many samples (resume granularity); token-level chunks
@@ -237,6 +238,8 @@ def extract_to_run(
             skip_chunks=writer.done_chunks, progress=progress,
         ):  # fmt: skip
             writer.write_chunk(chunk)
+        if pooling == "tokens":  # the ids beside the vectors: which tokens moved
+            writer.add_file(TOKEN_IDS_FILE, token_ids_writer(token_ids))
         for rel, write in (extra_files or {}).items():
             writer.add_file(rel, write)
         timing = {"finished_at": _now(), "seconds": round(time.perf_counter() - t0, 3)}

@@ -26,6 +26,7 @@ from repdrift.plots.style import (
     order_methods,
     save_figure,
 )
+from repdrift.plots.tokens import token_drift_profile
 from repdrift.plots.weights import intruder_counts, weight_change
 from repdrift.store.results import WEIGHTS_FILES, Results, default_metric, load_results
 
@@ -182,6 +183,20 @@ def catalog(
         )
     if cos.empty:
         skip("sample_cosine", "no per-sample cosines (fine-tuned and base widths differ?)")
+    tokens = results.token_profile
+    for task in sorted(tokens["task"].unique()) if not tokens.empty else []:
+        specs.append(
+            FigureSpec(
+                f"token_drift_{_slug(task)}",
+                "token_drift_profile",
+                task,
+                f"Which tokens moved in {task} (token-level runs, final checkpoints): drift "
+                "(1 − cosine) of each token's base and fine-tuned vectors, averaged by token "
+                "position per layer (left) and by token type per layer (right; special tokens "
+                "vs text, first vs second text of pairs).",
+                lambda t=task: token_drift_profile(tokens, task=t),
+            )
+        )
     for task in tasks:
         part = rows[rows["task"] == task]
         if part.groupby("run")["step"].nunique().max() < 2:

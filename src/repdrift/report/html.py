@@ -30,6 +30,7 @@ from repdrift.report.tables import (
     metrics_table,
     setup_table,
 )
+from repdrift.report.token_tables import token_section
 from repdrift.store.results import Results, default_metric, load_results
 
 logger = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ def write_report(
         "comparison": comparison_tables(results, metric, correction, alpha, level),
         "drift": drift_tables(results, metric),
         "metrics": metrics_table(results, correction, alpha),
+        "tokens": token_section(results, metric),
     }
     tasks = sorted(text)
     html = (

@@ -12,6 +12,11 @@ Layout of ``RESULTS/``::
     cross_layer.{csv,parquet}    base layer × fine-tuned layer similarity per run
     sample_cosine.parquet        per-sample cosine per run × layer (the distributions)
     task_ranking.{csv,parquet}   mean drift per task, ranked within method × layer × metric
+    token_drift.{csv,parquet}    token-level runs: drift over all tokens, same columns as drift
+                                 plus level ("tokens"), n_tokens, n_blocks, null
+    token_profile.parquet        token-level runs: mean per-token drift (1 − cosine) by
+                                 position and by token type, per run × layer
+    token_samples.parquet        token-level runs: the most-moved samples per run × layer, text
     results.json                 settings, repdrift version, the runs compared, timing
 
 CSV is for people and spreadsheets; parquet keeps dtypes for code. Every table repdrift writes
@@ -26,7 +31,7 @@ the report alike: :func:`final_step` (which rows are each run's final model) and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,9 @@ import pandas as pd
 from repdrift.common.atomic import atomic_write_with
 from repdrift.errors import InputError, IntegrityError
 
-_CSV_TOO = ("drift", "comparison", "noise_floor", "cross_layer", "task_ranking")
+_CSV_TOO = ("drift", "comparison", "noise_floor", "cross_layer", "task_ranking", "token_drift")
+#: Tables only token-level analyses write; a folder without them reads them as empty.
+_OPTIONAL = ("token_drift", "token_profile", "token_samples")
 
 #: Suffixes :func:`write_table` writes (and the format each one means).
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -120,6 +127,10 @@ class Results:
     sample_cosine: pd.DataFrame
     task_ranking: pd.DataFrame
     summary: dict[str, Any]
+    #: Token-level runs only (empty otherwise; see repdrift.analysis.tokens).
+    token_drift: pd.DataFrame = field(default_factory=pd.DataFrame)
+    token_profile: pd.DataFrame = field(default_factory=pd.DataFrame)
+    token_samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     path: Path | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -167,6 +178,9 @@ def load_results(path: str | Path) -> Results:
         try:
             tables[f.name] = pd.read_parquet(file)
         except FileNotFoundError:
+            if f.name in _OPTIONAL:
+                tables[f.name] = pd.DataFrame()
+                continue
             raise IntegrityError(f"{file}: missing from the results folder") from None
         except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
             raise IntegrityError(f"{file}: unreadable parquet file ({exc})") from None

@@ -1,0 +1,328 @@
+"""Drift of token-level runs (``--pooling tokens``) over all tokens, with intervals and a null.
+
+How it is measured
+------------------
+Rows are tokens, paired by sample id and token position (pairing refuses runs whose token
+ids differ, so both sides hold the same tokens). ``cka_debiased`` and ``cka_linear`` over all
+tokens come from exact streaming accumulators
+(:class:`~repdrift.metrics.streaming_debiased.StreamingDebiasedCKA`, whose state also gives
+linear CKA), ``cosine`` is the mean per-token cosine; all in float64, equal to one-shot
+computations on the concatenated tokens.
+
+Intervals: the unit of resampling is the sample (its block of tokens). Samples are dealt at
+random (``seed``) into ``B = min(n_blocks, n)`` blocks of nearly equal sample counts, each
+with its own accumulator; a half-sample of blocks (the same half-sample interval as the
+pooled analysis, :func:`repdrift.analysis.stats.half_samples` over blocks) is the exact merge
+of those blocks' accumulators, computed in closed form by
+:class:`~repdrift.metrics.token_blocks.BlockStatistics` (O(B³) per replicate).
+
+Null: shuffled pairing of *samples within groups of equal token count* (base sample i's
+tokens with the variant's sample π(i)'s tokens, position by position; a token-wise pairing
+is undefined between samples of different lengths). Samples whose length no other sample
+shares stay paired with themselves; ``null_shuffled`` gives the fraction of tokens that were
+shuffled. Position (and hence [CLS]/[SEP]) structure stays paired, so this null asks whether
+the variant keeps sample-specific information beyond position and length. Each shuffle is one
+pass over the tokens, so at most ``max_null`` (default :data:`TOKEN_NULL_PERMS`) shuffles are
+drawn whatever ``n_perm`` is (p-values are then no finer than 1/(1 + max_null)).
+
+Memory: ``B`` accumulators of ``3 d²`` float64 each (B = 50: 177 MB at d = 384, 1.26 GB at
+d = 1024) plus one chunk of at most :data:`CHUNK_ROWS` tokens and one float64 per token (the
+per-token cosines); token files are memory-mapped, never read whole.
+
+The pooled answer sits beside it: compare also analyses each token-level run mean-pooled
+over its tokens (:class:`MeanPooledRun`, the same vectors ``--pooling mean`` extracts up to
+rounding), in the ordinary ``drift`` table.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from repdrift.analysis import stats
+from repdrift.analysis.pairing import RunInfo, TaskGroup
+from repdrift.analysis.token_profile import profile_rows, sample_rows, token_layout
+from repdrift.common.naming import layer_index
+from repdrift.common.progress import progress_bar
+from repdrift.errors import InputError
+from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
+from repdrift.metrics.token_blocks import BlockStatistics
+from repdrift.store.reader import Run
+from repdrift.store.results import Results
+
+__all__ = ["TOKEN_METRICS", "MeanPooledRun", "add_token_results", "pool_token_runs", "token_tables"]
+
+#: Metrics computed over tokens (the others are computed on the mean-pooled runs only).
+TOKEN_METRICS = ("cka_debiased", "cka_linear", "cosine")
+#: Default number of sample blocks for the intervals.
+N_BLOCKS = 50
+#: Default cap on the within-length shuffles of the null (one pass over the tokens each).
+TOKEN_NULL_PERMS = 100
+#: Tokens per chunk fed to an accumulator (bounds the working memory).
+CHUNK_ROWS = 8192
+NULL_TEXT = (
+    "token level: shuffled pairing of samples within groups of equal token count, tokens "
+    "paired by position; at most {cap} shuffles (one pass each); null_shuffled = fraction "
+    "of tokens shuffled"
+)
+INTERVAL_TEXT = (
+    "token level: half-samples of min({blocks}, n) random blocks of whole samples, each block's "
+    "exact accumulator merged in closed form"
+)
+
+
+class MeanPooledRun:
+    """A token-level run seen as a pooled one: :meth:`layer` is the mean of each sample's
+    tokens (float64); everything else is the wrapped :class:`Run`'s."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._cache: dict[tuple[str | int, int | None], np.ndarray] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._run, name)
+
+    @property
+    def pooling(self) -> str:
+        return "mean of tokens"
+
+    def layer(self, name: str | int, step: int | None = None, *, mmap: bool = False) -> np.ndarray:
+        key = (name, step)
+        if key not in self._cache:
+            tokens, offsets = self._run.tokens(name, step, mmap=True)
+            sums = np.add.reduceat(np.asarray(tokens, dtype=np.float64), offsets[:-1], axis=0)
+            self._cache[key] = sums / np.diff(offsets)[:, None]
+        return self._cache[key]
+
+
+def _is_tokens(info: RunInfo) -> bool:
+    return info.run.pooling == "tokens"
+
+
+def pool_token_runs(groups: list[TaskGroup]) -> tuple[list[TaskGroup], list[TaskGroup]]:
+    """(groups with token-level runs seen mean-pooled, the token-level groups as they are)."""
+    pooled, token_groups = [], []
+    for g in groups:
+        if not _is_tokens(g.reference):
+            pooled.append(g)
+            continue
+        token_groups.append(g)
+
+        def wrap(info: RunInfo) -> RunInfo:
+            return dataclasses.replace(info, run=MeanPooledRun(info.run))
+
+        pooled.append(dataclasses.replace(
+            g, reference=wrap(g.reference), variants=[wrap(v) for v in g.variants]
+        ))  # fmt: skip
+    return pooled, token_groups
+
+
+def _labels(info: RunInfo, step: int, layer: str) -> dict[str, Any]:
+    return {
+        "task": info.task, "method": info.method, "seed": info.seed, "run": info.name,
+        "step": step, "layer": layer, "layer_index": layer_index(layer),
+    }  # fmt: skip
+
+
+def _blocks(n: int, n_blocks: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) block of each sample: a random deal into min(n_blocks, n) near-equal blocks."""
+    B = min(n_blocks, n)
+    block = np.empty(n, dtype=np.int64)
+    block[rng.permutation(n)] = np.arange(n) * B // n
+    return block
+
+
+def _length_shuffles(lengths: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_perm, n) permutations that move samples only within groups of equal length."""
+    perms = np.tile(np.arange(len(lengths)), (n_perm, 1))
+    for value in np.unique(lengths):
+        members = np.flatnonzero(lengths == value)
+        if members.size > 1:
+            perms[:, members] = rng.permuted(np.tile(members, (n_perm, 1)), axis=1)
+    return perms
+
+
+def _rows_of(offsets: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Token rows of ``samples`` (in that order), concatenated."""
+    return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in samples])
+
+
+def _cos(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.einsum("ij,ij->i", X, Y) / (np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1))
+
+
+def _linear(acc: StreamingDebiasedCKA) -> float:
+    def sq(M: np.ndarray) -> float:
+        flat = M.reshape(-1)
+        return float(flat @ flat)
+
+    return sq(acc.sxy) / math.sqrt(sq(acc.sxx) * sq(acc.syy))
+
+
+def _pass(
+    X: np.ndarray, Y: np.ndarray, x_rows: np.ndarray, y_rows: np.ndarray
+) -> tuple[StreamingDebiasedCKA, np.ndarray]:
+    """One accumulator over the paired rows, chunk by chunk, and their per-row cosines."""
+    acc = StreamingDebiasedCKA()
+    cos = np.empty(len(x_rows))
+    for start in range(0, len(x_rows), CHUNK_ROWS):
+        xs, ys = x_rows[start : start + CHUNK_ROWS], y_rows[start : start + CHUNK_ROWS]
+        Xc = np.asarray(X[xs], dtype=np.float64)
+        Yc = np.asarray(Y[ys], dtype=np.float64)
+        acc.update(Xc, Yc)
+        if Xc.shape[1] == Yc.shape[1]:
+            cos[start : start + len(xs)] = _cos(Xc, Yc)
+    return acc, cos
+
+
+def _measure(
+    X: np.ndarray, Y: np.ndarray, offsets: np.ndarray, block: np.ndarray,
+    W: np.ndarray | None, perms: np.ndarray | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Values, half-sample replicates and null of the three token metrics for one pair."""
+    B = int(block.max()) + 1
+    per_token_cos = np.empty(int(offsets[-1]))
+    accs, cos_sum, cos_n = [], np.zeros(B), np.zeros(B)
+    for b in range(B):
+        rows = _rows_of(offsets, np.flatnonzero(block == b))
+        acc, cos = _pass(X, Y, rows, rows)
+        accs.append(acc)
+        per_token_cos[rows] = cos
+        cos_sum[b], cos_n[b] = cos.sum(), len(cos)
+    total = copy.deepcopy(accs[0])
+    for acc in accs[1:]:
+        total.merge(acc)
+    same_width = X.shape[1] == Y.shape[1]
+    values = {
+        "cka_debiased": total.compute(),
+        "cka_linear": _linear(total),
+        "cosine": float(per_token_cos.mean()) if same_width else math.nan,
+    }
+    boot: dict[str, np.ndarray] = {}
+    if W is not None:
+        deb, lin = BlockStatistics(accs).cka(W)
+        boot = {"cka_debiased": deb, "cka_linear": lin, "cosine": (W @ cos_sum) / (W @ cos_n)}
+    null: dict[str, np.ndarray] = {}
+    if perms is not None:
+        reps = {k: np.empty(len(perms)) for k in values}
+        all_samples = np.arange(len(offsets) - 1)
+        x_rows = _rows_of(offsets, all_samples)
+        for r, perm in enumerate(perms):
+            acc, cos = _pass(X, Y, x_rows, _rows_of(offsets, perm))
+            reps["cka_debiased"][r] = acc.compute()
+            reps["cka_linear"][r] = _linear(acc)
+            reps["cosine"][r] = float(cos.mean()) if same_width else math.nan
+        null = reps
+    return {"values": values, "boot": boot, "null": null, "per_token_cos": per_token_cos}
+
+
+def token_tables(
+    groups: Sequence[TaskGroup], *, metrics: Sequence[str], n_boot: int, n_perm: int,
+    level: float, seed: int, progress: bool = False, n_blocks: int = N_BLOCKS,
+    max_null: int = TOKEN_NULL_PERMS,
+) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """``token_drift``, ``token_profile`` and ``token_samples`` tables of token-level groups.
+
+    ``metrics`` selects among :data:`TOKEN_METRICS`; see the module docstring for the rest.
+    """
+    wanted = [m for m in TOKEN_METRICS if m in metrics]
+    drift, profile, samples = [], [], []
+    total = sum(len(g.reference.run.layers) for g in groups)
+    with progress_bar(total, enabled=progress, description="comparing tokens") as advance:
+        for g in groups:
+            ref = g.reference.run
+            _, offsets = ref.tokens(ref.layers[0], mmap=True)
+            lengths = np.diff(offsets)
+            n = len(lengths)
+            rng = np.random.default_rng(seed)
+            block = _blocks(n, n_blocks, rng)
+            B = int(block.max()) + 1
+            W = None
+            if n_boot and B >= 8:
+                W = np.zeros((n_boot, B))
+                np.put_along_axis(W, stats.half_samples(B, n_boot, rng), 1.0, axis=1)
+            n_null = min(n_perm, max_null)
+            perms = _length_shuffles(lengths, n_null, rng) if n_null else None
+            values, counts = np.unique(lengths, return_counts=True)
+            shuffled = float(lengths[np.isin(lengths, values[counts > 1])].sum() / lengths.sum())
+            layout = token_layout(ref, offsets)
+            jobs = [(v, s) for v in g.variants for s in v.run.steps]
+            for layer in ref.layers:
+                X, _ = ref.tokens(layer, mmap=True)
+                for info, step in jobs:
+                    Y, y_offsets = info.run.tokens(layer, step, mmap=True)
+                    if not np.array_equal(y_offsets, offsets):
+                        raise InputError(
+                            f"{info.run.path} step {step}, {layer}: token counts per sample "
+                            f"differ from {ref.path}'s; tokens cannot be paired"
+                        )
+                    res = _measure(X, Y, offsets, block, W, perms)
+                    labels = _labels(info, step, layer)
+                    for name in wanted:
+                        drift.append(_row(labels, name, res, level, n, int(offsets[-1]), B, shuffled))
+                    if X.shape[1] == Y.shape[1]:
+                        per_token = 1 - res["per_token_cos"]
+                        profile += profile_rows(labels, layout, per_token)
+                        samples += sample_rows(labels, layout, per_token, ref.sample_ids)
+                advance(1)
+    table = pd.DataFrame(drift)
+    if not table.empty:
+        table["p_perm_holm"] = np.nan
+        for _, part in table.groupby("metric"):
+            table.loc[part.index, "p_perm_holm"] = stats.adjust_pvalues(part["p_perm"], "holm")
+    return {
+        "token_drift": table,
+        "token_profile": pd.DataFrame(profile),
+        "token_samples": pd.DataFrame(samples),
+    }
+
+
+def _row(
+    labels: dict[str, Any], name: str, res: dict[str, Any], level: float, n: int,
+    n_tokens: int, n_blocks: int, shuffled: float,
+) -> dict[str, Any]:  # fmt: skip
+    value = float(res["values"][name])
+    nan = math.nan
+    row = {
+        **labels, "metric": name, "level": "tokens", "similarity": value, "drift": 1 - value,
+        "ci_low": nan, "ci_high": nan, "p_perm": nan, "null_mean": nan, "calibrated": nan,
+        "n": n, "n_tokens": n_tokens, "n_blocks": n_blocks, "null_shuffled": shuffled,
+    }  # fmt: skip
+    if name in res["boot"]:
+        iv = stats.basic_interval(1 - value, 1 - res["boot"][name], level)
+        row.update(ci_low=iv.low, ci_high=iv.high)
+    if name in res["null"] and math.isfinite(value):
+        null = res["null"][name]
+        null_mean = float(np.mean(null))
+        row.update(
+            p_perm=stats.permutation_pvalue(value, null), null_mean=null_mean,
+            calibrated=stats.calibrated_similarity(value, null_mean),
+        )  # fmt: skip
+    return row
+
+
+def add_token_results(
+    results: Results, groups: Sequence[TaskGroup], settings: Any, *, progress: bool = False
+) -> Results:
+    """Fill ``results``' token tables from the token-level ``groups`` (the hook of
+    :func:`repdrift.analysis.compare_runs.compare`; ``settings`` is its Settings)."""
+    tables = token_tables(
+        groups, metrics=settings.metrics, n_boot=settings.n_boot, n_perm=settings.n_perm,
+        level=settings.level, seed=settings.seed, progress=progress,
+    )  # fmt: skip
+    for name, table in tables.items():
+        setattr(results, name, table)
+    described = results.summary.setdefault("settings", {})
+    described["token_interval"] = INTERVAL_TEXT.format(blocks=N_BLOCKS)
+    described["token_null"] = NULL_TEXT.format(cap=TOKEN_NULL_PERMS)
+    described["token_pooled"] = (
+        "the drift table analyses token-level runs mean-pooled over each sample's tokens"
+    )
+    return results

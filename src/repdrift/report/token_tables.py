@@ -1,0 +1,114 @@
+"""The report's token-level section: pooled and token-level drift side by side, drift by token
+type, and the most-moved samples with their text (token-level runs only)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from repdrift.report.tables import Table, fmt_num, layer_name
+from repdrift.store.results import Results, final_step
+
+__all__ = ["token_section"]
+
+#: Token-level metrics (see repdrift.analysis.tokens.TOKEN_METRICS).
+_TOKEN_METRICS = ("cka_debiased", "cka_linear", "cosine")
+_TEXT_CHARS = 300
+
+
+def _interval(row: pd.Series) -> str:
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if pd.isna(low) or pd.isna(high):
+        return fmt_num(row["drift"], 4)
+    return f"{fmt_num(row['drift'], 4)} [{fmt_num(low, 4)}, {fmt_num(high, 4)}]"
+
+
+def _side_by_side(results: Results, task: str, metric: str) -> Table:
+    tokens = final_step(results.token_drift)
+    tokens = tokens[(tokens["task"] == task) & (tokens["metric"] == metric)]
+    pooled = final_step(results.drift) if not results.drift.empty else results.drift
+    if not pooled.empty:
+        pooled = pooled[(pooled["task"] == task) & (pooled["metric"] == metric)]
+    table = Table(
+        f"{task}: drift (1 − {metric}) per layer, pooled (each sample's tokens averaged) and "
+        "over all tokens, with intervals; p: token-level null (samples shuffled within equal "
+        "lengths).",
+        ["run", "layer", "pooled drift [CI]", "token drift [CI]", "p (tokens)", "tokens"],
+        numeric=[False, False, True, True, True, True],
+    )
+    for _, row in tokens.sort_values(["run", "layer_index"]).iterrows():
+        match = (
+            pooled[(pooled["run"] == row["run"]) & (pooled["layer"] == row["layer"])]
+            if not pooled.empty
+            else pooled
+        )
+        table.add([
+            str(row["run"]), layer_name(int(row["layer_index"])),
+            _interval(match.iloc[0]) if not match.empty else "–", _interval(row),
+            fmt_num(row["p_perm"], 3), str(int(row["n_tokens"])),
+        ])  # fmt: skip
+    return table
+
+
+def _by_type(results: Results, task: str) -> Table | None:
+    prof = final_step(results.token_profile)
+    prof = prof[(prof["task"] == task) & (prof["by"] == "type")]
+    if prof.empty:
+        return None
+    means = prof.groupby(["method", "layer_index", "key"])["drift"].mean().unstack("key")
+    kinds = list(means.columns)
+    table = Table(
+        f"{task}: mean per-token drift (1 − cosine) by token type, final checkpoints "
+        "(runs of a method averaged).",
+        ["method", "layer", *kinds],
+        numeric=[False, False, *([True] * len(kinds))],
+    )
+    for (method, layer), row in means.iterrows():
+        table.add([str(method), layer_name(int(layer)), *(fmt_num(row[k], 4) for k in kinds)])
+    return table
+
+
+def _moved(results: Results, task: str) -> Table | None:
+    rows = final_step(results.token_samples)
+    rows = rows[rows["task"] == task]
+    if rows.empty:
+        return None
+    deepest = rows["layer_index"].max()
+    rows = rows[rows["layer_index"] == deepest].sort_values(["run", "rank"])
+    table = Table(
+        f"{task}: the most-moved samples at {layer_name(int(deepest))} (mean per-token drift "
+        "1 − cosine), their most-moved tokens (token@position) and text.",
+        ["run", "#", "sample", "drift", "most-moved tokens", "text"],
+        numeric=[False, True, False, True, False, False],
+    )
+    for _, row in rows.iterrows():
+        text = str(row["text"])
+        text = text if len(text) <= _TEXT_CHARS else text[:_TEXT_CHARS] + "…"
+        table.add([
+            str(row["run"]), str(int(row["rank"])), str(row["sample_id"]),
+            fmt_num(row["drift"], 4), str(row["top_tokens"]), text,
+        ])  # fmt: skip
+    return table
+
+
+def token_section(results: Results, metric: str) -> dict | None:
+    """Tables of the token-level section, or None when no run was token-level.
+
+    Returns ``{"metric", "side_by_side", "by_type", "moved", "interval", "null"}`` (lists of
+    :class:`~repdrift.report.tables.Table` and the recorded method texts).
+    """
+    drift = results.token_drift
+    if drift is None or drift.empty:
+        return None
+    metric = metric if metric in _TOKEN_METRICS else "cka_debiased"
+    if metric not in set(drift["metric"]):
+        metric = str(drift["metric"].iloc[0])
+    tasks = sorted(drift["task"].unique())
+    settings = results.summary.get("settings", {})
+    return {
+        "metric": metric,
+        "side_by_side": [_side_by_side(results, t, metric) for t in tasks],
+        "by_type": [t for t in (_by_type(results, t) for t in tasks) if t is not None],
+        "moved": [t for t in (_moved(results, t) for t in tasks) if t is not None],
+        "interval": settings.get("token_interval", ""),
+        "null": settings.get("token_null", ""),
+    }
