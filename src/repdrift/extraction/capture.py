@@ -279,24 +279,32 @@ def iter_pooled_chunks(
                     state["masks"], state["out"] = {device: mask.bool()}, {}
                     # Inference mode per batch, not around the generator: the consumer's code
                     # between two yields must not run in it.
-                    with torch.inference_mode():
-                        try:
-                            model(**forward_inputs(ids, mask))
-                        except _StopForward:
-                            pass
-                        missing = [n for n in layers if n not in state["out"]]
-                        if missing:
-                            raise InputError(
-                                f"the forward pass never ran the module(s) for {missing}; "
-                                "are the blocks part of this model?"
-                            )
-                        for n in layers:  # kept on the device until the chunk is complete
-                            parts[n].append(state["out"][n])
+                    try:
+                        with torch.inference_mode():
+                            try:
+                                model(**forward_inputs(ids, mask))
+                            except _StopForward:
+                                pass
+                            missing = [n for n in layers if n not in state["out"]]
+                            if missing:
+                                raise InputError(
+                                    f"the forward pass never ran the module(s) for {missing}; "
+                                    "are the blocks part of this model?"
+                                )
+                            for n in layers:  # kept on the device until the chunk is complete
+                                parts[n].append(state["out"][n])
+                    except (Exception, KeyboardInterrupt):
+                        # the previous chunk is finished: hand it over before failing, so a
+                        # resumed run does not compute it again
+                        if pending is not None:
+                            yield pending.wait()
+                            pending = None
+                        raise
                     state["masks"], state["out"] = {}, {}
-                    advance(len(batch))
                     if pending is not None:  # this chunk's first batch is under way
                         yield pending.wait()
                         pending = None
+                    advance(len(batch))
                 with torch.inference_mode():
                     pooled = {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()}
                     host, events = _to_host(pooled, layers)

@@ -55,6 +55,7 @@ from repdrift.store.manifest import (
     write_manifest,
 )
 from repdrift.store.reader import Run, load_run, run_summary, verify_run
+from repdrift.store.steps import inspect_step
 from repdrift.store.tensorfile import save_safetensors
 
 try:  # advisory lock so two processes never write the same step (released on kill -9)
@@ -161,6 +162,12 @@ class StepWriter:
                 "use a new --out (nothing was changed)"
             )
         if existing.status == "complete":
+            problems = inspect_step(existing.step, step_dir, check_hashes=True).problems
+            if problems:
+                raise IntegrityError(
+                    f"{problems[0]}: this complete step no longer verifies; delete {step_dir} "
+                    "to extract it again (nothing was changed)"
+                )
             partial = step_dir / PARTIAL_DIR
             if partial.exists():  # crash after the commit, before the clean-up
                 shutil.rmtree(partial, ignore_errors=True)
