@@ -12,19 +12,13 @@ resamples) for tests; the models are still really trained and measured.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from repdrift.analysis.headline import Headline, headline
 from repdrift.runner.experiment import Experiment
 from repdrift.runner.experiment_file import deep_merge, parse_experiment
-from repdrift.runner.study import Executor, RunResult, make_plan
-from repdrift.runner.study import execute as execute_plan
-from repdrift.store.results import load_results
 
 #: The demo study (identical to examples/demo.yaml; a test keeps them equal).
 DEMO_YAML = """\
@@ -76,41 +70,4 @@ def demo_experiment(out: str | Path = "repdrift-demo", *, quick: bool = False) -
     return parse_experiment(raw, root=Path.cwd(), where="repdrift demo")
 
 
-@dataclass(frozen=True)
-class DemoResult:
-    """The finished demo: the runner's result, the headline numbers and the wall time."""
-
-    run: RunResult
-    headline: Headline
-    seconds: float
-
-
-def run_demo(
-    out: str | Path = "repdrift-demo",
-    *,
-    quick: bool = False,
-    executor: Executor = "local",
-    progress: bool = True,
-) -> DemoResult:
-    """Run (or finish) the demo study in ``out`` and summarise it.
-
-    Parameters
-    ----------
-    out
-        Output folder: models/, runs/, results/, figures/, report.html.
-    quick
-        The reduced study of :data:`QUICK`.
-    executor
-        ``"local"`` or ``"ray"``.
-    progress
-        Show progress bars.
-    """
-
-    started = time.perf_counter()
-    exp = demo_experiment(out, quick=quick)
-    result = execute_plan(make_plan(exp), executor=executor, progress=progress)
-    summary = headline(load_results(exp.results_dir))
-    return DemoResult(result, summary, time.perf_counter() - started)
-
-
-__all__ = ["DEMO_YAML", "QUICK", "DemoResult", "demo_experiment", "run_demo"]
+__all__ = ["DEMO_YAML", "QUICK", "demo_experiment"]

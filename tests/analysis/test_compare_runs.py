@@ -243,3 +243,27 @@ def test_every_metric_gets_intervals_and_nulls_by_default(study):
     # A half-sample replicate is the metric on those rows: its interval is a basic interval.
     assert (res.drift["ci_low"] <= res.drift["ci_high"]).all()
     assert res.drift["p_perm"].min() >= 1 / 11  # (1 + #null >= observed) / (1 + n_perm)
+
+
+def test_compare_on_a_torch_device_equals_numpy(study, monkeypatch):
+    """device= moves the Gram / GEMM work to torch float64; the results stay the same.
+
+    Without a GPU here, the torch path is exercised on the CPU by routing "auto" to it.
+    """
+    import repdrift.analysis.compare_runs as compare_runs
+    from repdrift.common.devices import metrics_device
+
+    _, paths = study
+    settings = {"metrics": ["cka_debiased", "cka_linear", "cosine"], "n_boot": 20, "n_perm": 20,
+                "progress": False}  # fmt: skip
+    assert metrics_device("auto") is None and metrics_device("cpu") is None  # no GPU here
+    with pytest.raises(InputError, match="CUDA is not available"):
+        metrics_device("cuda")
+    plain = compare(paths, device="cpu", **settings)
+    assert plain.summary["settings"]["device"] is None
+    monkeypatch.setattr(compare_runs, "metrics_device", lambda device: "cpu")
+    on_torch = compare(paths, device="auto", **settings)
+    assert on_torch.summary["settings"]["device"] == "cpu"
+    cols = ["similarity", "ci_low", "ci_high", "null_mean"]
+    np.testing.assert_allclose(on_torch.drift[cols], plain.drift[cols], rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(on_torch.drift["p_perm"], plain.drift["p_perm"])

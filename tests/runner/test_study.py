@@ -18,6 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from repdrift.demo import demo_experiment
 from repdrift.errors import InputError
 from repdrift.runner.experiment_file import parse_experiment
 from repdrift.runner.plan import parse_shard, plan_jobs, shard_jobs
@@ -473,16 +474,15 @@ def test_killed_run_resumes_to_the_same_results(tmp_path: Path, uninterrupted: P
 @pytest.mark.slow
 def test_ray_executor_matches_local(tmp_path: Path, uninterrupted: Path) -> None:
     ray = pytest.importorskip("ray")
-    from repdrift.demo import run_demo
-
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}})  # fmt: skip
     try:
-        result = run_demo(tmp_path / "demo", quick=True, executor="ray", progress=False)
+        plan = make_plan(demo_experiment(tmp_path / "demo", quick=True))
+        result = execute(plan, executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert len(result.run.outcome.ran) == len(result.run.plan.jobs)
-    assert result.run.stages["analysis"] == "ran"
+    assert len(result.outcome.ran) == len(result.plan.jobs)
+    assert result.stages["analysis"] == "ran"
     # training and extraction ran in Ray workers (one thread each, as the reference): the
     # models are bit-identical; the analysis ran here, so allow float64 summation order
     for run in sorted((uninterrupted / "runs").iterdir()):

@@ -25,6 +25,7 @@ from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
 from repdrift.analysis.tokens import add_token_results, pool_token_runs
+from repdrift.common.devices import metrics_device
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
 from repdrift.common.version import __version__
@@ -52,6 +53,8 @@ class Settings:
     methods: tuple[str, str]
     #: Parameters of each metric that has any, defaults filled in (e.g. cka_rbf's sigma).
     metric_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Where the Gram / GEMM work ran: a CUDA device, or None for numpy on the CPU.
+    device: str | None = None
 
     def params(self, metric: str) -> dict[str, Any]:
         """Keyword arguments for the registry when computing ``metric``."""
@@ -76,6 +79,7 @@ def compare(
     verify: bool = True,
     progress: bool = True,
     allow_foreign_reference: bool = False,
+    device: str | None = "auto",
 ) -> Results:
     """Measure per-layer drift of fine-tuned runs from their base run.
 
@@ -119,6 +123,10 @@ def compare(
     allow_foreign_reference
         Compare runs whose recorded base weights are not the reference's (refused by
         default; the runs are flagged in the summary).
+    device
+        Where the float64 Gram / GEMM work of values, intervals and nulls runs: ``"auto"`` (a
+        CUDA device with fast float64 — P100, V100, A100, H100/H200 — else numpy on the CPU),
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; the results agree to 1e-10 either way.
     """
     started = time.perf_counter()
     metric_names = tuple(metrics)
@@ -132,8 +140,9 @@ def compare(
             f"resampled metric(s) {sorted(missing)} are not among the metrics {list(metric_names)}"
         )
     settings = Settings(
-        metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods, params
-    )
+        metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods, params,
+        metrics_device(device),
+    )  # fmt: skip
     groups = pair_runs(
         runs, ref=ref, labels=labels, verify=verify,
         allow_foreign_reference=allow_foreign_reference,
@@ -155,7 +164,9 @@ def compare(
                 replicates.update(reps)
                 cosines += cos
                 advance(1)
-            cross += _cross_layer(group, cross_layer_metric, settings.params(cross_layer_metric))
+            cross += _cross_layer(
+                group, cross_layer_metric, settings.params(cross_layer_metric), settings.device
+            )
             advance(1)
 
     drift_df = _finish_drift(pd.DataFrame(drift))
@@ -196,7 +207,7 @@ def _layer(
         do_stats = name in settings.resampled
         res = registry.resample(
             name, X, Ys, idx=idx if do_stats else None, perms=perms if do_stats else None,
-            **settings.params(name),
+            device=settings.device, **settings.params(name),
         )  # fmt: skip
         values, boot, null = res.values, res.subsets, res.null
         for j, (info, step) in enumerate(jobs):
@@ -277,7 +288,9 @@ def _finish_drift(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _cross_layer(group: TaskGroup, metric: str, params: Mapping[str, Any]) -> list[dict]:
+def _cross_layer(
+    group: TaskGroup, metric: str, params: Mapping[str, Any], device: str | None
+) -> list[dict]:
     """Base layer i × fine-tuned layer j similarity for each run's final step."""
     ref = group.reference.run
     base_layers = [np.asarray(ref.layer(layer), dtype=np.float64) for layer in ref.layers]
@@ -287,7 +300,7 @@ def _cross_layer(group: TaskGroup, metric: str, params: Mapping[str, Any]) -> li
         ft_layers = [
             np.asarray(info.run.layer(layer, step), dtype=np.float64) for layer in ref.layers
         ]
-        M = registry.matrix(metric, base_layers, ft_layers, **params)
+        M = registry.matrix(metric, base_layers, ft_layers, device=device, **params)
         for (i, a), (j, b) in itertools.product(enumerate(ref.layers), enumerate(ref.layers)):
             rows.append(
                 {

@@ -25,6 +25,7 @@ from repdrift.cli.views import (
     show_weights,
 )
 from repdrift.errors import IntegrityError
+from repdrift.metrics.definitions import DEFAULT_METRICS
 
 __all__ = ["app", "main"]
 
@@ -173,7 +174,7 @@ def compare(
         False, help="Compare runs whose recorded base weights are not the reference's."
     ),
     metric: list[str] = typer.Option(
-        ["cka_debiased", "cka_linear", "cosine", "procrustes"],
+        list(DEFAULT_METRICS),
         "--metric",
         "-m",
         help="Similarity measure (repeat for several).",
@@ -185,6 +186,11 @@ def compare(
     cross_layer_metric: str = typer.Option(
         "cka_debiased", help="Metric of the cross-layer matrices."
     ),
+    device: str = typer.Option(
+        "auto",
+        help="Where the float64 Gram/GEMM work runs: auto (a GPU with fast float64, else the "
+        "CPU), cpu, cuda, cuda:N.",
+    ),
 ) -> None:
     """Per-layer drift of runs from their reference run, with intervals and tests."""
     from repdrift.analysis.compare_runs import compare as run_compare
@@ -193,7 +199,7 @@ def compare(
     results = run_compare(
         runs, ref=ref or runs[0], out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm,
         level=level, seed=seed, cross_layer_metric=cross_layer_metric, progress=not quiet(),
-        allow_foreign_reference=allow_foreign_reference,
+        allow_foreign_reference=allow_foreign_reference, device=device,
     )  # fmt: skip
     if not quiet():
         show_drift(final_step(results.drift), default_metric(results))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repdrift.errors import InputError
@@ -130,6 +132,34 @@ def auto_dtype(device: str | torch.device | None) -> torch.dtype:
     index = resolved.index if resolved.index is not None else torch.cuda.current_device()
     major, _minor = torch.cuda.get_device_capability(index)
     return torch.bfloat16 if major >= 8 else torch.float32
+
+
+# GPUs that compute float64 at half the float32 rate (P100, V100, A100, H100/H200); consumer
+# GPUs manage 1/32-1/64 of it, slower than numpy on a few CPU cores.
+_FAST_FLOAT64_CAPABILITIES = {(6, 0), (7, 0), (8, 0), (9, 0)}
+
+
+def metrics_device(device: str | None = "auto") -> str | None:
+    """Where the analysis's float64 Gram and GEMM work runs: a CUDA device, or None (numpy).
+
+    ``"auto"``: the current CUDA device when it has fast float64, else numpy on the CPU;
+    ``"cpu"`` or None: numpy; ``"cuda"`` / ``"cuda:N"``: that device (checked). torch is only
+    imported when a GPU driver is present or torch is already loaded.
+    """
+    if device is None or device == "cpu":
+        return None
+    if device == "auto":
+        if "torch" not in sys.modules and not Path("/proc/driver/nvidia").exists():
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        if tuple(torch.cuda.get_device_capability()) not in _FAST_FLOAT64_CAPABILITIES:
+            return None
+        return "cuda"
+    resolved = resolve_device(device)
+    return None if resolved.type == "cpu" else str(resolved)
 
 
 # --------------------------------------------------------------------------------------------

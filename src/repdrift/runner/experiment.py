@@ -214,6 +214,9 @@ class AnalysisConfig(_Section):
         Metric of the cross-layer matrices.
     weights : bool
         Also measure weight-space drift (needs the variants' weights).
+    device : str
+        Where the float64 Gram/GEMM work runs: ``auto`` (a GPU with fast float64, else the
+        CPU), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
@@ -223,6 +226,7 @@ class AnalysisConfig(_Section):
     seed: int = 0
     cross_layer_metric: str = "cka_debiased"
     weights: bool = True
+    device: str = "auto"
 
     @field_validator("metrics")
     @classmethod
@@ -400,9 +404,6 @@ class Experiment(_Section):
     @property
     def report_path(self) -> Path:
         return self.output / "report.html"
-
-
-# ---------------------------------------------------------------------------------- loading
 
 
 __all__ = [

@@ -118,7 +118,7 @@ def analysis_fingerprint(exp: Experiment, jobs: Sequence[Job]) -> str | None:
     return _digest(
         {
             "version": __version__,
-            "settings": exp.analysis.model_dump(exclude={"weights"}),
+            "settings": exp.analysis.model_dump(exclude={"weights", "device"}),
             "labels": labels,
             "runs": {str(r): _run_state(r) for r in runs},
         }
@@ -174,7 +174,7 @@ def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True)
     compare(
         runs, out=exp.results_dir, metrics=a.metrics, n_boot=a.n_boot, n_perm=a.n_perm,
         level=a.level, seed=a.seed, cross_layer_metric=a.cross_layer_metric, labels=labels,
-        progress=progress,
+        device=a.device, progress=progress,
     )  # fmt: skip
     assert fingerprint is not None
     _write_stamp(exp, "analysis", fingerprint)
