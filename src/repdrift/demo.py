@@ -46,6 +46,7 @@ extraction:
   batch_size: 64
 analysis:
   metrics: [cka_debiased, cka_linear, cosine, procrustes]
+  resampled: [cka_debiased, cka_linear, cosine]   # exact fast paths; procrustes: values only
   n_boot: 100
   n_perm: 100
   weights: true

@@ -15,7 +15,10 @@ from repdrift.errors import InputError
 
 def test_resolution_order(monkeypatch):
     monkeypatch.delenv("REPDRIFT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert resolve_threads() == available_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a limit the user set for torch is kept
+    assert resolve_threads() == 1
     monkeypatch.setenv("REPDRIFT_THREADS", "3")
     assert resolve_threads() == 3
     assert resolve_threads(1) == 1  # the option wins over the environment

@@ -180,7 +180,7 @@ def test_train_lr_per_method(tmp_path: Path) -> None:
 
 def test_metrics_are_checked_against_the_registry(tmp_path: Path) -> None:
     from repdrift.analysis.compare_runs import DEFAULT_METRICS
-    from repdrift.runner.experiment import DEFAULT_METRICS as CONFIG_DEFAULTS
+    from repdrift.runner.sections import DEFAULT_METRICS as CONFIG_DEFAULTS
 
     assert tuple(CONFIG_DEFAULTS) == tuple(DEFAULT_METRICS)
     msg = error_of(tmp_path, with_(analysis={"metrics": ["cka_lin"]}))
@@ -223,3 +223,10 @@ def test_defaults_documented_in_docstring_example_parse(tmp_path: Path) -> None:
     raw["tasks"] = ["demo-sst"]  # the custom data file of the example does not exist here
     exp = parse_experiment(raw, root=tmp_path)
     assert exp.train is not None and exp.train.max_steps == 60
+
+
+def test_resampled_metrics_must_be_among_the_metrics(tmp_path: Path) -> None:
+    data = with_(analysis={"metrics": ["cka_debiased", "procrustes"], "resampled": ["cka_linear"]})
+    assert "analysis.resampled" in error_of(tmp_path, data) and "cka_linear" in error_of(tmp_path, data)
+    ok = with_(analysis={"metrics": ["cka_debiased", "procrustes"], "resampled": ["cka_debiased"]})
+    assert parse_experiment(ok, root=tmp_path).analysis.resampled == ["cka_debiased"]

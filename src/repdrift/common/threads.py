@@ -30,10 +30,12 @@ def available_cores() -> int:
 
 
 def resolve_threads(threads: int | str | None = None) -> int:
-    """The thread count: ``threads``, else ``$REPDRIFT_THREADS``, else :func:`available_cores`."""
+    """The thread count: ``threads``, else ``$REPDRIFT_THREADS``, else ``$OMP_NUM_THREADS``
+    (a limit the user already set for torch), else :func:`available_cores`."""
     where, value = "--threads", threads
-    if value is None:
-        where, value = ENV_VAR, os.environ.get(ENV_VAR)
+    for var in (ENV_VAR, "OMP_NUM_THREADS"):
+        if value is None or value == "":
+            where, value = var, os.environ.get(var)
     if value is None or value == "":
         return available_cores()
     try:

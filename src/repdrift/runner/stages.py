@@ -174,7 +174,7 @@ def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True)
     compare(
         runs, out=exp.results_dir, metrics=a.metrics, n_boot=a.n_boot, n_perm=a.n_perm,
         level=a.level, seed=a.seed, cross_layer_metric=a.cross_layer_metric, labels=labels,
-        device=a.device, progress=progress,
+        resampled=a.resampled, device=a.device, progress=progress,
     )  # fmt: skip
     assert fingerprint is not None
     _write_stamp(exp, "analysis", fingerprint)

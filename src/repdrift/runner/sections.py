@@ -1,0 +1,181 @@
+"""The sections of an experiment file other than its tasks and variants: ``train``,
+``analysis``, ``figures`` and ``import`` (pydantic models; unknown fields are errors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from repdrift.metrics.registry import DEFAULT_METRICS
+from repdrift.metrics.registry import names as metric_names
+
+Method = Literal["full", "lora"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TrainConfig(Section):
+    """Settings of :func:`repdrift.training.recipe.train` for variants that do not exist yet.
+
+    Attributes
+    ----------
+    max_steps : int
+        Optimiser steps (wins over ``epochs``).
+    epochs : float
+        Training length in epochs (default 3 when neither is given).
+    lr : float or {full: float, lora: float}
+        Peak learning rate, one for both methods or per method (default 5e-5 full, 1e-3 LoRA).
+    batch_size : int
+        Examples per optimiser step.
+    rank : int
+        LoRA rank r.
+    alpha : int
+        LoRA alpha (the update is scaled by alpha / r).
+    dropout : float
+        LoRA dropout.
+    target_modules : list of str
+        LoRA target modules (default: the attention query/value projections, detected).
+    max_train_samples : int
+        Train on this many samples (the same subset for every seed); default the whole split.
+    save_steps : int
+        Also save ``checkpoint-N`` every N steps (see ``checkpoints``).
+    max_eval_samples : int
+        Validation samples for the recorded accuracy; 0 skips it.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
+    lr: dict[Method, float] | None = None
+    batch_size: int = Field(16, ge=1)
+    rank: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    max_train_samples: int | None = Field(None, ge=1)
+    save_steps: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(256, ge=0)
+    device: str = "auto"
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_per_method(cls, value: Any) -> Any:
+        # one number means the same peak rate for both methods
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"full": value, "lora": value}
+        return value
+
+    def arguments(self, method: str) -> dict[str, Any]:
+        """Keyword arguments of :func:`repdrift.training.recipe.train` for one method."""
+        args = self.model_dump(exclude={"lr"})
+        args["lr"] = (self.lr or {}).get(method)  # type: ignore[call-overload]
+        return args
+
+
+class AnalysisConfig(Section):
+    """Settings of :func:`repdrift.analysis.compare_runs.compare` and the weight analysis.
+
+    Attributes
+    ----------
+    metrics : list of str
+        Similarity measures (``repdrift.metrics.names()``); default cka_debiased, cka_linear,
+        cosine, procrustes.
+    resampled : list of str
+        Metrics that get intervals and permutation nulls (default: every metric). The CKA
+        family and cosine resample exactly from precomputed matrices; the others are
+        recomputed on every replicate (procrustes: an SVD each).
+    n_boot : int
+        Half-sample replicates per layer for the intervals (0: none).
+    n_perm : int
+        Shuffled pairings per layer for the permutation null (0: none).
+    level : float
+        Confidence level of the intervals.
+    seed : int
+        Seed of the resampling.
+    cross_layer_metric : str
+        Metric of the cross-layer matrices.
+    weights : bool
+        Also measure weight-space drift (needs the variants' weights).
+    device : str
+        Where the float64 Gram/GEMM work runs: ``auto`` (a GPU with fast float64, else the
+        CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
+    resampled: list[str] | None = None
+    n_boot: int = Field(1000, ge=0)
+    n_perm: int = Field(1000, ge=0)
+    level: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    cross_layer_metric: str = "cka_debiased"
+    weights: bool = True
+    device: str = "auto"
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _check_metric(name)
+        return value
+
+    @field_validator("resampled")
+    @classmethod
+    def _resampled_among_metrics(cls, value: list[str] | None, info: Any) -> list[str] | None:
+        chosen = info.data.get("metrics") or []
+        for name in value or []:
+            if name not in chosen:
+                raise ValueError(f"{name!r} is not among the metrics {chosen}")
+        return value
+
+    @field_validator("cross_layer_metric")
+    @classmethod
+    def _known_cross(cls, value: str) -> str:
+        _check_metric(value)
+        return value
+
+
+def _check_metric(name: str) -> None:
+    if name not in metric_names():
+        raise ValueError(f"unknown metric {name!r}; expected one of {', '.join(metric_names())}")
+
+
+class FiguresConfig(Section):
+    """Figure output.
+
+    Attributes
+    ----------
+    format : {"png", "svg", "pdf"}
+        File format of the figures.
+    """
+
+    format: Literal["png", "svg", "pdf"] = "png"
+
+
+class ImportConfig(Section):
+    """An existing results tree in the original study's layout, analysed instead of extracted.
+
+    ``runs`` holds ``{task}_{method}_seed{seed}/step_000000/layer_i.pt`` folders (``method``
+    ``full``, ``full_finetune`` or ``lora``; ``{method}_seed{seed}_{task}`` is also found);
+    ``base`` holds the base run of each task as ``{task}_base``, ``base_pretrained_{task}`` or
+    ``{task}`` (looked for in ``base``, then in ``runs``). ``methods``: the fine-tuning methods
+    to import (default both).
+
+    Attributes
+    ----------
+    runs : path
+        Folder of the fine-tuned runs. ``import: PATH`` is short for ``import: {runs: PATH}``.
+    base : path
+        Folder of the base runs (default: looked for in ``runs``).
+    methods : list of {"full", "lora"}
+        Methods to import.
+    """
+
+    runs: Path
+    base: Path | None = None
+    methods: list[Method] = Field(default_factory=lambda: ["full", "lora"], min_length=1)
