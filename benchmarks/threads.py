@@ -5,7 +5,8 @@ analysis do) in fresh processes under three settings, while ``--busy`` other pro
 cores busy (a machine shared with other work), and prints each time against the first:
 
 * ``torch default``: every core, OpenMP threads spin while they wait (OMP_WAIT_POLICY unset);
-* ``repdrift default``: every core available to the process, OMP_WAIT_POLICY=PASSIVE;
+* ``repdrift default``: the cores available to the process (its affinity);
+* ``passive wait``: the same with OMP_WAIT_POLICY=PASSIVE (threads sleep while they wait);
 * ``--threads 1``.
 
     python benchmarks/threads.py                 # one busy process
@@ -26,7 +27,9 @@ WORKLOAD = r"""
 import json, os, sys, time
 from repdrift.common.threads import configure_threads
 mode = sys.argv[1]
-if mode == "repdrift":
+if mode in ("repdrift", "passive"):
+    if mode == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     configure_threads()
 elif mode == "one":
     configure_threads(1)
@@ -51,7 +54,8 @@ svd = time.perf_counter() - started
 print(json.dumps({"forward": forward, "svd": svd, "threads": torch.get_num_threads()}))
 """
 
-MODES = {"torch default": "torch", "repdrift default": "repdrift", "--threads 1": "one"}
+MODES = {"torch default": "torch", "repdrift default": "repdrift", "passive wait": "passive",
+         "--threads 1": "one"}  # fmt: skip
 
 
 def _spin(stop: mp.Event) -> None:

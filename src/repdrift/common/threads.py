@@ -1,11 +1,15 @@
 """CPU threads for torch, OpenMP and BLAS: one setting, applied before the thread pools start.
 
 On a CPU shared with other work, thread pools larger than the cores this process may use, or
-OpenMP threads that spin while they wait, make training and SVDs many times slower (measured on
-a 2-core machine: 10-30x for two spinning threads against one). :func:`configure_threads` sets
-one thread count everywhere (``--threads`` on the CLI, ``REPDRIFT_THREADS`` in the environment,
-else the cores available to this process) and makes OpenMP threads sleep while they wait
-(``OMP_WAIT_POLICY=PASSIVE``) unless the environment already says otherwise.
+OpenMP threads that spin while they wait, make forwards and SVDs several times slower.
+:func:`configure_threads` sets one thread count everywhere: ``--threads`` on the CLI, else
+``REPDRIFT_THREADS``, else ``OMP_NUM_THREADS`` when the user set it, else the cores available
+to this process (its affinity, which containers and ``taskset`` narrow).
+
+OpenMP's wait policy is left alone: measured with ``benchmarks/threads.py`` on 2 cores, sleeping
+threads (``OMP_WAIT_POLICY=PASSIVE``) made forwards 1.7x and SVDs 2x faster while another
+process kept a core busy, but SVDs 4x slower on an idle machine. On a shared machine,
+``--threads 1`` was fastest of all (forward 1.85x, SVD 2.7x faster than torch's default).
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ def configure_threads(threads: int | str | None = None) -> int:
     for var in _POOL_VARS:
         if explicit or var not in os.environ:
             os.environ[var] = str(count)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     threadpool_limits(count)
     torch = sys.modules.get("torch")  # never imported here: `repdrift --help` stays fast
     if torch is not None:
