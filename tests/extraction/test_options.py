@@ -32,6 +32,7 @@ def test_defaults() -> None:
         "offload_folder": None,
         "format": "safetensors",
         "trust_remote_code": False,
+        "final_norm": True,
     }
     assert extraction_options() == options
     assert pickle.loads(pickle.dumps(options)) == options  # travels to Ray workers

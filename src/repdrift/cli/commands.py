@@ -112,6 +112,12 @@ def extract(
     trust_remote_code: bool = typer.Option(
         False, help="Allow custom model code from the model folder."
     ),
+    final_norm: bool | None = typer.Option(
+        None,
+        "--final-norm/--no-final-norm",
+        help="Apply the model's final norm (Llama norm, GPT-2 ln_f) to the last block, as in "
+        "transformers' hidden_states[-1] (default: on; BERT-style models have none).",
+    ),
 ) -> None:
     """Extract every layer's representations of fixed validation samples into a run directory."""
     from repdrift.extraction.options import extraction_options
@@ -123,7 +129,7 @@ def extract(
         pooling=pooling, layers=_parse_layers(layers), batch_size=batch_size,
         max_tokens=max_tokens, dtype=dtype, device=device, format=format,
         trust_remote_code=trust_remote_code, device_map=device_map, max_memory=max_memory,
-        offload_folder=offload_folder,
+        offload_folder=offload_folder, final_norm=final_norm,
     )  # fmt: skip
     inputs = {"task": task, "base": base, "data": data, "samples": samples, "seed": seed,
               "split": split, **_columns(text_fields, id_field, label_field, max_length)}  # fmt: skip
@@ -411,5 +417,3 @@ def demo(
     _run_study(exp, executor=executor, ray_address=None, shard=None, dry_run=dry_run)
     if not quiet() and not dry_run:
         console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
-
-

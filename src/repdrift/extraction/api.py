@@ -187,6 +187,7 @@ def extract_loaded(
             loaded.model, loaded.blocks, token_ids, step_dir, sample_ids=samples.ids,
             pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0,
             options=opts, record=record, embeddings=loaded.embeddings,
+            final_norm=loaded.final_norm,
             padding_side=getattr(tok, "padding_side", "right") or "right",
             forward_inputs=loaded.forward_inputs, extra_files=extra_files, progress=progress,
         )  # fmt: skip
@@ -247,6 +248,7 @@ def extract(
     checkpoints: bool = False,
     base_out: str | Path | None = None,
     trust_remote_code: bool | None = None,
+    final_norm: bool | None = None,
     options: ExtractionOptions | None = None,
     progress: bool = True,
 ) -> Path:
@@ -269,12 +271,13 @@ def extract(
         The data's columns (one or two text columns, a unique id, the label) and the token
         budget per sample; default: the preset's, or for your own data the columns detected by
         their common names and 512 tokens (see :func:`repdrift.tasks.samples.load_samples`).
-    pooling, layers, batch_size, max_tokens, dtype, device, format, trust_remote_code
+    pooling, layers, batch_size, max_tokens, dtype, device, format, trust_remote_code, final_norm
         The extraction settings, see :class:`~repdrift.extraction.options.ExtractionOptions`
         (defaults: mean pooling, every block, 32 samples per batch, a token budget only on
         CUDA (sized from free memory), dtype ``auto`` (bfloat16 on a CUDA device that supports
-        it, else float32), ``auto`` device, safetensors). Each one given (not None) replaces
-        the same field of ``options``.
+        it, else float32), ``auto`` device, safetensors, the model's final norm applied to the
+        last block as in ``hidden_states[-1]``). Each one given (not None) replaces the same
+        field of ``options``.
     device_map, max_memory, offload_folder
         A model larger than one device: accelerate's placement (``auto``, ``balanced``, an
         explicit ``{module: device}`` map) with per-device limits, offloading to the CPU or
@@ -306,6 +309,7 @@ def extract(
         options, pooling=pooling, layers=layers, batch_size=batch_size, max_tokens=max_tokens,
         dtype=dtype, device=device, format=format, trust_remote_code=trust_remote_code,
         device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
+        final_norm=final_norm,
     )  # fmt: skip
     out = Path(out)
     # the data are read and checked before the model loads: a wrong column fails in a second;

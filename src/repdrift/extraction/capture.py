@@ -16,6 +16,8 @@ How a pass works
   copied once per batch to each) as soon as it is produced, in float32. The hook of the last
   requested layer raises a private exception that stops the forward pass, so the layers above
   it are never computed.
+* Given the model's final norm, the last block's hook applies it before pooling (the last
+  layer is then transformers' ``hidden_states[-1]``).
 * Pooled outputs stay on the device for the whole chunk and are copied to the host once per
   chunk (one transfer per device and layer width, asynchronous into pinned memory on CUDA); a
   chunk is handed over only after the next chunk's first batch is under way, so writing it
@@ -125,6 +127,13 @@ def input_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _apply_norm(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """``norm(hidden)`` on the device of the norm's weights (offloaded weights: accelerate's
+    hook on the norm moves the input itself)."""
+    device = next((p.device for p in norm.parameters() if p.device.type != "meta"), None)
+    return norm(hidden if device is None else hidden.to(device))
+
+
 @dataclass
 class _HostCopy:
     """A chunk's pooled outputs on their way to the host (copies in flight until
@@ -182,6 +191,7 @@ def iter_pooled_chunks(
     max_tokens: int | None = None,
     padding_side: str = "right",
     embeddings: nn.Module | None = None,
+    final_norm: nn.Module | None = None,
     forward_inputs: ForwardInputs | None = None,
     chunk_size: int = 256,
     skip_chunks: Sequence[int] | set[int] = (),
@@ -209,6 +219,11 @@ def iter_pooled_chunks(
     padding_side : {"right", "left"}
     embeddings : nn.Module or None
         Module whose output is the layer ``embeddings``.
+    final_norm : nn.Module or None
+        Applied to the last block's output (``layer_{len(blocks)-1}``) before pooling, where
+        the norm's weights are (a device map may put it on another device): the model's final
+        norm, so that the last layer equals transformers' ``hidden_states[-1]``. None: the raw
+        block output.
     forward_inputs : callable or None
         ``(input_ids, attention_mask) -> kwargs`` for ``model(**kwargs)``, both (b, t) int64
         on the model's device; default :func:`default_forward_inputs`.
@@ -232,6 +247,7 @@ def iter_pooled_chunks(
     lengths = _check_token_ids(token_ids)
     targets = layer_modules(layers, blocks, embeddings)
     last_name = layers[-1]
+    normed = f"layer_{len(blocks) - 1}" if final_norm is not None else None
     forward_inputs = forward_inputs or default_forward_inputs(model)
     device = input_device(model)
     chunks = plan_chunks(lengths, chunk_size, token_level=pooling == "tokens")
@@ -244,6 +260,8 @@ def iter_pooled_chunks(
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
             hidden = output if torch.is_tensor(output) else output[0]
+            if name == normed:
+                hidden = _apply_norm(final_norm, hidden)
             masks = state["masks"]
             mask = masks.get(hidden.device)
             if mask is None:
@@ -349,6 +367,7 @@ def extract_pooled(
     max_tokens: int | None = None,
     padding_side: str = "right",
     embeddings: nn.Module | None = None,
+    final_norm: nn.Module | None = None,
     forward_inputs: ForwardInputs | None = None,
     progress: bool | ProgressCallback = False,
 ) -> Pooled:
@@ -369,7 +388,7 @@ def extract_pooled(
     for chunk in iter_pooled_chunks(
         model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling, batch_size=batch_size,
         max_tokens=max_tokens, padding_side=padding_side, embeddings=embeddings,
-        forward_inputs=forward_inputs, chunk_size=size, progress=progress,
+        final_norm=final_norm, forward_inputs=forward_inputs, chunk_size=size, progress=progress,
     ):  # fmt: skip
         for name, values in chunk.layers.items():
             if name not in result:

@@ -4,7 +4,8 @@
 builds it from its keyword arguments), the CLI's ``extract`` command, the experiment file's
 ``extraction:`` section (the same class: its fields are the section's fields) and the runner's
 jobs share. The manifest records the settings it was made with (``pooling``, ``layers``,
-``batch_size``, ``max_tokens``, ``dtype``, ``format``) in its own fields, unchanged.
+``batch_size``, ``max_tokens``, ``dtype``, ``format``) in its own fields, unchanged
+(``final_norm``: whether a final norm was applied).
 
 The maximum sequence length is not a setting here: it belongs to the samples (the task
 preset's ``max_length``, :class:`repdrift.tasks.samples.Samples`), which are encoded before
@@ -73,6 +74,13 @@ class ExtractionOptions(BaseModel):
         Layer file format.
     trust_remote_code : bool
         Allow custom model code from the model folder.
+    final_norm : bool
+        Apply the model's final norm (Llama ``norm``, GPT-2 ``ln_f``, found beside the block
+        list) to the last block's output before pooling, so the last layer equals transformers'
+        ``hidden_states[-1]``, as the original study's scripts had it. Default True; False: the
+        raw output of the last block. Models without a final norm (BERT-style encoders, whose
+        blocks end in their own LayerNorm) are the same either way. The manifest records whether
+        the norm was applied.
 
     A bad value or an unknown field is a pydantic ``ValidationError`` (a ``ValueError``)
     naming the field and the value, located inside the experiment schema like any section;
@@ -93,6 +101,7 @@ class ExtractionOptions(BaseModel):
     offload_folder: str | None = None
     format: Format = "safetensors"
     trust_remote_code: bool = False
+    final_norm: bool = True
 
     @field_validator("pooling", mode="before")
     @classmethod

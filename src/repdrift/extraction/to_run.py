@@ -121,6 +121,7 @@ def extract_to_run(
     record: StepRecord | None = None,
     padding_side: str = "right",
     embeddings: nn.Module | None = None,
+    final_norm: nn.Module | None = None,
     forward_inputs: ForwardInputs | None = None,
     chunk_size: int | None = None,
     extra_files: dict[str, Callable[[Path], None]] | None = None,
@@ -143,6 +144,11 @@ def extract_to_run(
         The ``RUN/step_XXXXXX`` folder.
     sample_ids : sequence of str
         n unique ids, one per sample.
+    final_norm : nn.Module or None
+        The model's final norm (:attr:`repdrift.models.loaded.LoadedModel.final_norm`), applied
+        to the last block's output when ``options.final_norm`` is on. The manifest's
+        ``final_norm`` records whether it was applied (False without a norm or without the last
+        block among the layers).
     options : ExtractionOptions, optional
         ``pooling``, ``layers`` (see :func:`repdrift.extraction.capture.resolve_layers`),
         ``batch_size``, ``max_tokens`` and ``format`` are used; ``dtype`` is recorded as the
@@ -176,6 +182,7 @@ def extract_to_run(
     rec = record if record is not None else StepRecord()
     pooling = opts.pooling
     names = resolve_layers(opts.layers, len(blocks), has_embeddings=embeddings is not None)
+    norm = final_norm if opts.final_norm and f"layer_{len(blocks) - 1}" in names else None
     if len(sample_ids) != len(token_ids):
         raise InputError(f"{len(sample_ids)} sample_ids for {len(token_ids)} token-id lists")
     info = dict(rec.model)
@@ -215,6 +222,7 @@ def extract_to_run(
             token_ids_sha256=token_ids_sha256(token_ids),
             layers=names,
             padding_side=padding_side,
+            final_norm=norm is not None,
             batch_size=opts.batch_size,
             max_tokens=max_tokens,
             chunk_size=chunk_size,
@@ -234,7 +242,8 @@ def extract_to_run(
         for chunk in iter_pooled_chunks(
             model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling,
             batch_size=opts.batch_size, max_tokens=max_tokens, padding_side=padding_side,
-            embeddings=embeddings, forward_inputs=forward_inputs, chunk_size=chunk_size,
+            embeddings=embeddings, final_norm=norm, forward_inputs=forward_inputs,
+            chunk_size=chunk_size,
             skip_chunks=writer.done_chunks, progress=progress,
         ):  # fmt: skip
             writer.write_chunk(chunk)

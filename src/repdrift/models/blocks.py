@@ -57,3 +57,28 @@ def find_blocks_named(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]
             "models are not supported"
         )
     return candidates[0]
+
+
+# Names of the norm a backbone applies after its block stack, beside the block list: Llama/
+# Mistral/Qwen/Gemma "norm", GPT-2/GPT-J/Falcon/BLOOM "ln_f", OPT "final_layer_norm", Phi
+# "final_layernorm", Mamba-style "norm_f". BERT-style encoders have none (each block ends in its
+# own LayerNorm).
+_FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f")
+
+
+def find_final_norm(model: torch.nn.Module, blocks_name: str) -> torch.nn.Module | None:
+    """The norm applied to the last block's output (transformers' ``hidden_states[-1]`` is its
+    output), or None when the model has none.
+
+    It is looked for among the siblings of the block list ``blocks_name`` (a name from
+    :func:`find_blocks_named` on the same ``model``), so task heads and peft wrappers, which
+    only prefix the path, are no obstacle; a peft ``modules_to_save`` wrapper around the norm
+    is returned as it is (calling it runs the active copy).
+    """
+    parent_name = blocks_name.rsplit(".", 1)[0] if "." in blocks_name else ""
+    parent = model.get_submodule(parent_name)
+    for name in _FINAL_NORM_NAMES:
+        module = getattr(parent, name, None)
+        if isinstance(module, torch.nn.Module) and not isinstance(module, torch.nn.ModuleList):
+            return module
+    return None

@@ -51,7 +51,7 @@ from repdrift.common.devices import (
 )
 from repdrift.errors import InputError
 from repdrift.models import loading
-from repdrift.models.blocks import find_blocks_named
+from repdrift.models.blocks import find_blocks_named, find_final_norm
 from repdrift.models.loaded import (
     LoadedModel,
     configure_forward,
@@ -261,6 +261,7 @@ def load_model(
         source={},
         device=torch_device,
         peft_model=peft_model,
+        final_norm=find_final_norm(model, blocks_name),
     )
     configure_forward(loaded)
     loaded.embeddings = find_embeddings(loaded, blocks_name)

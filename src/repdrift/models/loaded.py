@@ -127,6 +127,10 @@ class LoadedModel:
         Transformer blocks in order, inside ``model``; block ``i`` is ``f"layer_{i}"``.
     embeddings
         Module whose output is the embedding output (the input of block 0), or None.
+    final_norm
+        The norm the model applies after its last block (Llama ``norm``, GPT-2 ``ln_f``; its
+        output is transformers' ``hidden_states[-1]``), or None when it has none (BERT-style
+        encoders) (:func:`repdrift.models.blocks.find_final_norm`).
     source
         JSON-safe provenance (paths, hashes, architecture, dtype, device, tokenizer padding side).
     peft_model
@@ -146,6 +150,7 @@ class LoadedModel:
     # pass position ids computed from the attention mask (correct under left padding)
     pass_position_ids: bool = field(default=False, repr=False)
     peft_model: torch.nn.Module | None = field(default=None, repr=False)
+    final_norm: torch.nn.Module | None = field(default=None, repr=False)
 
     @property
     def layer_names(self) -> list[str]:

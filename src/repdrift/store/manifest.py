@@ -76,6 +76,11 @@ class Manifest(BaseModel):
         Canonical layer names, in forward order.
     dims : dict
         Hidden size per layer (filled when complete).
+    final_norm : bool or None
+        Whether the model's final norm (Llama ``norm``, GPT-2 ``ln_f``) was applied to the last
+        block's output, making it transformers' ``hidden_states[-1]``; False for a model without
+        one (BERT-style) or the raw block output. None: written before this field existed, when
+        the norm was never applied (compared as False).
     padding_side, batch_size, max_tokens : str, int, int or None
         Batching used (results agree across batchings to float tolerance).
     chunk_size : int
@@ -112,6 +117,7 @@ class Manifest(BaseModel):
     layers: list[str] = Field(min_length=1)
     dims: dict[str, int] = Field(default_factory=dict)
     padding_side: Literal["left", "right"] = "right"
+    final_norm: bool | None = None
     batch_size: int = Field(ge=1)
     max_tokens: int | None = None
     chunk_size: int = Field(ge=1)
@@ -216,7 +222,12 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "format",
     "step",
     "token_ids_sha256",
+    "final_norm",
 )
+
+# Identity fields added after manifests were first written: the value an old manifest without
+# the field (None) stands for. Runs made before ``final_norm`` existed never applied the norm.
+_UNRECORDED: dict[str, Any] = {"final_norm": False}
 
 
 def _get(manifest: Manifest, dotted: str) -> Any:
@@ -229,6 +240,8 @@ def first_difference(old: Manifest, new: Manifest) -> tuple[str, str] | None:
     """The first identity field whose value differs, with a short description, or None."""
     for field in IDENTITY_FIELDS:
         a, b = _get(old, field), _get(new, field)
+        if field in _UNRECORDED:
+            a, b = (_UNRECORDED[field] if v is None else v for v in (a, b))
         if field == "model.weights_sha256" and a is None and b is None:
             # No weights hash (e.g. weights not found locally): fall back to the source path.
             field, a, b = "model.path", old.model.get("path"), new.model.get("path")
