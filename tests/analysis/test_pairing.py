@@ -178,3 +178,18 @@ def test_results_json_records_the_flags(tmp_path, layers):
     summary = json.loads((tmp_path / "res" / "results.json").read_text())
     (run,) = summary["tasks"]["sst2"]["runs"]
     assert run["flags"]
+
+
+def test_runs_with_and_without_the_final_norm_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(20)]
+    base = {f"layer_{i}": rng.normal(size=(20, 4)) for i in range(2)}
+    write_run(tmp_path / "base", base, task="toy", kind="base", sample_ids=ids)
+    write_run(tmp_path / "full1", base, task="toy", kind="full", sample_ids=ids,
+              model={"training": {"seed": 1}})  # fmt: skip
+    meta = tmp_path / "full1" / "step_000000" / "metadata.json"
+    manifest = json.loads(meta.read_text())
+    manifest["final_norm"] = True
+    meta.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="final_norm True vs False"):
+        compare([tmp_path / "base", tmp_path / "full1"], n_boot=0, n_perm=0, progress=False)

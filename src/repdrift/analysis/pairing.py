@@ -376,6 +376,14 @@ def check_comparable(ref: RunInfo, other: RunInfo) -> None:
         raise InputError(f"{where}: one run records its sample ids and the other does not")
     if a.pooling and b.pooling and a.pooling != b.pooling:
         raise InputError(f"{where}: pooling {b.pooling!r} vs {a.pooling!r}")
+    # a manifest without the field predates the option: made without the final norm
+    norms = [bool(r.manifest.final_norm) for r in (a, b) if r.manifest]
+    if len(norms) == 2 and norms[0] != norms[1]:
+        raise InputError(
+            f"{where}: final_norm {norms[1]} vs {norms[0]}: one run's last layer is taken after "
+            "the model's final norm, the other's before it; re-extract one with the other's "
+            "--final-norm/--no-final-norm"
+        )
     tokens_a, tokens_b = (
         r.manifest.token_ids_sha256 if r.manifest and r.pooling == "tokens" else None
         for r in (a, b)
