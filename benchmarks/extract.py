@@ -259,7 +259,7 @@ def compare(
             t, hand = timed("c", lambda: hand_loop(loaded, texts, batch_size, HAND_MAX_LENGTH))
             wall["c"].append(t)
         # Sanity: repdrift's values equal the hand loop's (same mean over real tokens).
-        from repdrift.store.writer import load_run
+        from repdrift.store.reader import load_run
 
         run = load_run(Path(tmp) / "run0")
         worst = max(float(np.abs(run.layer(f"layer_{i}") - hand[i + 1]).max()) for i in range(6))

@@ -15,7 +15,7 @@ Three levels, each built on the one below:
     The store-backed loop for any torch model: streams chunks of pooled outputs to disk
     (constant memory in the number of samples) and assembles the layer files.
 
-The forward pass itself is :mod:`repdrift.capture` (hooks, pooling on the device, stopping
+The forward pass itself is :mod:`repdrift.extraction.capture` (hooks, pooling on the device, stopping
 after the last requested layer).
 """
 

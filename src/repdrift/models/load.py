@@ -279,7 +279,7 @@ def load_model(
         "device_map": {str(k): v for k, v in hf_map.items()} if hf_map else None,
         "attn_implementation": getattr(config, "_attn_implementation", None),
         "trust_remote_code": trust_remote_code,
-        # how the variant was trained (seed, method, task ...) when repdrift.train wrote it
+        # how the variant was trained (seed, method, task ...) when repdrift.training wrote it
         "training": training,
     }
     logger.info(

@@ -9,7 +9,7 @@ from typing import Any
 
 from repdrift.errors import IntegrityError
 
-# Written by repdrift.train next to the weights; load_model puts it in source["training"].
+# Written by repdrift.training next to the weights; load_model puts it in source["training"].
 TRAINING_RECORD = "repdrift_training.json"
 
 

@@ -1,6 +1,6 @@
 """Publication figures from a results folder (tables only: plots never compute statistics).
 
-Every figure function takes result tables (see :mod:`repdrift.results`) and returns a
+Every figure function takes result tables (see :mod:`repdrift.store.results`) and returns a
 :class:`matplotlib.figure.Figure`; single-axes figures also accept ``ax=`` to draw into an
 existing figure. The style (Okabe–Ito colours with fixed colours per method, ≥ 7 pt fonts at
 3.5 in single-column width) is applied in a local rc context, so importing this module never

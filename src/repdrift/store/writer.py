@@ -15,9 +15,9 @@ order, one layer at a time, the manifest is rewritten with status ``complete`` a
 ``.partial/`` is removed. Every write is atomic (temp file, fsync, rename, fsync folder), so a
 crash at any moment leaves a resumable partial step or a complete one.
 
-Reading: :func:`load_run` (verified, refuses partial or corrupt runs), :func:`verify_run`
-(list of problems) and :func:`run_summary` (for ``repdrift inspect``) live in
-:mod:`repdrift.runs` and are re-exported here.
+Reading is :mod:`repdrift.store.reader` (:func:`~repdrift.store.reader.load_run`, verified,
+refuses partial or corrupt runs; :func:`~repdrift.store.reader.run_summary` for
+``repdrift inspect``) and :mod:`repdrift.store.steps` (checking one step's files).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ from repdrift.store.manifest import (
     step_dir_name,
     write_manifest,
 )
-from repdrift.store.reader import Run, load_run, run_summary, verify_run
 from repdrift.store.steps import inspect_step
 from repdrift.store.tensorfile import save_safetensors
 
@@ -63,7 +62,7 @@ try:  # advisory lock so two processes never write the same step (released on ki
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Run", "StepWriter", "load_run", "run_summary", "verify_run"]
+__all__ = ["StepWriter", "write_run"]
 
 logger = logging.getLogger(__name__)
 

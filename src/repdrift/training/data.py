@@ -1,4 +1,4 @@
-"""Training examples for :mod:`repdrift.train`: labels, token ids and padded batches.
+"""Training examples for :mod:`repdrift.training.recipe`: labels, token ids and padded batches.
 
 Classification examples are tokenized with :func:`repdrift.tasks.encoding.encode`, the same function
 extraction uses, so a fine-tune sees its inputs exactly as they are later measured. Question

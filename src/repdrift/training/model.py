@@ -1,4 +1,4 @@
-"""Model set-up for :mod:`repdrift.train`: task model, LoRA injection, seeding.
+"""Model set-up for :mod:`repdrift.training.recipe`: task model, LoRA injection, seeding.
 
 The tokenizer comes from :func:`repdrift.models.tokenizer.load_tokenizer`, the loader extraction
 uses (one pad fallback).

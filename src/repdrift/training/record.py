@@ -1,4 +1,4 @@
-"""Arguments and the training record of :mod:`repdrift.train` (``repdrift_training.json``).
+"""Arguments and the training record of :mod:`repdrift.training.recipe` (``repdrift_training.json``).
 
 The record is written twice: at the start with ``complete: false`` (it marks ``out`` as a
 folder repdrift may overwrite if the run dies) and, after the weights, with ``complete: true``.
