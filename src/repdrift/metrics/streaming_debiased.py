@@ -116,8 +116,8 @@ class StreamingDebiasedCKA:
         dy = other.mean_y - self.mean_y
         # Re-centre both sides on the pooled mean (vectors and scalars first: they read the
         # unshifted co-moments), then add; the co-moments take Chan et al.'s rank-one term.
-        mine = self._shifted(-dx * (other.n / n), -dy * (other.n / n))
-        theirs = other._shifted(dx * (self.n / n), dy * (self.n / n))
+        mine = self.shifted(-dx * (other.n / n), -dy * (other.n / n))
+        theirs = other.shifted(dx * (self.n / n), dy * (self.n / n))
         for key in (*_VECTORS, *_SCALARS):
             setattr(self, key, mine[key] + theirs[key])
         f = self.n * other.n / n
@@ -132,7 +132,7 @@ class StreamingDebiasedCKA:
         self.n = n
         return self
 
-    def _shifted(self, d: np.ndarray, e: np.ndarray) -> dict[str, Any]:
+    def shifted(self, d: np.ndarray, e: np.ndarray) -> dict[str, Any]:
         """The vector and scalar statistics of rows shifted by ``d`` (X) and ``e`` (Y)."""
         n, qx, qy = self.n, float(np.trace(self.sxx)), float(np.trace(self.syy))
         D, E = float(d @ d), float(e @ e)

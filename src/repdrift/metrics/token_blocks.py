@@ -71,7 +71,7 @@ class BlockStatistics:
         Rxx, Ryy, Rxy = [], [], []
         for k, b in enumerate(blocks):
             d, e = b.mean_x - g, b.mean_y - h
-            shifted = b._shifted(d, e)  # the re-centring formulas live there
+            shifted = b.shifted(d, e)
             su.append(b.n * d)
             sv.append(b.n * e)
             AX.append(shifted["ax"])

@@ -19,7 +19,7 @@ from repdrift.models.load import load_model
 from repdrift.models.sources import local_or_hub
 from repdrift.runner.job import Job
 from repdrift.store.manifest import step_dir_name
-from repdrift.store.reader import verify_run
+from repdrift.store.steps import verify_run
 from repdrift.tasks.samples import load_samples
 from repdrift.training.recipe import train
 

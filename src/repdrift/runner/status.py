@@ -10,7 +10,8 @@ from repdrift.models.sources import local_or_hub
 from repdrift.models.training_record import read_training_record
 from repdrift.runner.job import Job, Status
 from repdrift.store.manifest import MANIFEST_NAME, step_dir_name
-from repdrift.store.reader import load_run, run_summary, verify_run
+from repdrift.store.reader import load_run, run_summary
+from repdrift.store.steps import verify_run
 from repdrift.training.recipe import DEFAULT_LR
 
 
@@ -18,7 +19,7 @@ def job_status(job: Job) -> Status:
     """State of a job on disk (cheap: no model is loaded).
 
     ``done``: train — a complete training record; extract/import — the step verifies
-    (:func:`repdrift.store.reader.verify_run` finds no problem) and matches the experiment's
+    (:func:`repdrift.store.steps.verify_run` finds no problem) and matches the experiment's
     samples and extraction settings. ``partial``: started, resumable. ``todo``: not started.
     ``missing``: the model to extract (or the run to import) does not exist and nothing in
     the plan creates it. ``stale``: complete but made with other settings (never

@@ -37,7 +37,7 @@ from repdrift.runner.stages import (
 )
 from repdrift.runner.status import job_status, stale_reason
 from repdrift.store.manifest import step_dir_name
-from repdrift.store.reader import verify_run
+from repdrift.store.steps import verify_run
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ study's ``.pt`` files, read with ``weights_only=True``), :mod:`.results` (result
 
 from repdrift.store.assemble import PooledChunk
 from repdrift.store.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, step_dir_name
-from repdrift.store.reader import Run, load_run, run_summary, verify_run
+from repdrift.store.reader import Run, load_run, run_summary
 from repdrift.store.results import Results, load_results
+from repdrift.store.steps import verify_run
 from repdrift.store.writer import StepWriter, write_run
 
 __all__ = [

@@ -26,7 +26,7 @@ from repdrift.store.legacy_pt import (
     pt_layer_arrays,
 )
 from repdrift.store.manifest import MANIFEST_NAME, PARTIAL_DIR, Manifest
-from repdrift.store.steps import StepRecord, find_steps, inspect_step, steps_first, verify_run
+from repdrift.store.steps import StepRecord, find_steps, inspect_step, steps_first
 
 logger = logging.getLogger(__name__)
 
@@ -341,5 +341,4 @@ __all__ = [
     "Run",
     "load_run",
     "run_summary",
-    "verify_run",  # re-exported from .steps: callers read runs from here
 ]
