@@ -32,7 +32,7 @@ FLOORS: dict[str, int] = {
     "__main__": 9,
 }
 # Lazy imports that keep `import repdrift` and `repdrift --help` fast (they pull in torch).
-LAZY_ALLOWED = {"repdrift", "repdrift.cli.commands"}
+LAZY_ALLOWED = {"repdrift", "repdrift.cli.commands", "repdrift.cli.study_commands"}
 MAX_LINES = 420
 
 

@@ -232,10 +232,20 @@ def test_metric_params_are_checked(rbf_study):
 SLOW_METRICS = ("procrustes", "rsa", "mutual_knn", "svcca", "pwcca")
 
 
-def test_every_metric_gets_intervals_and_nulls_by_default(study):
-    """Metrics without a Gram shortcut are resampled through the registry's generic path."""
+def test_fast_metrics_are_resampled_by_default_and_slow_ones_when_named(study):
+    """By default only metrics with an exact fast path get intervals and nulls (the others
+    would be recomputed per replicate: minutes per layer at the study's shape); named in
+    ``resampled``, the others go through the registry's generic path."""
     _, paths = study
-    res = compare(paths[:3], metrics=SLOW_METRICS, n_boot=20, n_perm=10, progress=False)
+    default = compare(paths[:3], metrics=["cka_linear", *SLOW_METRICS], n_boot=20, n_perm=10,
+                      progress=False)  # fmt: skip
+    assert tuple(default.summary["settings"]["resampled"]) == ("cka_linear",)
+    slow_rows = default.drift[default.drift.metric.isin(SLOW_METRICS)]
+    assert slow_rows[["ci_low", "ci_high", "p_perm"]].isna().all().all()
+    assert slow_rows.similarity.notna().all()
+
+    res = compare(paths[:3], metrics=SLOW_METRICS, resampled=SLOW_METRICS, n_boot=20, n_perm=10,
+                  progress=False)  # fmt: skip
     assert set(res.summary["settings"]["resampled"]) == set(SLOW_METRICS)
     for metric in SLOW_METRICS:
         rows = res.drift[res.drift.metric == metric]

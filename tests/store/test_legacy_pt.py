@@ -3,58 +3,25 @@ with zeros, no mask. Written here as its phase-3 extractor did, with the real Mi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoModel, AutoTokenizer
 
+from _original_study import TEXTS
+from _original_study import original_extractor as write_original
 from repdrift.errors import IntegrityError
 from repdrift.store import legacy_pt
 from repdrift.store.legacy_pt import MEAN_UNMASKED, pool_unpooled
 from repdrift.store.reader import load_run
 from repdrift.store.steps import verify_run
 
-TEXTS = [
-    "the film was a delight",
-    "a slow, tedious and joyless mess of a movie that never ends",
-    "ok",
-    "actors save a thin story",
-    "the plot is not very good but the ending is",
-    "bad",
-    "a delight from the first scene to the last, with a story that holds",
-    "tedious",
-    "not slow at all",
-]
 
-
-def original_extractor(minilm_path: Path, folder: Path, padding_side: str, batch_size: int = 4):
-    """What the phase-3 script did: dynamic padding per batch, output_hidden_states, zero-pad
-    the batches to the longest of all, concatenate, torch.save each layer."""
+def original_extractor(minilm_path: Path, folder: Path, padding_side: str):
     tok = AutoTokenizer.from_pretrained(minilm_path)
     tok.padding_side = padding_side
-    model = AutoModel.from_pretrained(minilm_path).eval()
-    batches, masks = [], []
-    with torch.no_grad():
-        for i in range(0, len(TEXTS), batch_size):
-            enc = tok(TEXTS[i : i + batch_size], padding=True, return_tensors="pt")
-            out = model(**enc, output_hidden_states=True)
-            batches.append(torch.stack(out.hidden_states[1:]))  # (L, b, m, d)
-            masks.append(enc["attention_mask"])
-    longest = max(b.shape[2] for b in batches)
-    layers = torch.cat([torch.nn.functional.pad(b, (0, 0, 0, longest - b.shape[2])) for b in batches], 1)  # fmt: skip
-    mask = torch.cat([torch.nn.functional.pad(m, (0, longest - m.shape[1])) for m in masks])
-    step = folder / "step_000000"
-    step.mkdir(parents=True)
-    for i, layer in enumerate(layers):
-        torch.save(layer.clone(), step / f"layer_{i}.pt")
-    meta = {"step": 0, "task_name": "sst2", "method": "full_finetune", "timestamp": "2025-01-01",
-            "num_samples": len(TEXTS), "layer_names": [f"layer_{i}" for i in range(len(layers))],
-            "tensor_shapes": {f"layer_{i}": list(layers[i].shape) for i in range(len(layers))}}  # fmt: skip
-    (step / "metadata.json").write_text(json.dumps(meta))
-    return layers.double(), mask.double()
+    return write_original(AutoModel.from_pretrained(minilm_path).eval(), tok, folder)
 
 
 @pytest.fixture(scope="module", params=["right", "left"])

@@ -24,7 +24,8 @@ import pandas as pd
 from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
-from repdrift.analysis.tokens import add_token_results, pool_token_runs
+from repdrift.analysis.tokens import N_BLOCKS, TOKEN_NULL_PERMS, add_token_results, pool_token_runs
+from repdrift.analysis.unpooled import UnpooledMask, apply_masks
 from repdrift.common.devices import metrics_device
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
@@ -55,6 +56,9 @@ class Settings:
     metric_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Where the Gram / GEMM work ran: a CUDA device, or None for numpy on the CPU.
     device: str | None = None
+    #: Token-level runs: sample blocks of the intervals, cap on the shuffles of the null.
+    token_blocks: int = N_BLOCKS
+    token_null: int = TOKEN_NULL_PERMS
 
     def params(self, metric: str) -> dict[str, Any]:
         """Keyword arguments for the registry when computing ``metric``."""
@@ -80,6 +84,9 @@ def compare(
     progress: bool = True,
     allow_foreign_reference: bool = False,
     device: str | None = "auto",
+    unpooled_mask: UnpooledMask | Sequence[UnpooledMask] | None = None,
+    token_blocks: int = N_BLOCKS,
+    token_null: int = TOKEN_NULL_PERMS,
 ) -> Results:
     """Measure per-layer drift of fine-tuned runs from their base run.
 
@@ -102,11 +109,12 @@ def compare(
         ``repdrift.metrics.get(name).params``), e.g. ``{"cka_rbf": {"sigma": 0.5}}``; used for
         values, replicates, the noise floor and the cross-layer matrices alike.
     resampled
-        Metrics that get half-sample intervals and permutation nulls (default: every metric
-        of ``metrics``). The CKA family reads its replicates off precomputed Grams; every
-        other metric is recomputed on each half-sample and shuffle through the registry's
-        generic path (:func:`repdrift.metrics.resample`), which costs ``n_boot + n_perm``
-        evaluations per run and layer.
+        Metrics that get half-sample intervals and permutation nulls (default: those of
+        ``metrics`` with an exact fast resampling path: the CKA family reads its replicates
+        off precomputed Grams, cosine off per-sample cosines). Any other metric named here is
+        recomputed on each half-sample and shuffle through the registry's generic path
+        (:func:`repdrift.metrics.resample`), ``n_boot + n_perm`` evaluations per run and layer
+        (procrustes at 750 × 2048: minutes per layer); left out, it gets values only.
     n_boot, n_perm
         Half-sample replicates and shuffled pairings per layer (0 disables either).
     level
@@ -127,47 +135,75 @@ def compare(
         Where the float64 Gram / GEMM work of values, intervals and nulls runs: ``"auto"`` (a
         CUDA device with fast float64 — P100, V100, A100, H100/H200 — else numpy on the CPU),
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; the results agree to 1e-10 either way.
+    unpooled_mask
+        For the original study's unpooled ``(n, seq_len, d)`` runs: how their samples were
+        tokenised (one per task), so they are pooled over real tokens instead of every
+        position (see :mod:`repdrift.analysis.unpooled`). Without it such runs are pooled as
+        the original analysis did (``mean_unmasked``), with a warning.
+    token_blocks, token_null
+        Token-level runs only: blocks of whole samples the intervals resample, and the most
+        within-length shuffles the null draws (each one pass over the tokens); see
+        :mod:`repdrift.analysis.tokens`.
     """
     started = time.perf_counter()
     metric_names = tuple(metrics)
     for name in (*metric_names, cross_layer_metric):
         registry.get(name)  # unknown names fail here, before any work
     params = _resolve_params(metric_params, (*metric_names, cross_layer_metric))
-    resampled = metric_names if resampled is None else tuple(resampled)
+    if resampled is None:
+        resampled = tuple(m for m in metric_names if registry.get(m).fast_resampling)
+        if slow := [m for m in metric_names if m not in resampled] if n_boot or n_perm else []:
+            logger.info(
+                "%s: values only (no fast resampling path); name them in resampled= "
+                "(--resample) for intervals and nulls by recomputation",
+                ", ".join(slow),
+            )
+    resampled = tuple(resampled)
     missing = set(resampled) - set(metric_names)
     if missing:
         raise InputError(
             f"resampled metric(s) {sorted(missing)} are not among the metrics {list(metric_names)}"
         )
+    if token_blocks < 2 or token_null < 0:
+        raise InputError(
+            f"token_blocks must be at least 2 and token_null at least 0, got {token_blocks}, "
+            f"{token_null}"
+        )
     settings = Settings(
         metric_names, resampled, n_boot, n_perm, level, seed, cross_layer_metric, methods, params,
-        metrics_device(device),
+        metrics_device(device), token_blocks, token_null,
     )  # fmt: skip
     groups = pair_runs(
         runs, ref=ref, labels=labels, verify=verify,
         allow_foreign_reference=allow_foreign_reference,
     )  # fmt: skip
+    groups = apply_masks(groups, unpooled_mask)
     # token-level runs: analysed mean-pooled here, and over all tokens by analysis.tokens
     groups, token_groups = pool_token_runs(groups)
 
     drift, replicates, cross, cosines = [], {}, [], []
-    total = sum(len(g.reference.run.layers) + 1 for g in groups)
-    with progress_bar(total, enabled=progress, description="comparing") as advance:
-        for group in groups:
-            n = len(group.reference.run.sample_ids or group.reference.run.layer(0))
-            rng = np.random.default_rng(seed)
-            idx = stats.half_samples(n, n_boot, rng) if n_boot else None
-            perms = stats.permutations(n, n_perm, rng) if n_perm else None
-            for layer in group.reference.run.layers:
+    for group in groups:
+        n = len(group.reference.run.sample_ids or group.reference.run.layer(0))
+        rng = np.random.default_rng(seed)
+        idx = stats.half_samples(n, n_boot, rng) if n_boot else None
+        perms = stats.permutations(n, n_perm, rng) if n_perm else None
+        pairs = sum(len(v.run.steps) for v in group.variants)
+        layers = group.reference.run.layers
+        # one bar per task, counting pairs × layers (and the cross-layer matrix of each run)
+        described = f"{group.task}: {pairs} pair(s) x {len(layers)} layers"
+        with progress_bar(
+            pairs * len(layers) + len(group.variants), enabled=progress, description=described
+        ) as advance:
+            for layer in layers:
                 rows, reps, cos = _layer(group, layer, settings, idx, perms)
                 drift += rows
                 replicates.update(reps)
                 cosines += cos
-                advance(1)
+                advance(pairs)
             cross += _cross_layer(
                 group, cross_layer_metric, settings.params(cross_layer_metric), settings.device
             )
-            advance(1)
+            advance(len(group.variants))
 
     drift_df = _finish_drift(pd.DataFrame(drift))
     noise = noise_floor(groups, metric_names, params)

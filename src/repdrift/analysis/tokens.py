@@ -23,7 +23,8 @@ shares stay paired with themselves; ``null_shuffled`` gives the fraction of toke
 shuffled. Position (and hence [CLS]/[SEP]) structure stays paired, so this null asks whether
 the variant keeps sample-specific information beyond position and length. Each shuffle is one
 pass over the tokens, so at most ``max_null`` (default :data:`TOKEN_NULL_PERMS`) shuffles are
-drawn whatever ``n_perm`` is (p-values are then no finer than 1/(1 + max_null)).
+drawn whatever ``n_perm`` is (p-values are then no finer than 1/(1 + max_null)); ``compare``
+takes both as ``token_blocks`` and ``token_null`` (CLI ``--token-blocks``, ``--token-null``).
 
 Memory: ``B`` accumulators of ``3 d²`` float64 each (B = 50: 177 MB at d = 384, 1.26 GB at
 d = 1024) plus one chunk of at most :data:`CHUNK_ROWS` tokens and one float64 per token (the
@@ -266,7 +267,9 @@ def token_tables(
                     res = _measure(X, Y, offsets, block, W, perms)
                     labels = _labels(info, step, layer)
                     for name in wanted:
-                        drift.append(_row(labels, name, res, level, n, int(offsets[-1]), B, shuffled))
+                        drift.append(
+                            _row(labels, name, res, level, n, int(offsets[-1]), B, shuffled)
+                        )
                     if X.shape[1] == Y.shape[1]:
                         per_token = 1 - res["per_token_cos"]
                         profile += profile_rows(labels, layout, per_token)
@@ -316,12 +319,13 @@ def add_token_results(
     tables = token_tables(
         groups, metrics=settings.metrics, n_boot=settings.n_boot, n_perm=settings.n_perm,
         level=settings.level, seed=settings.seed, progress=progress,
+        n_blocks=settings.token_blocks, max_null=settings.token_null,
     )  # fmt: skip
     for name, table in tables.items():
         setattr(results, name, table)
     described = results.summary.setdefault("settings", {})
-    described["token_interval"] = INTERVAL_TEXT.format(blocks=N_BLOCKS)
-    described["token_null"] = NULL_TEXT.format(cap=TOKEN_NULL_PERMS)
+    described["token_interval"] = INTERVAL_TEXT.format(blocks=settings.token_blocks)
+    described["token_null"] = NULL_TEXT.format(cap=settings.token_null)
     described["token_pooled"] = (
         "the drift table analyses token-level runs mean-pooled over each sample's tokens"
     )

@@ -103,6 +103,11 @@ def resolve_and_check(exp: Experiment, root: Path) -> list[tuple[str, str]]:
         exp.import_.runs = absolute(exp.import_.runs)
         if exp.import_.base is not None:
             exp.import_.base = absolute(exp.import_.base)
+        if exp.import_.tokenizer is not None:
+            try:
+                exp.import_.tokenizer = resolve_model(exp.import_.tokenizer, root)
+            except ValueError as exc:
+                problems.append(("import.tokenizer", str(exc)))
     if exp.base_model is not None:
         exp._base_model_label = exp.base_model
         try:

@@ -87,9 +87,10 @@ class AnalysisConfig(Section):
         Similarity measures (``repdrift.metrics.names()``); default cka_debiased, cka_linear,
         cosine, procrustes.
     resampled : list of str
-        Metrics that get intervals and permutation nulls (default: every metric). The CKA
-        family and cosine resample exactly from precomputed matrices; the others are
-        recomputed on every replicate (procrustes: an SVD each).
+        Metrics that get intervals and permutation nulls (default: those with an exact fast
+        path, the CKA family and cosine, resampled from precomputed matrices). Any other
+        metric listed here is recomputed on every replicate (procrustes: an SVD each);
+        not listed, it gets values only.
     n_boot : int
         Half-sample replicates per layer for the intervals (0: none).
     n_perm : int
@@ -174,8 +175,15 @@ class ImportConfig(Section):
         Folder of the base runs (default: looked for in ``runs``).
     methods : list of {"full", "lora"}
         Methods to import.
+    tokenizer : str
+        The tokenizer the runs were extracted with (folder or hub id). The original study's
+        unpooled ``(n, seq_len, d)`` layers are then pooled over real tokens, each task's
+        samples (its ``data``, ``max_length``, ``text_fields``; ``samples`` and
+        ``sample_seed`` as for an extraction) re-tokenised to recover the mask; without it they
+        are pooled over every position, padding included, as the original analysis did.
     """
 
     runs: Path
     base: Path | None = None
+    tokenizer: str | None = None
     methods: list[Method] = Field(default_factory=lambda: ["full", "lora"], min_length=1)

@@ -99,7 +99,9 @@ def real_token_spans(
         The tokenizer's padding side within a batch.
     """
     if padding_side not in ("right", "left"):
-        raise IntegrityError(f"{where}: padding_side must be 'right' or 'left', got {padding_side!r}")
+        raise IntegrityError(
+            f"{where}: padding_side must be 'right' or 'left', got {padding_side!r}"
+        )
     too_long = np.flatnonzero(lengths > padded)
     if too_long.size:
         i = int(too_long[0])
@@ -151,6 +153,7 @@ def pool_unpooled(
                 f"{path}: {lengths.size} token counts given for a file of {n} samples"
             )
     out = np.empty((n, d), dtype=np.float32)
+    widths = np.empty(n, dtype=np.int64)
     rows = max(1, _BLOCK_BYTES // max(1, seq_len * d * 8))
     positions = torch.arange(seq_len)
     for start in range(0, n, rows):
@@ -161,6 +164,7 @@ def pool_unpooled(
         nonzero = block.abs().amax(dim=2) > 0  # (m, seq_len)
         last = torch.where(nonzero, positions, torch.full_like(positions, -1)).amax(dim=1)
         padded = (last + 1).numpy()
+        widths[start : start + rows] = padded
         first, stop = real_token_spans(
             lengths[start : start + rows], padded, padding_side, str(path)
         )
@@ -169,7 +173,31 @@ def pool_unpooled(
         )
         summed = (block * mask[:, :, None]).sum(dim=1)
         out[start : start + rows] = (summed / mask.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
+    if lengths is not None:
+        check_batch_widths(lengths, widths, str(path))
     return out
+
+
+def check_batch_widths(lengths: np.ndarray, widths: np.ndarray, where: str) -> None:
+    """Refuse token counts that cannot have produced the file's zero-joined batches.
+
+    Each batch was padded to its longest input and then zero-extended to the longest of all,
+    so every width (positions before the zeros) shared by a zero-extended batch must be the
+    token count of one of its rows. With a single width (one batch, or inputs padded to a
+    fixed length) nothing beyond :func:`real_token_spans`' check can be said.
+    """
+    distinct = np.unique(widths)
+    if distinct.size < 2:
+        return
+    unmatched = [int(w) for w in distinct if not np.any(lengths[widths == w] == w)]
+    if unmatched:
+        w = unmatched[0]
+        raise IntegrityError(
+            f"{where}: the rows {int(w)} positions wide (a batch padded to its longest input) "
+            f"hold no sample of {w} tokens (their counts: "
+            f"{sorted(set(lengths[widths == w].tolist()))[:8]}): the samples, their order, the "
+            "tokenizer or the max length differ from the ones the file was written with"
+        )
 
 
 def is_unpooled(path: str | Path) -> bool:

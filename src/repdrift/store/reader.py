@@ -61,6 +61,13 @@ class Run:
         self._token_lengths = token_lengths
         self._padding_side = padding_side
 
+    def with_token_lengths(self, token_lengths: np.ndarray, padding_side: str = "right") -> Run:
+        """This run with its unpooled layers pooled over real tokens (see :func:`load_run`)."""
+        return Run(
+            self.path, self._records, self.step,
+            token_lengths=np.asarray(token_lengths, np.int64), padding_side=padding_side,
+        )  # fmt: skip
+
     def _rec(self, step: int | None) -> StepRecord:
         step = self.step if step is None else step
         if step not in self._records:
@@ -108,8 +115,11 @@ class Run:
         """True for the original study's unpooled (n, seq_len, d) ``.pt`` layers."""
         rec = self._rec(None)
         first = next(iter(rec.layer_paths.values()), None)
-        return rec.manifest is None and first is not None and first.suffix == ".pt" and (
-            is_unpooled(first)
+        return (
+            rec.manifest is None
+            and first is not None
+            and first.suffix == ".pt"
+            and (is_unpooled(first))
         )
 
     def layer_path(self, name: str | int, step: int | None = None) -> Path:

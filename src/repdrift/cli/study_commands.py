@@ -1,0 +1,149 @@
+"""The study commands: ``train`` one variant, ``run`` an experiment file, the bundled ``demo``.
+
+As in :mod:`repdrift.cli.commands`, the API is imported inside each command.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from repdrift.cli.app import app, quiet
+from repdrift.cli.commands import column_options
+from repdrift.cli.views import console, short_path, show_headline, show_plan
+
+__all__ = ["demo", "run", "train"]
+
+
+@app.command()
+def train(
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name for --data.",
+    ),
+    method: str = typer.Option(..., "--method", help="full | lora."),
+    model: str = typer.Option(..., "--model", "-m", help="Base model folder or hub id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the checkpoint or adapter."),
+    seed: int = typer.Option(42, help="Training seed."),
+    data: Path | None = typer.Option(
+        None, help="Local training data (CSV / JSONL / parquet / saved dataset)."
+    ),
+    text_fields: str | None = typer.Option(
+        None, help="Text column, or two comma-separated for pairs (default: detected by name)."
+    ),
+    id_field: str | None = typer.Option(None, help="Column of unique sample ids."),
+    label_field: str | None = typer.Option(None, help="Column of labels."),
+    max_length: int | None = typer.Option(
+        None, help="Tokens per sample (default: the preset's; 512 for your own data)."
+    ),
+    epochs: float | None = typer.Option(None, help="Epochs (default: the recipe's)."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many optimiser steps."),
+    lr: float | None = typer.Option(None, help="Learning rate (default: per method)."),
+    batch_size: int = typer.Option(16, help="Training batch size."),
+    rank: int = typer.Option(8, help="LoRA rank r."),
+    alpha: int = typer.Option(16, help="LoRA alpha."),
+    target_modules: str | None = typer.Option(
+        None, help="Comma-separated LoRA target modules (default: attention projections)."
+    ),
+    save_steps: int | None = typer.Option(
+        None, help="Also save checkpoint-N folders every N steps."
+    ),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+) -> None:
+    """Fine-tune a model (full or LoRA) with a thin transformers/peft recipe."""
+    from repdrift.training.recipe import train as run_train
+
+    path = run_train(
+        task=task, method=method, model=model, out=out, seed=seed, data=data, epochs=epochs,
+        max_steps=max_steps, lr=lr, batch_size=batch_size, rank=rank, alpha=alpha,
+        target_modules=[m.strip() for m in target_modules.split(",")] if target_modules else None,
+        save_steps=save_steps, device=device, progress=not quiet(),
+        **column_options(text_fields, id_field, label_field, max_length),
+    )  # fmt: skip
+    if not quiet():
+        console.print(f"saved to [bold]{escape(str(path))}[/]")
+
+
+def _run_study(
+    exp, *, executor: str, ray_address: str | None, shard: str | None, dry_run: bool
+) -> None:
+    from repdrift.analysis.headline import headline
+    from repdrift.runner.study import execute, make_plan
+    from repdrift.store.results import load_results
+
+    plan = make_plan(exp, shard=shard)
+    if not quiet() or dry_run:
+        show_plan(plan)
+    if dry_run:
+        return
+    result = execute(
+        plan,
+        executor=executor,
+        ray_address=ray_address,
+        progress=not quiet(),  # type: ignore[arg-type]
+    )
+    if quiet():
+        return
+    console.print(f"jobs run: {len(result.outcome.ran)}, already done: {len(result.skipped)}")
+    if result.analysis_skipped == "shard":
+        console.print(
+            "shard finished; the analysis is not run by a shard. When every shard has "
+            "finished, run the same command without --shard: it runs what is left, then the "
+            "analysis, figures and report."
+        )
+        return
+    console.print(", ".join(f"{k}: {v}" for k, v in result.stages.items()))
+    show_headline(headline(load_results(exp.results_dir)))
+    console.print(f"results: [bold]{escape(short_path(exp.results_dir))}[/]")
+    if result.report is not None:
+        console.print(f"report: [bold]{escape(short_path(result.report))}[/]")
+
+
+@app.command()
+def run(
+    experiment: Path = typer.Argument(..., help="Experiment file (YAML)."),
+    executor: str = typer.Option("local", help="local | ray (each job a Ray task)."),
+    ray_address: str | None = typer.Option(
+        None, help="Address of a running Ray cluster (default: start a local one)."
+    ),
+    shard: str | None = typer.Option(
+        None, help="i/n: run only shard i (0-based) of n of the jobs, without the analysis."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the experiment's `output`)."
+    ),
+) -> None:
+    """Run a study: train missing variants, extract, compare, weights, figures, report."""
+    from repdrift.runner.experiment_file import load_experiment
+
+    exp = load_experiment(experiment, output=out)
+    _run_study(exp, executor=executor, ray_address=ray_address, shard=shard, dry_run=dry_run)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("repdrift-demo"), "--out", "-o", help="Output folder."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Reduced study (one task, fewer steps, samples, resamples)."
+    ),
+    executor: str = typer.Option("local", help="local | ray."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and exit."),
+) -> None:
+    """The bundled MiniLM fine-tuned (full and LoRA) on the bundled tasks, end to end.
+
+    Runs on the GPU when there is one. On a CPU shared with other work, OMP_NUM_THREADS=1
+    avoids oversubscribed BLAS threads (several times faster there).
+    """
+    from repdrift.demo import demo_experiment
+
+    started = time.perf_counter()
+    exp = demo_experiment(out, quick=quick)
+    _run_study(exp, executor=executor, ray_address=None, shard=None, dry_run=dry_run)
+    if not quiet() and not dry_run:
+        console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
