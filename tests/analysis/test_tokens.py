@@ -225,3 +225,18 @@ def test_runs_with_different_token_ids_are_refused(study):
     )  # fmt: skip
     with pytest.raises(InputError, match="token"):
         repdrift.compare([study["base"], other], n_boot=0, n_perm=0, progress=False)
+
+
+def test_blocks_and_null_size_are_options(study):
+    results = repdrift.compare(
+        [study["base"], study["full"]], n_boot=40, n_perm=50, token_blocks=8, token_null=3,
+        metrics=["cka_debiased"], progress=False,
+    )  # fmt: skip
+    table = results.token_drift
+    assert (table["n_blocks"] == 8).all()
+    # 3 shuffles: the smallest attainable p-value is 1 / (1 + 3)
+    assert table["p_perm"].min() >= 1 / 4 - 1e-12
+    assert "min(8, n)" in results.summary["settings"]["token_interval"]
+    assert "at most 3 shuffles" in results.summary["settings"]["token_null"]
+    with pytest.raises(InputError, match="token_blocks must be at least 2"):
+        repdrift.compare([study["base"], study["full"]], token_blocks=1, progress=False)
