@@ -152,7 +152,8 @@ def compare(
     params = _resolve_params(metric_params, (*metric_names, cross_layer_metric))
     if resampled is None:
         resampled = tuple(m for m in metric_names if registry.get(m).fast_resampling)
-        if slow := [m for m in metric_names if m not in resampled] if n_boot or n_perm else []:
+        slow = [m for m in metric_names if m not in resampled]
+        if slow and (n_boot or n_perm):
             logger.info(
                 "%s: values only (no fast resampling path); name them in resampled= "
                 "(--resample) for intervals and nulls by recomputation",
