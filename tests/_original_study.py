@@ -29,12 +29,13 @@ TEXTS = [
 
 
 def original_extractor(model, tok, folder: Path, *, batch_size: int = 4, task: str = "sst2",
-                       method: str = "full_finetune") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                       method: str = "full_finetune", texts: list[str] = TEXTS,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Write ``folder/step_000000`` as the phase-3 script did; return (layers, mask) in float64."""
     batches, masks = [], []
     with torch.no_grad():
-        for i in range(0, len(TEXTS), batch_size):
-            enc = tok(TEXTS[i : i + batch_size], padding=True, truncation=True, max_length=128,
+        for i in range(0, len(texts), batch_size):
+            enc = tok(texts[i : i + batch_size], padding=True, truncation=True, max_length=128,
                       return_tensors="pt")  # fmt: skip
             out = model(**enc, output_hidden_states=True)
             batches.append(torch.stack(out.hidden_states[1:]))  # (L, b, m, d)
@@ -47,7 +48,7 @@ def original_extractor(model, tok, folder: Path, *, batch_size: int = 4, task: s
     for i, layer in enumerate(layers):
         torch.save(layer.clone(), step / f"layer_{i}.pt")
     meta = {"step": 0, "task_name": task, "method": method, "timestamp": "2025-01-01",
-            "num_samples": len(TEXTS), "layer_names": [f"layer_{i}" for i in range(len(layers))],
+            "num_samples": len(texts), "layer_names": [f"layer_{i}" for i in range(len(layers))],
             "tensor_shapes": {f"layer_{i}": list(layers[i].shape) for i in range(len(layers))}}  # fmt: skip
     (step / "metadata.json").write_text(json.dumps(meta))
     return layers.double(), mask.double()
