@@ -157,11 +157,12 @@ def pool_unpooled(
     rows = max(1, _BLOCK_BYTES // max(1, seq_len * d * 8))
     positions = torch.arange(seq_len)
     for start in range(0, n, rows):
-        block = tensor[start : start + rows].to(torch.float64)
+        raw = tensor[start : start + rows]
+        block = raw.to(torch.float64)
         if lengths is None:
             out[start : start + rows] = block.mean(dim=1).numpy()
             continue
-        nonzero = block.abs().amax(dim=2) > 0  # (m, seq_len)
+        nonzero = (raw != 0).any(dim=2)  # (m, seq_len), on the stored values
         last = torch.where(nonzero, positions, torch.full_like(positions, -1)).amax(dim=1)
         padded = (last + 1).numpy()
         widths[start : start + rows] = padded
@@ -171,7 +172,7 @@ def pool_unpooled(
         mask = (positions >= torch.from_numpy(first)[:, None]) & (
             positions < torch.from_numpy(stop)[:, None]
         )
-        summed = (block * mask[:, :, None]).sum(dim=1)
+        summed = torch.bmm(mask[:, None, :].to(torch.float64), block)[:, 0]  # (m, d)
         out[start : start + rows] = (summed / mask.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
     if lengths is not None:
         check_batch_widths(lengths, widths, str(path))
