@@ -47,9 +47,9 @@ def test_final_step_is_step_0_when_a_run_has_it() -> None:
     )
     final = final_step(drift)
     # a and b: step 0, the saved final model (step_000000), not their last checkpoint;
-    # c has no step 0: its first step folder, the step the analysis compares at
-    assert final.set_index("run")["step"].to_dict() == {"a": 0, "b": 0, "c": 100}
-    assert list(final["drift"]) == [3, 4, 6]
+    # c has no step 0: its latest checkpoint, the most trained model it has
+    assert final.set_index("run")["step"].to_dict() == {"a": 0, "b": 0, "c": 300}
+    assert list(final["drift"]) == [3, 4, 7]
     assert FINAL_MODEL_STEP == 0
 
 
@@ -142,3 +142,20 @@ def test_results_save_round_trips_through_the_table_writer(tmp_path: Path) -> No
     back = load_results(tmp_path / "res")
     pd.testing.assert_frame_equal(back.drift, drift)
     assert default_metric(back) == "cka_linear"
+
+
+def test_a_run_without_step_0_opens_at_its_latest_checkpoint(tmp_path) -> None:
+    import numpy as np
+
+    from repdrift.store.reader import load_run
+    from repdrift.store.writer import write_run
+
+    for step in (100, 300, 200):
+        layers = {"layer_0": np.full((3, 2), step, dtype=np.float32)}
+        write_run(tmp_path / "run", layers, task="t", kind="full", sample_ids=["a", "b", "c"], step=step)  # fmt: skip
+    run = load_run(tmp_path / "run")
+    assert run.steps == [100, 200, 300] and run.step == 300
+    assert run.layer(0)[0, 0] == 300
+    write_run(tmp_path / "run", {"layer_0": np.zeros((3, 2), np.float32)}, task="t", kind="full",
+              sample_ids=["a", "b", "c"], step=0)  # fmt: skip
+    assert load_run(tmp_path / "run").step == 0

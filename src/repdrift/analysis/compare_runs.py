@@ -333,7 +333,7 @@ def _cross_layer(
     base_layers = [np.asarray(ref.layer(layer), dtype=np.float64) for layer in ref.layers]
     rows = []
     for info in group.variants:
-        step = info.run.steps[0]
+        step = info.run.step
         ft_layers = [
             np.asarray(info.run.layer(layer, step), dtype=np.float64) for layer in ref.layers
         ]

@@ -26,7 +26,7 @@ from repdrift.store.legacy_pt import (
     pt_layer_arrays,
 )
 from repdrift.store.manifest import MANIFEST_NAME, PARTIAL_DIR, Manifest
-from repdrift.store.steps import StepRecord, find_steps, inspect_step, steps_first
+from repdrift.store.steps import StepRecord, final_step_number, find_steps, inspect_step
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class Run:
     path : Path
     steps : list of int
     step : int
-        Default step for :meth:`layer` (the one passed to :func:`load_run`, else the first).
+        Default step for :meth:`layer`: the one passed to :func:`load_run`, else the final
+        model (step 0, else the latest checkpoint).
     """
 
     def __init__(
@@ -226,7 +227,8 @@ def load_run(
     path : str or Path
         The run folder (holding ``step_*`` folders) or one step folder.
     step : int, optional
-        Default step for :meth:`Run.layer` (default: the first step).
+        Default step for :meth:`Run.layer` (default: the final model, step 0, else the latest
+        checkpoint).
     verify : bool
         Check every file's sha256 against the manifest (recommended; reads all files once).
         Without it, sizes and status are still checked.
@@ -273,7 +275,7 @@ def load_run(
     return Run(
         path,
         records,
-        steps_first(steps) if step is None else step,
+        final_step_number(steps) if step is None else step,
         token_lengths=None if token_lengths is None else np.asarray(token_lengths, np.int64),
         padding_side=padding_side,
     )

@@ -83,16 +83,18 @@ def write_weights(table: pd.DataFrame, out: str | Path) -> list[Path]:
 
 
 def final_step(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of each run's final model: the run's smallest step, i.e. step 0 (``step_000000``,
-    the saved final model) whenever the run has it.
+    """Rows of each run's final model: step 0 (``step_000000``, the saved final model) when the
+    run has it, else its latest checkpoint (:func:`repdrift.store.steps.final_step_number`).
 
-    The analysis compares methods and ranks tasks at this step (each run's first step folder),
-    so every summary of a results folder uses this rule. A table without ``step`` (or empty)
-    is returned as is.
+    The analysis compares methods and ranks tasks at this step, so every summary of a results
+    folder uses this rule. A table without ``step`` (or empty) is returned as is.
     """
     if table.empty or "step" not in table.columns:
         return table
-    return table[table["step"] == table.groupby("run")["step"].transform("min")]
+    steps = table.groupby("run")["step"]
+    has_final = steps.transform("min") == 0
+    final = steps.transform("max").where(~has_final, 0)
+    return table[table["step"] == final]
 
 
 def default_metric(results: Results) -> str:

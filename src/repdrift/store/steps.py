@@ -123,6 +123,7 @@ def verify_run(path: str | Path) -> list[str]:
     ]
 
 
-def steps_first(steps: dict[int, Path]) -> int:
-    """The default step of a run: the smallest."""
-    return min(steps)
+def final_step_number(steps: dict[int, Path] | list[int]) -> int:
+    """The step of a run's final model: 0 (``step_000000``, the saved final model) when the run
+    has it, else its latest checkpoint."""
+    return 0 if 0 in steps else max(steps)
