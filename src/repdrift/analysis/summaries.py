@@ -51,11 +51,10 @@ def noise_floor(
                     np.asarray(i.run.layer(layer, i.run.steps[0]), dtype=np.float64) for i in infos
                 ]
                 for name in metric_names:
-                    params = metric_params.get(name, {})
-                    sims = [
-                        registry.compute(name, a, b, **params)
-                        for a, b in itertools.combinations(Ys, 2)
-                    ]
+                    # One self-comparison matrix: each seed's state (Gram, QR) computed once,
+                    # not once per pair; the pairs are its upper triangle.
+                    M = registry.matrix(name, Ys, Ys, **metric_params.get(name, {}))
+                    sims = [M[a, b] for a, b in itertools.combinations(range(len(Ys)), 2)]
                     rows.append(
                         {
                             "task": group.task,

@@ -51,11 +51,18 @@ def procrustes(X: np.ndarray, Y: np.ndarray) -> float:
 
 
 def procrustes_matrix(layers_a: Sequence[np.ndarray], layers_b: Sequence[np.ndarray]) -> np.ndarray:
-    """(La, Lb) Procrustes similarity; normalisation and QR once per layer."""
+    """(La, Lb) Procrustes similarity; normalisation and QR once per layer.
+
+    A self-comparison (``layers_b is layers_a``) computes the upper triangle and mirrors it;
+    its diagonal is ``||F||²_F`` (the nuclear norm of the PSD ``Fᵀ F`` is its trace).
+    """
     fa = [procrustes_factor(X, f"layers_a[{i}]") for i, X in enumerate(layers_a)]
-    fb = (
-        fa
-        if layers_b is layers_a
-        else [procrustes_factor(X, f"layers_b[{j}]") for j, X in enumerate(layers_b)]
-    )
-    return np.array([[_nuclear(a, b) for b in fb] for a in fa])
+    if layers_b is not layers_a:
+        fb = [procrustes_factor(X, f"layers_b[{j}]") for j, X in enumerate(layers_b)]
+        return np.array([[_nuclear(a, b) for b in fb] for a in fa])
+    out = np.empty((len(fa), len(fa)))
+    for i, a in enumerate(fa):
+        out[i, i] = min(float(np.sum(a * a)), 1.0)
+        for j in range(i + 1, len(fa)):
+            out[i, j] = out[j, i] = _nuclear(a, fa[j])
+    return out

@@ -12,9 +12,12 @@ A metric's :class:`~repdrift.metrics.spec.MetricSpec` may carry a resampling hoo
 
 - :class:`GramResampling` (``cka_linear``, ``cka_debiased``, ``cka_rbf``) computes one Gram
   per representation and reads subsets as quadratic forms in the subset's indicator vector
-  (:func:`gram_cka_subsets`) and shuffles as permutations of a centred Gram
-  (:func:`gram_cka_permuted`; centred and U-centred Grams commute with permutations, so a null
-  replicate costs ``O(n²)`` instead of a new Gram).
+  (:func:`~repdrift.metrics.kernels.gram_cka_subsets`) and shuffles as permutations of a
+  centred Gram (:func:`~repdrift.metrics.kernels.gram_cka_permuted`; centred and U-centred
+  Grams commute with permutations, so a null replicate costs ``O(n²)`` instead of a new Gram).
+  The two linear CKAs share their centred Grams, matrix products and the gather of each
+  shuffle (:func:`linear_cka_replicates`): asking for one computes both, and the other is
+  kept for the next call on the same input (recognised by a digest of its bytes).
 - :class:`CosineResampling` (``cosine``): a subset's value is the mean of a subset of the n
   per-sample cosines, a shuffled pairing's is a gather from the one (n, n) matrix of cross
   products of unit rows.
@@ -27,21 +30,33 @@ the replicates come back as float64 numpy arrays either way.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from repdrift.errors import InputError
+from repdrift.metrics import kernels
 from repdrift.metrics._inputs import is_torch
 from repdrift.metrics.cosine import check_same_width, unit_rows
-from repdrift.metrics.kernels import kernel_alignment
+from repdrift.metrics.kernels import (
+    array_module,
+    centered_gram,
+    frobenius,
+    gram_cka_permuted,
+    gram_cka_subsets,
+    indices_for,
+    kernel_alignment,
+    permuted_inner,
+    subset_ckas,
+    u_center_gram,
+)
 
 Similarity = Callable[[np.ndarray, np.ndarray], float]
 
-# Bytes of permuted (n, n) Grams (or of the cosine cross-product matrix) a torch device
-# gathers at once; numpy permutes one Gram at a time into reused buffers.
-TORCH_GATHER_BYTES = 2**28
 # Above this many samples the (n, n) cross products of the cosine null would not fit: each
 # shuffle is then read from the rows (O(n d) per shuffle instead of one O(n² d) GEMM).
 COSINE_MATRIX_MAX_N = 20_000
@@ -122,13 +137,98 @@ class GramResampling:
         **params: object,
     ) -> Replicates:
         """See :meth:`ResamplingPath.replicates`."""
+        if self.gram is centered_gram and not is_torch(X) and X.shape[0] >= 4:
+            return _linear_cka(X, Ys, idx, perms, debiased=self.debiased)
         K = self.gram(X, **params)
-        Ls = _stack([self.gram(Y, **params) for Y in Ys])
+        Ls = array_module(K).stack([self.gram(Y, **params) for Y in Ys])
         Kc, Lcs = self.center(K), self.center(Ls)
         values = np.array([kernel_alignment(Kc, Lc) for Lc in Lcs])
         subsets = gram_cka_subsets(K, Ls, idx, debiased=self.debiased) if idx is not None else None
         null = gram_cka_permuted(Kc, Lcs, perms) if perms is not None else None
         return Replicates(values=values, subsets=_numpy(subsets), null=_numpy(null))
+
+
+def linear_cka_replicates(
+    X: np.ndarray,
+    Ys: Sequence[np.ndarray],
+    idx: np.ndarray | None,
+    perms: np.ndarray | None,
+    estimators: Sequence[bool] = (False, True),
+) -> dict[bool, Replicates]:
+    """Replicates of ``cka_linear`` (False) and ``cka_debiased`` (True) computed together.
+
+    One centred Gram ``Kc`` per representation serves both (the debiased one U-centres it);
+    the subsets of both share every matrix product (:func:`~repdrift.metrics.kernels.
+    subset_ckas`); and under a shuffle both cross terms come from one gather of ``Kc``:
+    ``<Ũ(Kc)[q][:, q], Ũ(Lc)> = <Kc[q][:, q], Ũ(Lc)>`` because ``Ũ(Lc)`` has a zero diagonal
+    and zero row sums, which annihilate everything U-centring adds to ``Kc``.
+
+    Parameters
+    ----------
+    X : (n, d0) float64 numpy array, n >= 4 when ``True`` is among ``estimators``
+    Ys : R arrays (n, d_r), R >= 1
+    idx, perms
+        As in :meth:`ResamplingPath.replicates`.
+    estimators
+        Which of the two to compute.
+    """
+    Kc = centered_gram(X)
+    Lcs = np.stack([centered_gram(Y) for Y in Ys])
+    grams = {False: (Kc, Lcs)}
+    if True in estimators:
+        grams[True] = (u_center_gram(Kc), u_center_gram(Lcs))
+    subsets = {}
+    if idx is not None:
+        subsets = dict(zip(estimators, subset_ckas(Kc, Lcs, idx, estimators), strict=True))
+    nulls = {}
+    if perms is not None:
+        Bs = np.stack([grams[e][1] for e in estimators])  # (E, R, n, n)
+        cross = permuted_inner(Kc, Bs, perms).reshape(len(estimators), len(Ys), -1)
+        for e, c in zip(estimators, cross, strict=True):
+            K, Ls = grams[e]
+            norms = np.sqrt(frobenius(K, K) * np.einsum("rij,rij->r", Ls, Ls))
+            nulls[e] = c / norms[:, None]
+    return {
+        e: Replicates(
+            values=np.array([kernel_alignment(grams[e][0], L) for L in grams[e][1]]),
+            subsets=subsets.get(e),
+            null=nulls.get(e),
+        )
+        for e in estimators
+    }
+
+
+# The replicates of the linear CKA estimator that was not asked for, from the last joint
+# computation, with a digest of its input: at most one entry, taken by the first call that
+# asks for that estimator on input with the same digest (the analysis asks for both, layer
+# by layer). A digest rather than copies: nothing large is held between calls.
+_SIBLING: list[tuple[tuple[bytes | None, ...], bool, Replicates]] = []
+_SIBLING_LOCK = threading.Lock()
+
+
+def _linear_cka(
+    X: np.ndarray, Ys: Sequence[np.ndarray], idx: Any, perms: Any, *, debiased: bool
+) -> Replicates:
+    digest = tuple(None if a is None else _digest(a) for a in (X, *Ys, idx, perms))
+    with _SIBLING_LOCK:
+        kept = _SIBLING.pop() if _SIBLING else None
+    if kept is not None and kept[1] == debiased and kept[0] == digest:
+        return kept[2]
+    try:
+        both = linear_cka_replicates(X, Ys, idx, perms, (debiased, not debiased))
+    except InputError:  # e.g. a Gram the other estimator cannot normalise: this one alone
+        return linear_cka_replicates(X, Ys, idx, perms, (debiased,))[debiased]
+    with _SIBLING_LOCK:
+        _SIBLING[:] = [(digest, not debiased, both[not debiased])]
+    return both[debiased]
+
+
+def _digest(a: Any) -> bytes:
+    """SHA-1 of an array's dtype, shape and bytes (about 0.5 ms per MB)."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha1(f"{a.dtype.str}{a.shape}".encode(), usedforsecurity=False)
+    h.update(a.data)
+    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -159,7 +259,7 @@ class CosineResampling:
             per_sample = (U * V).sum(axis=1)
             values.append(float(per_sample.mean()))
             if idx is not None:
-                subsets.append(_numpy(per_sample[_index(idx, U)].mean(axis=1)))
+                subsets.append(_numpy(per_sample[indices_for(idx, U)].mean(axis=1)))
             if perms is not None:
                 null.append(_permuted_cosines(U, V, perms))
         return Replicates(
@@ -173,16 +273,16 @@ def _permuted_cosines(U: Any, V: Any, perms: np.ndarray) -> np.ndarray:
     """(P,) mean cosine of unit rows ``U[i]`` and ``V[perms[k, i]]`` for each shuffle k."""
     n = U.shape[0]
     if n > COSINE_MATRIX_MAX_N:
-        return np.array([float((U * V[_index(p, U)]).sum(axis=1).mean()) for p in perms])
+        return np.array([float((U * V[indices_for(p, U)]).sum(axis=1).mean()) for p in perms])
     C = U @ V.T  # C[i, j] = cosine of sample i of X with sample j of Y
     rows = np.arange(n)
     if not is_torch(C):
         return C[rows, perms].mean(axis=1)
     out = np.empty(len(perms))
-    step = max(1, TORCH_GATHER_BYTES // (8 * n))
-    rows_t = _index(rows, C)
+    step = max(1, kernels.TORCH_GATHER_BYTES // (8 * n))
+    rows_t = indices_for(rows, C)
     for a in range(0, len(perms), step):
-        out[a : a + step] = _numpy(C[rows_t, _index(perms[a : a + step], C)].mean(axis=1))
+        out[a : a + step] = _numpy(C[rows_t, indices_for(perms[a : a + step], C)].mean(axis=1))
     return out
 
 
@@ -204,166 +304,6 @@ def by_recomputing(
         else None
     )
     return Replicates(values=values, subsets=subsets, null=null)
-
-
-def gram_cka_subsets(
-    K: np.ndarray, Ls: np.ndarray, idx: np.ndarray, *, debiased: bool
-) -> np.ndarray:
-    """CKA on many subsets of the samples at once, from full-sample kernel matrices.
-
-    Exactly equal (up to rounding) to computing CKA from scratch on ``X[s], Y[s]`` for each
-    subset ``s``, but without gathering or re-centring a Gram per subset: every quantity the
-    estimators need (sums of ``K∘L`` over the subset, subset row sums) is a quadratic form in
-    the subset's 0/1 indicator vector, so all B subsets come out of a few (B, n) × (n, n)
-    matrix products. Products that involve only ``K`` are shared by every ``L``.
-
-    Parameters
-    ----------
-    K : (n, n) float64 numpy array or torch tensor
-        Kernel (Gram) matrix of the reference representation on all n samples, centred or not
-        (both estimators are invariant to the constant shifts centring removes).
-    Ls : (n, n) or (R, n, n) float64, the same kind as ``K``
-        Kernel matrices of one or R representations compared with ``K``.
-    idx : (B, m) int
-        Sample indices of each subset, without duplicates (see
-        :func:`repdrift.analysis.stats.half_samples`).
-    debiased : bool
-        Unbiased HSIC (``cka_debiased``) instead of the biased estimator (``cka_linear``,
-        ``cka_rbf``).
-
-    Returns
-    -------
-    (B,) or (R, B) float64, following ``Ls`` (a torch tensor on ``K``'s device for torch input).
-    """
-    n, m = K.shape[0], idx.shape[1]
-    einsum = _einsum(K)
-    if is_torch(K):
-        import torch
-
-        W = torch.zeros((len(idx), n), dtype=K.dtype, device=K.device)
-        W.scatter_(1, _index(idx, K), 1.0)
-    else:
-        W = np.zeros((len(idx), n))
-        np.put_along_axis(W, idx, 1.0, axis=1)
-
-    def in_subset(A: Any) -> Any:
-        return einsum("bi,bi->b", W, A)
-
-    def hsic(P: Any, Ra: Any, Rb: Any, sa: Any, sb: Any) -> Any:
-        trace = in_subset(W @ P)  # sum over i, j in the subset of A_ij B_ij
-        cross = einsum("bi,bi,bi->b", W, Ra, Rb)
-        if debiased:  # Song et al. (2012), up to the common factor 1 / (m (m - 3))
-            return trace + sa * sb / ((m - 1) * (m - 2)) - 2 * cross / (m - 2)
-        return trace - 2 * cross / m + sa * sb / m**2  # tr(K H L H), H the subset centring
-
-    if debiased:
-        K = _zero_diag(K)
-    RK = W @ K  # row sums restricted to the subset, (B, n)
-    sK = in_subset(RK)
-    kk = hsic(K * K, RK, RK, sK, sK)
-    out = []
-    for L in Ls.reshape(-1, n, n):
-        if debiased:
-            L = _zero_diag(L)
-        RL = W @ L
-        sL = in_subset(RL)
-        kl = hsic(K * L, RK, RL, sK, sL)
-        ll = hsic(L * L, RL, RL, sL, sL)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(kl / (kk * ll) ** 0.5)
-    return out[0] if Ls.ndim == 2 else _stack(out)
-
-
-def gram_cka_permuted(Kc: np.ndarray, Lcs: np.ndarray, perms: np.ndarray) -> np.ndarray:
-    """CKA under shuffled pairing, from centred (or U-centred) Grams.
-
-    Parameters
-    ----------
-    Kc : (n, n) float64 numpy array or torch tensor
-        Centred Gram (biased CKA) or U-centred Gram (debiased CKA) of the reference.
-    Lcs : (n, n) or (R, n, n) float64, the same kind as ``Kc``
-        The same for one or R representations compared with ``Kc``.
-    perms : (P, n) int
-        Shufflings of the pairing between samples.
-
-    Returns
-    -------
-    (P,) or (R, P) float64, following ``Lcs`` (a torch tensor on ``Kc``'s device for torch
-    input).
-    """
-    # Both centrings commute with permutations and the norms are permutation invariant, so
-    # only the cross term <Kc, P Lc Pᵀ> = <Pᵀ Kc P, Lc> changes. Permuting the reference
-    # once per shuffle serves every Lc with a single matrix-vector product.
-    n = Kc.shape[0]
-    L = Lcs.reshape(-1, n * n)
-    kk = float(Kc.reshape(-1) @ Kc.reshape(-1))
-    norms = (kk * _einsum(L)("ri,ri->r", L, L)) ** 0.5
-    inverse = np.argsort(perms, axis=1)
-    if is_torch(Kc):
-        out = _gathered_cross(Kc, L, inverse) / norms[:, None]
-        return out[0] if Lcs.ndim == 2 else out
-    # Two single-axis takes into reused buffers run about twice as fast as fancy indexing
-    # with np.ix_ (contiguous row copies, then in-cache column gathers).
-    Kc = np.ascontiguousarray(Kc)
-    rows, permuted = np.empty_like(Kc), np.empty_like(Kc)
-    cross = np.empty((L.shape[0], len(inverse)))
-    for i, q in enumerate(inverse):
-        np.take(Kc, q, axis=0, out=rows)
-        np.take(rows, q, axis=1, out=permuted)
-        cross[:, i] = L @ permuted.reshape(-1)
-    out = cross / norms[:, None]
-    return out[0] if Lcs.ndim == 2 else out
-
-
-def _gathered_cross(Kc: Any, L: Any, inverse: np.ndarray) -> Any:
-    """(R, P) ``<Kc[q][:, q], Lc>`` on a torch device, many shuffles per gather and GEMM."""
-    n = Kc.shape[0]
-    step = max(1, TORCH_GATHER_BYTES // (8 * n * n))
-    parts = []
-    for a in range(0, len(inverse), step):
-        q = _index(inverse[a : a + step], Kc)  # (p, n)
-        permuted = Kc[q[:, :, None], q[:, None, :]]  # (p, n, n): Kc[q_i, q_j]
-        parts.append(L @ permuted.reshape(len(q), n * n).T)
-    return _torch_cat(parts, axis=1)
-
-
-def _zero_diag(A: Any) -> Any:
-    if is_torch(A):
-        return A.clone().fill_diagonal_(0.0)
-    A = A.copy()
-    np.fill_diagonal(A, 0.0)
-    return A
-
-
-def _index(idx: np.ndarray, like: Any) -> Any:
-    """Integer indices for indexing ``like``: as they are for numpy, a tensor on its device."""
-    if not is_torch(like):
-        return idx
-    import torch
-
-    return torch.as_tensor(np.asarray(idx, dtype=np.int64), device=like.device)
-
-
-def _einsum(like: Any) -> Callable[..., Any]:
-    if is_torch(like):
-        import torch
-
-        return torch.einsum
-    return np.einsum
-
-
-def _stack(parts: list[Any]) -> Any:
-    if parts and is_torch(parts[0]):
-        import torch
-
-        return torch.stack(parts)
-    return np.stack(parts)
-
-
-def _torch_cat(parts: list[Any], axis: int) -> Any:
-    import torch
-
-    return torch.cat(parts, dim=axis)
 
 
 def _numpy(a: Any) -> np.ndarray | None:
