@@ -112,16 +112,16 @@ def test_correction_and_alpha(results) -> None:
         headline(results, alpha=1.5)
 
 
-def test_checkpoint_only_runs_are_summarised_at_their_first_step(tmp_path: Path) -> None:
-    """Runs without a step_000000: the headline uses the step the analysis compared at
-    (each run's first), as the report and the figures do; it no longer shows nothing."""
+def test_checkpoint_only_runs_are_summarised_at_their_latest_checkpoint(tmp_path: Path) -> None:
+    """Runs without a step_000000: the headline uses each run's latest checkpoint (the most
+    trained model it has), as the analysis, the report and the figures do."""
     paths = write_study(tmp_path / "runs", tasks=("toy",), steps=((100, 0.5), (200, 1.0)))
     compare(paths, out=tmp_path / "results", n_boot=0, n_perm=0, metrics=["cka_linear"], progress=False)  # fmt: skip
     res = load_results(tmp_path / "results")
     h = headline(res)
     assert h.metric == "cka_linear"
     rows = _final_blocks(res, "cka_linear")
-    assert set(rows.step) == {100}
+    assert set(rows.step) == {200}
     assert h.mean_drift.loc["toy", "lora"] == pytest.approx(rows[rows.method == "lora"].drift.mean())  # fmt: skip
     assert np.isfinite(h.mean_drift.to_numpy()).all()
 

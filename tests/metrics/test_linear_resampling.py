@@ -112,51 +112,34 @@ def test_inverse_permutations_refuse_what_is_not_a_permutation():
             inverse_permutations(np.array(bad), 6)
 
 
-def _fresh(name, X, Ys, idx, perms):
-    resampling._SIBLING.clear()
-    return metrics.resample(name, X, Ys, idx=idx, perms=perms)
-
-
-def test_the_estimator_not_asked_for_is_kept_for_equal_input_only():
+def test_resample_many_computes_the_linear_ckas_together_as_resample_does_apart():
     X, Ys = _runs(9)
     rng = np.random.default_rng(10)
     idx, perms = half_samples(48, 5, rng), permutations(48, 6, rng)
-    want = _fresh("cka_linear", X, Ys, idx, perms)
-    _fresh("cka_debiased", X, Ys, idx, perms)
-    assert resampling._SIBLING  # the linear replicates, kept
-    got = metrics.resample("cka_linear", X.copy(), [Y.copy() for Y in Ys], idx=idx, perms=perms)
-    assert not resampling._SIBLING  # taken
-    for a, b in ((got.values, want.values), (got.subsets, want.subsets), (got.null, want.null)):
-        np.testing.assert_array_equal(a, b)
-
-    # Changed in place, other shuffles, no subsets: recomputed, never the kept ones.
-    for change in ("X", "perms", "idx"):
-        metrics.resample("cka_debiased", X, Ys, idx=idx, perms=perms)
-        X2, perms2, idx2 = X.copy(), perms, idx
-        if change == "X":
-            X[0, 0] += 1.0  # in place: the kept copy must not match
-            X2 = X
-        elif change == "perms":
-            perms2 = permutations(48, 6, np.random.default_rng(11))
-        else:
-            idx2 = None
-        got = metrics.resample("cka_linear", X2, Ys, idx=idx2, perms=perms2)
-        want = _fresh("cka_linear", X2, Ys, idx2, perms2)
-        for a, b in ((got.values, want.values), (got.null, want.null)):
-            np.testing.assert_array_equal(a, b)
-        assert (got.subsets is None) == (idx2 is None)
+    names = ["cka_debiased", "cosine", "cka_linear", "procrustes"]
+    many = metrics.resample_many(names, X, Ys, idx=idx, perms=perms,
+                                 resampled=["cka_debiased", "cka_linear", "cosine"])  # fmt: skip
+    assert set(many) == set(names)
+    for name in ("cka_debiased", "cka_linear", "cosine"):
+        alone = metrics.resample(name, X, Ys, idx=idx, perms=perms)
+        for got, want in ((many[name].values, alone.values), (many[name].subsets, alone.subsets),
+                          (many[name].null, alone.null)):  # fmt: skip
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    # not resampled: values only, equal to compute
+    assert many["procrustes"].subsets is None and many["procrustes"].null is None
+    for j, Y in enumerate(Ys):
+        assert many["procrustes"].values[j] == metrics.compute("procrustes", X, Y)
+        assert many["cka_linear"].values[j] == pytest.approx(plain(X, Y, debiased=False), abs=1e-12)
 
 
-def test_the_kept_replicates_are_those_of_the_other_estimator():
-    """Asking for the same estimator twice recomputes it (the kept entry is the other one)."""
+def test_resample_many_resamples_only_what_is_asked():
     X, Ys = _runs(12)
     perms = permutations(48, 4, np.random.default_rng(13))
-    first = _fresh("cka_debiased", X, Ys, None, perms)
-    again = metrics.resample("cka_debiased", X, Ys, perms=perms)
-    np.testing.assert_array_equal(first.null, again.null)
-    linear = metrics.resample("cka_linear", X, Ys, perms=perms)
-    for j, Y in enumerate(Ys):
-        assert linear.values[j] == pytest.approx(plain(X, Y, debiased=False), abs=1e-12)
+    many = metrics.resample_many(["cka_linear", "cka_debiased"], X, Ys, perms=perms,
+                                 resampled=["cka_debiased"])  # fmt: skip
+    assert many["cka_linear"].null is None and many["cka_debiased"].null.shape == (len(Ys), 4)
+    want = metrics.resample("cka_debiased", X, Ys, perms=perms)
+    np.testing.assert_allclose(many["cka_debiased"].null, want.null, rtol=0, atol=1e-12)
 
 
 def test_procrustes_self_comparison_matrix_equals_compute():

@@ -240,12 +240,12 @@ def _layer(
     # A layer the fine-tuning could not touch is the base layer bit for bit (a structural
     # zero, see repdrift.analysis.structural); recorded from the data, not from layer names.
     unchanged = [Y.shape == X.shape and bool(np.array_equal(X, Y)) for Y in Ys]
+    every = registry.resample_many(
+        settings.metrics, X, Ys, idx=idx, perms=perms, resampled=settings.resampled,
+        device=settings.device, params=settings.metric_params,
+    )  # fmt: skip
     for name in settings.metrics:
-        do_stats = name in settings.resampled
-        res = registry.resample(
-            name, X, Ys, idx=idx if do_stats else None, perms=perms if do_stats else None,
-            device=settings.device, **settings.params(name),
-        )  # fmt: skip
+        res = every[name]
         values, boot, null = res.values, res.subsets, res.null
         for j, (info, step) in enumerate(jobs):
             row = _row(info, step, layer, name, values[j], len(X))

@@ -48,7 +48,7 @@ def noise_floor(
                 continue
             for layer in group.reference.run.layers:
                 Ys = [
-                    np.asarray(i.run.layer(layer, i.run.steps[0]), dtype=np.float64) for i in infos
+                    np.asarray(i.run.layer(layer, i.run.step), dtype=np.float64) for i in infos
                 ]
                 for name in metric_names:
                     # One self-comparison matrix: each seed's state (Gram, QR) computed once,

@@ -17,6 +17,8 @@ Registry (the contract other code relies on)
     under shuffled pairing; the CKA family reads them off one Gram per representation,
     ``cosine`` off the per-sample cosines and one cross-product matrix; ``device`` runs
     that work in torch float64 there (e.g. ``"cuda"``).
+``resample_many(names, X, Ys, *, idx, perms, resampled, device, params) -> dict``
+    The same for several metrics at once (the two linear CKAs computed together).
 ``DEFAULT_METRICS``
     The metrics the analysis uses unless told otherwise.
 
@@ -61,6 +63,7 @@ from repdrift.metrics.registry import (
     matrix,
     names,
     resample,
+    resample_many,
     resolve_params,
 )
 from repdrift.metrics.resampling import (
@@ -99,6 +102,7 @@ __all__ = [
     "minibatch_slices",
     "names",
     "resample",
+    "resample_many",
     "resolve_params",
     "u_center_gram",
     "u_centered_gram",

@@ -19,7 +19,7 @@ from repdrift.errors import InputError
 from repdrift.metrics._inputs import check_layers, check_pair, check_paired, resolve_device
 from repdrift.metrics.definitions import DEFAULT_METRICS
 from repdrift.metrics.definitions import METRICS as _METRICS
-from repdrift.metrics.resampling import Replicates, by_recomputing
+from repdrift.metrics.resampling import Replicates, by_recomputing, linear_cka_replicates
 from repdrift.metrics.spec import MetricSpec
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "matrix",
     "names",
     "resample",
+    "resample_many",
     "resolve_params",
 ]
 
@@ -229,3 +230,52 @@ def resample(
             null=None if perms is None else np.empty((0, len(perms))),
         )
     return spec.resampling.replicates(X, Ys, idx, perms, **full)
+
+
+#: Metrics whose replicates :func:`resample_many` computes together (one centred Gram per
+#: representation, shared subset products, one gather per shuffle).
+LINEAR_CKAS = ("cka_linear", "cka_debiased")
+
+
+def resample_many(
+    names: Sequence[str],
+    X: Any,
+    Ys: Sequence[Any],
+    *,
+    idx: np.ndarray | None = None,
+    perms: np.ndarray | None = None,
+    resampled: Sequence[str] | None = None,
+    device: Any = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Replicates]:
+    """:func:`resample` for several metrics of the same ``X`` and ``Ys``, sharing their work.
+
+    Only the metrics in ``resampled`` (default: all of ``names``) get subset and null
+    replicates; the others get values only. ``cka_linear`` and ``cka_debiased`` resampled
+    together on the CPU come from one joint computation
+    (:func:`repdrift.metrics.resampling.linear_cka_replicates`), equal to their separate ones
+    to rounding. ``params`` holds per metric name its parameters.
+    """
+    params = params or {}
+    chosen = set(names if resampled is None else resampled)
+    out: dict[str, Replicates] = {}
+    joint = (
+        all(n in names and n in chosen and not params.get(n) for n in LINEAR_CKAS)
+        and _device_for(get(LINEAR_CKAS[0]), device) is None
+        and len(Ys) > 0
+    )
+    if joint:
+        A, Bs = check_paired(X, Ys, min_n=get("cka_debiased").min_n, metric="cka_debiased")
+        try:
+            both = linear_cka_replicates(A, Bs, idx, perms)
+            out = {"cka_linear": both[False], "cka_debiased": both[True]}
+        except InputError:  # e.g. a Gram one estimator cannot normalise: each on its own
+            out = {}
+    for name in names:
+        if name not in out:
+            keep = name in chosen
+            out[name] = resample(
+                name, X, Ys, idx=idx if keep else None, perms=perms if keep else None,
+                device=device, **params.get(name, {}),
+            )  # fmt: skip
+    return out

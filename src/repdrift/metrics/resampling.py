@@ -16,8 +16,8 @@ A metric's :class:`~repdrift.metrics.spec.MetricSpec` may carry a resampling hoo
   centred Gram (:func:`~repdrift.metrics.kernels.gram_cka_permuted`; centred and U-centred
   Grams commute with permutations, so a null replicate costs ``O(n²)`` instead of a new Gram).
   The two linear CKAs share their centred Grams, matrix products and the gather of each
-  shuffle (:func:`linear_cka_replicates`): asking for one computes both, and the other is
-  kept for the next call on the same input (recognised by a digest of its bytes).
+  shuffle (:func:`linear_cka_replicates`; :func:`repdrift.metrics.registry.resample_many`
+  computes them together when both are asked for).
 - :class:`CosineResampling` (``cosine``): a subset's value is the mean of a subset of the n
   per-sample cosines, a shuffled pairing's is a gather from the one (n, n) matrix of cross
   products of unit rows.
@@ -30,15 +30,12 @@ the replicates come back as float64 numpy arrays either way.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from repdrift.errors import InputError
 from repdrift.metrics import kernels
 from repdrift.metrics._inputs import is_torch
 from repdrift.metrics.cosine import check_same_width, unit_rows
@@ -138,7 +135,7 @@ class GramResampling:
     ) -> Replicates:
         """See :meth:`ResamplingPath.replicates`."""
         if self.gram is centered_gram and not is_torch(X) and X.shape[0] >= 4:
-            return _linear_cka(X, Ys, idx, perms, debiased=self.debiased)
+            return linear_cka_replicates(X, Ys, idx, perms, (self.debiased,))[self.debiased]
         K = self.gram(X, **params)
         Ls = array_module(K).stack([self.gram(Y, **params) for Y in Ys])
         Kc, Lcs = self.center(K), self.center(Ls)
@@ -196,39 +193,6 @@ def linear_cka_replicates(
         )
         for e in estimators
     }
-
-
-# The replicates of the linear CKA estimator that was not asked for, from the last joint
-# computation, with a digest of its input: at most one entry, taken by the first call that
-# asks for that estimator on input with the same digest (the analysis asks for both, layer
-# by layer). A digest rather than copies: nothing large is held between calls.
-_SIBLING: list[tuple[tuple[bytes | None, ...], bool, Replicates]] = []
-_SIBLING_LOCK = threading.Lock()
-
-
-def _linear_cka(
-    X: np.ndarray, Ys: Sequence[np.ndarray], idx: Any, perms: Any, *, debiased: bool
-) -> Replicates:
-    digest = tuple(None if a is None else _digest(a) for a in (X, *Ys, idx, perms))
-    with _SIBLING_LOCK:
-        kept = _SIBLING.pop() if _SIBLING else None
-    if kept is not None and kept[1] == debiased and kept[0] == digest:
-        return kept[2]
-    try:
-        both = linear_cka_replicates(X, Ys, idx, perms, (debiased, not debiased))
-    except InputError:  # e.g. a Gram the other estimator cannot normalise: this one alone
-        return linear_cka_replicates(X, Ys, idx, perms, (debiased,))[debiased]
-    with _SIBLING_LOCK:
-        _SIBLING[:] = [(digest, not debiased, both[not debiased])]
-    return both[debiased]
-
-
-def _digest(a: Any) -> bytes:
-    """SHA-1 of an array's dtype, shape and bytes (about 0.5 ms per MB)."""
-    a = np.ascontiguousarray(a)
-    h = hashlib.sha1(f"{a.dtype.str}{a.shape}".encode(), usedforsecurity=False)
-    h.update(a.data)
-    return h.digest()
 
 
 @dataclass(frozen=True)
