@@ -215,8 +215,8 @@ def _time_pair(device: str | None, *, quick: bool = False, repeat: int = 3, stud
     print(f"one pair: {layers} layers x {n} x {d}, {reps} + {reps} of {', '.join(PAIR_METRICS)}"
           f"; procrustes values; {_load()}")  # fmt: skip
     few = min(2, layers)
-    settings = dict(n_boot=reps, n_perm=reps, metrics=(*PAIR_METRICS, "procrustes"),
-                    resampled=PAIR_METRICS, progress=False, device=device)  # fmt: skip
+    # compare's defaults: the default metrics, the fast-path ones resampled, procrustes values
+    settings = dict(n_boot=reps, n_perm=reps, progress=False, device=device)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [_write(Path(tmp), "base", base, "base"), _write(Path(tmp), "full", tuned, "full")]
         times = _alternate(
@@ -224,10 +224,9 @@ def _time_pair(device: str | None, *, quick: bool = False, repeat: int = 3, stud
                 f"metric side before issue 16 ({few} layers timed)": lambda: _previous_metric_side(
                     base[:few], tuned[:few], idx, perms
                 ),
-                "metric side now (registry.resample)": lambda: [
-                    metrics.resample(m, X, [Y], idx=idx, perms=perms, device=device)
+                "metric side now (registry.resample_many)": lambda: [
+                    metrics.resample_many(PAIR_METRICS, X, [Y], idx=idx, perms=perms, device=device)
                     for X, Y in zip(base, tuned, strict=True)
-                    for m in PAIR_METRICS
                 ],
                 "compare end to end (I/O, all tables)": lambda: compare(runs, **settings),
             },

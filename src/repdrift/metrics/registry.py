@@ -251,7 +251,8 @@ def resample_many(
     """:func:`resample` for several metrics of the same ``X`` and ``Ys``, sharing their work.
 
     Only the metrics in ``resampled`` (default: all of ``names``) get subset and null
-    replicates; the others get values only. ``cka_linear`` and ``cka_debiased`` resampled
+    replicates; the others get values only (through :func:`matrix` when the metric has an
+    all-pairs route, equal to :func:`compute` to rounding). ``cka_linear`` and ``cka_debiased`` resampled
     together on the CPU come from one joint computation
     (:func:`repdrift.metrics.resampling.linear_cka_replicates`), equal to their separate ones
     to rounding. ``params`` holds per metric name its parameters.
@@ -272,10 +273,17 @@ def resample_many(
         except InputError:  # e.g. a Gram one estimator cannot normalise: each on its own
             out = {}
     for name in names:
-        if name not in out:
-            keep = name in chosen
-            out[name] = resample(
-                name, X, Ys, idx=idx if keep else None, perms=perms if keep else None,
-                device=device, **params.get(name, {}),
-            )  # fmt: skip
+        if name in out:
+            continue
+        if name not in chosen and get(name).all_pairs is not None and len(Ys) > 0:
+            # values only: through the all-pairs route, so X's per-layer work (e.g. the
+            # Procrustes QR) is done once for every Y
+            values = matrix(name, [X], list(Ys), device=device, **params.get(name, {}))[0]
+            out[name] = Replicates(values=np.asarray(values, np.float64), subsets=None, null=None)
+            continue
+        keep = name in chosen
+        out[name] = resample(
+            name, X, Ys, idx=idx if keep else None, perms=perms if keep else None,
+            device=device, **params.get(name, {}),
+        )  # fmt: skip
     return out
