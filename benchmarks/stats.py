@@ -43,7 +43,8 @@ import numpy as np
 from repdrift import metrics
 from repdrift.analysis import stats
 from repdrift.analysis.compare_runs import compare
-from repdrift.metrics.kernels import centered_gram, gram_cka_subsets, u_center_gram
+from repdrift.metrics.gram_replicates import gram_cka_subsets
+from repdrift.metrics.kernels import centered_gram, u_center_gram
 from repdrift.metrics.resampling import by_recomputing
 from repdrift.store.writer import write_run
 

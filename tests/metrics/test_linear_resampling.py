@@ -11,14 +11,9 @@ from _reference_cka import plain_cka
 from repdrift import metrics
 from repdrift.analysis.stats import half_samples, permutations
 from repdrift.errors import InputError
-from repdrift.metrics import kernels, resampling
-from repdrift.metrics.kernels import (
-    centered_gram,
-    inverse_permutations,
-    permuted_inner,
-    subset_ckas,
-    u_center_gram,
-)
+from repdrift.metrics import gram_replicates, resampling
+from repdrift.metrics.gram_replicates import inverse_permutations, permuted_inner, subset_ckas
+from repdrift.metrics.kernels import centered_gram, u_center_gram
 from repdrift.metrics.procrustes import procrustes_matrix
 
 
@@ -39,8 +34,8 @@ def _runs(seed: int, n: int = 48, d: int = 130, offset: float = 3.0):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Uneven row blocks and several batches at test sizes (n = 48: blocks of 7, 4 per GEMM)."""
-    monkeypatch.setattr(kernels, "PERMUTED_ROWS_PER_BLOCK", 7)
-    monkeypatch.setattr(kernels, "PERMUTED_BATCH", 4)
+    monkeypatch.setattr(gram_replicates, "PERMUTED_ROWS_PER_BLOCK", 7)
+    monkeypatch.setattr(gram_replicates, "PERMUTED_BATCH", 4)
 
 
 @pytest.mark.parametrize("blocks", ["default", "small"])

@@ -11,7 +11,7 @@ from _reference_cka import plain_cka
 from repdrift import metrics
 from repdrift.analysis.stats import half_samples, permutations
 from repdrift.errors import InputError
-from repdrift.metrics import kernels, resampling
+from repdrift.metrics import gram_replicates, resampling
 from repdrift.metrics.resampling import gram_cka_permuted, gram_cka_subsets
 
 
@@ -157,7 +157,7 @@ def test_torch_gathers_in_several_chunks(monkeypatch, name):
     X, Ys = _runs(8, n=40)
     perms = permutations(40, 9, np.random.default_rng(9))
     ref = metrics.resample(name, X, Ys, perms=perms)
-    monkeypatch.setattr(kernels, "TORCH_GATHER_BYTES", 3 * 8 * 40 * 40)  # 3 shuffles at once
+    monkeypatch.setattr(gram_replicates, "TORCH_GATHER_BYTES", 3 * 8 * 40 * 40)  # 3 shuffles at once
     got = metrics.resample(name, X, Ys, perms=perms, device="cpu")
     np.testing.assert_allclose(got.null, ref.null, rtol=0, atol=1e-10)
 

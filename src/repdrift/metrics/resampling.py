@@ -12,8 +12,8 @@ A metric's :class:`~repdrift.metrics.spec.MetricSpec` may carry a resampling hoo
 
 - :class:`GramResampling` (``cka_linear``, ``cka_debiased``, ``cka_rbf``) computes one Gram
   per representation and reads subsets as quadratic forms in the subset's indicator vector
-  (:func:`~repdrift.metrics.kernels.gram_cka_subsets`) and shuffles as permutations of a
-  centred Gram (:func:`~repdrift.metrics.kernels.gram_cka_permuted`; centred and U-centred
+  (:func:`~repdrift.metrics.gram_replicates.gram_cka_subsets`) and shuffles as permutations of a
+  centred Gram (:func:`~repdrift.metrics.gram_replicates.gram_cka_permuted`; centred and U-centred
   Grams commute with permutations, so a null replicate costs ``O(n²)`` instead of a new Gram).
   The two linear CKAs share their centred Grams, matrix products and the gather of each
   shuffle (:func:`linear_cka_replicates`; :func:`repdrift.metrics.registry.resample_many`
@@ -36,19 +36,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from repdrift.metrics import kernels
+from repdrift.metrics import gram_replicates
 from repdrift.metrics._inputs import is_torch
 from repdrift.metrics.cosine import check_same_width, unit_rows
+from repdrift.metrics.gram_replicates import (
+    gram_cka_permuted,
+    gram_cka_subsets,
+    permuted_inner,
+    subset_ckas,
+)
 from repdrift.metrics.kernels import (
     array_module,
     centered_gram,
     frobenius,
-    gram_cka_permuted,
-    gram_cka_subsets,
     indices_for,
     kernel_alignment,
-    permuted_inner,
-    subset_ckas,
     u_center_gram,
 )
 
@@ -155,7 +157,7 @@ def linear_cka_replicates(
     """Replicates of ``cka_linear`` (False) and ``cka_debiased`` (True) computed together.
 
     One centred Gram ``Kc`` per representation serves both (the debiased one U-centres it);
-    the subsets of both share every matrix product (:func:`~repdrift.metrics.kernels.
+    the subsets of both share every matrix product (:func:`~repdrift.metrics.gram_replicates.
     subset_ckas`); and under a shuffle both cross terms come from one gather of ``Kc``:
     ``<Ũ(Kc)[q][:, q], Ũ(Lc)> = <Kc[q][:, q], Ũ(Lc)>`` because ``Ũ(Lc)`` has a zero diagonal
     and zero row sums, which annihilate everything U-centring adds to ``Kc``.
@@ -243,7 +245,7 @@ def _permuted_cosines(U: Any, V: Any, perms: np.ndarray) -> np.ndarray:
     if not is_torch(C):
         return C[rows, perms].mean(axis=1)
     out = np.empty(len(perms))
-    step = max(1, kernels.TORCH_GATHER_BYTES // (8 * n))
+    step = max(1, gram_replicates.TORCH_GATHER_BYTES // (8 * n))
     rows_t = indices_for(rows, C)
     for a in range(0, len(perms), step):
         out[a : a + step] = _numpy(C[rows_t, indices_for(perms[a : a + step], C)].mean(axis=1))
