@@ -31,7 +31,7 @@ Building blocks for statistics (bootstrap, permutation tests) on precomputed Gra
 ``gram_linear``, ``gram_rbf``, ``centered_gram``, ``u_centered_gram``, ``center_gram``,
 ``u_center_gram``, ``hsic_biased``, ``hsic_unbiased``, ``kernel_alignment``
 (see :mod:`repdrift.metrics.kernels`), ``minibatch_slices``, and ``gram_cka_subsets``,
-``gram_cka_permuted`` (see :mod:`repdrift.metrics.resampling`).
+``gram_cka_permuted`` (see :mod:`repdrift.metrics.gram_replicates`).
 
 Streaming
 ---------
