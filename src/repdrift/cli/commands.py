@@ -8,6 +8,7 @@ the only function-local imports of the package besides the lazy public names of 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -38,6 +39,19 @@ def _parse_layers(spec: str | None) -> list[int | str] | str | None:
     ]
 
 
+# The data's column roles and token budget: the same options on extract and train.
+TextFields = Annotated[
+    str | None,
+    typer.Option(help="Text column, or two comma-separated for pairs (default: detected by name)."),
+]
+IdField = Annotated[str | None, typer.Option(help="Column of unique sample ids.")]
+LabelField = Annotated[str | None, typer.Option(help="Column of labels.")]
+MaxLength = Annotated[
+    int | None,
+    typer.Option(help="Tokens per sample (default: the preset's; 512 for your own data)."),
+]
+
+
 def column_options(
     text_fields: str | None, id_field: str | None, label_field: str | None, max_length: int | None
 ) -> dict:
@@ -64,14 +78,10 @@ def extract(
     samples: int = typer.Option(750, help="Validation samples to draw (fewer available: all)."),
     seed: int = typer.Option(0, help="Seed of the sample choice."),
     split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
-    text_fields: str | None = typer.Option(
-        None, help="Text column, or two comma-separated for pairs (default: detected by name)."
-    ),
-    id_field: str | None = typer.Option(None, help="Column of unique sample ids."),
-    label_field: str | None = typer.Option(None, help="Column of labels."),
-    max_length: int | None = typer.Option(
-        None, help="Tokens per sample (default: the preset's; 512 for your own data)."
-    ),
+    text_fields: TextFields = None,
+    id_field: IdField = None,
+    label_field: LabelField = None,
+    max_length: MaxLength = None,
     pooling: str | None = typer.Option(
         None, help="mean | first | last | max | tokens (default: mean)."
     ),

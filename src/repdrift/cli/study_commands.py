@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from repdrift.cli.app import app, quiet
-from repdrift.cli.commands import column_options
+from repdrift.cli.commands import IdField, LabelField, MaxLength, TextFields, column_options
 from repdrift.cli.views import console, short_path, show_headline, show_plan
 
 __all__ = ["demo", "run", "train"]
@@ -33,14 +33,10 @@ def train(
     data: Path | None = typer.Option(
         None, help="Local training data (CSV / JSONL / parquet / saved dataset)."
     ),
-    text_fields: str | None = typer.Option(
-        None, help="Text column, or two comma-separated for pairs (default: detected by name)."
-    ),
-    id_field: str | None = typer.Option(None, help="Column of unique sample ids."),
-    label_field: str | None = typer.Option(None, help="Column of labels."),
-    max_length: int | None = typer.Option(
-        None, help="Tokens per sample (default: the preset's; 512 for your own data)."
-    ),
+    text_fields: TextFields = None,
+    id_field: IdField = None,
+    label_field: LabelField = None,
+    max_length: MaxLength = None,
     epochs: float | None = typer.Option(None, help="Epochs (default: the recipe's)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many optimiser steps."),
     lr: float | None = typer.Option(None, help="Learning rate (default: per method)."),
