@@ -211,12 +211,15 @@ def compare(
         "CPU), cpu, cuda, cuda:N.",
     ),
     token_blocks: int | None = typer.Option(
-        None, help="Token-level runs: blocks of whole samples the intervals resample (default 50)."
+        None,
+        help="Token-level runs: blocks of whole samples the intervals resample (default 50).",
+        rich_help_panel="Token-level runs",
     ),
     token_null: int | None = typer.Option(
         None,
         help="Token-level runs: most shuffles of the null, one pass over the tokens each "
         "(default 100).",
+        rich_help_panel="Token-level runs",
     ),
     task: str | None = typer.Option(
         None,
@@ -224,19 +227,27 @@ def compare(
         "-t",
         help="Unpooled runs of the original study: their task, so that the samples are "
         "re-tokenised and the layers pooled over real tokens (with --tokenizer).",
+        rich_help_panel="The original study's unpooled runs",
     ),
     tokenizer: str | None = typer.Option(
-        None, help="Unpooled runs: the tokenizer they were extracted with (folder or hub id)."
+        None,
+        help="Unpooled runs: the tokenizer they were extracted with (folder or hub id).",
+        rich_help_panel="The original study's unpooled runs",
     ),
     data: Path | None = typer.Option(
-        None, help="Unpooled runs: the samples, in the files' row order (default: the task's)."
+        None,
+        help="Unpooled runs: the samples, in the files' row order (default: the task's).",
+        rich_help_panel="The original study's unpooled runs",
     ),
     max_length: int | None = typer.Option(
         None,
         help="Unpooled runs: tokens per sample they were extracted with (default: the task's).",
+        rich_help_panel="The original study's unpooled runs",
     ),
     padding_side: str | None = typer.Option(
-        None, help="Unpooled runs: right | left within a batch (default: the tokenizer's)."
+        None,
+        help="Unpooled runs: right | left within a batch (default: the tokenizer's).",
+        rich_help_panel="The original study's unpooled runs",
     ),
 ) -> None:
     """Per-layer drift of runs from their reference run, with intervals and tests."""
