@@ -193,3 +193,20 @@ def test_runs_with_and_without_the_final_norm_are_refused(tmp_path):
     meta.write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="final_norm True vs False"):
         compare([tmp_path / "base", tmp_path / "full1"], n_boot=0, n_perm=0, progress=False)
+
+
+def test_the_same_weights_in_another_dtype_are_a_comparison_not_a_duplicate(tmp_path, minilm_path):
+    """float32 vs bfloat16 extraction of one model: the precision's own drift is measured; the
+    same model extracted twice in one dtype is still refused."""
+    import repdrift
+
+    settings = {"task": "demo-sst", "samples": 24, "device": "cpu", "progress": False}
+    f32 = repdrift.extract(str(minilm_path), out=tmp_path / "f32", dtype="float32", **settings)
+    bf16 = repdrift.extract(str(minilm_path), out=tmp_path / "bf16", dtype="bfloat16", **settings)
+    res = compare([f32, bf16], ref=f32, labels={str(bf16): {"method": "bf16"}}, n_boot=0,
+                  n_perm=0, metrics=["cka_linear"], progress=False)  # fmt: skip
+    drift = res.drift.set_index("layer").drift
+    assert (drift > 0).all() and (drift < 0.05).all()  # bf16 rounding: small, not zero
+    again = repdrift.extract(str(minilm_path), out=tmp_path / "f32_again", dtype="float32", **settings)  # fmt: skip
+    with pytest.raises(InputError, match="same weights as the reference"):
+        compare([f32, again], ref=f32, n_boot=0, n_perm=0, progress=False)

@@ -323,19 +323,21 @@ def check_lineage(
 
 
 def check_distinct(ref: RunInfo, variants: Sequence[RunInfo]) -> None:
-    """Refuse two runs of identical weights (``model.weights_sha256``) in one task.
+    """Refuse two runs of identical weights (``model.weights_sha256``) and dtype in one task.
 
-    Two runs of the same weights are one model extracted twice: counted as two seeds they
-    would shrink every seed-level interval; compared with the reference their drift is zero.
+    Two such runs are one model extracted twice: counted as two seeds they would shrink every
+    seed-level interval; compared with the reference their drift is zero. The same weights run
+    in another dtype (e.g. bfloat16 against float32) are a comparison of their own and pass.
     """
-    seen: dict[str, RunInfo] = {}
+    seen: dict[tuple[str, str | None], RunInfo] = {}
     for info in (ref, *variants):
         m = info.run.manifest
         sha = m.model.get("weights_sha256") if m is not None else None
         if not sha:
             continue
-        if sha in seen:
-            first = seen[sha]
+        key = (sha, m.dtype if m is not None else None)
+        if key in seen:
+            first = seen[key]
             if first is ref:
                 raise InputError(
                     f"{info.run.path} holds the same weights as the reference {ref.run.path} "
@@ -346,7 +348,7 @@ def check_distinct(ref: RunInfo, variants: Sequence[RunInfo]) -> None:
                 f"{first.run.path} and {info.run.path} hold the same weights (weights sha256 "
                 f"{_short(sha)}): duplicate runs of one model would count as two seeds; drop one"
             )
-        seen[sha] = info
+        seen[key] = info
 
 
 def check_comparable(ref: RunInfo, other: RunInfo) -> None:
