@@ -9,6 +9,7 @@ the files were written from.
 
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from _original_study import original_extractor, original_linear_cka, original_pooling, sst2_csv
 from repdrift.cli import app
+from repdrift.report import write_report
 from repdrift.runner.experiment_file import parse_experiment
 from repdrift.runner.study import execute, make_plan
 
@@ -86,6 +88,9 @@ def test_reproduces_the_original_biased_cka_and_names_the_mask_option(tree, tmp_
         assert ours[f"layer_{i}"] == pytest.approx(original, abs=1e-6)
     # the perturbed upper blocks moved: the comparison is not trivially 1
     assert ours["layer_5"] < 0.999
+    # the report says how these layers were pooled
+    page = html.unescape(write_report(out, tmp_path / "report.html").read_text())
+    assert "mean_unmasked: the original study's unpooled layers averaged over every position" in page  # fmt: skip
 
 
 def test_recovered_mask_pools_over_real_tokens(tree, minilm_path, tmp_path):
@@ -108,6 +113,7 @@ def test_recovered_mask_pools_over_real_tokens(tree, minilm_path, tmp_path):
     assert max(gaps) > 1e-3  # the mask changes the answer here
     summary = (tmp_path / "r" / "results.json").read_text()
     assert '"pooling": "mean"' in summary and "mean_unmasked" not in summary
+    assert "mean_unmasked" not in write_report(tmp_path / "r", tmp_path / "masked.html").read_text()
 
 
 def test_samples_that_cannot_be_the_files_are_refused(tree, minilm_path, tmp_path):

@@ -139,6 +139,12 @@ def setup_table(results: Results) -> Table:
                     ", ".join(str(p) for p in sorted(pooling, key=str) if p is not None) or "–",
                 ]
             )
+    if any(row[-1] and "mean_unmasked" in row[-1] for row in table.rows):
+        table.caption += (
+            " — mean_unmasked: the original study's unpooled layers averaged over every "
+            "position, padding included, as its analysis did; the mean over real tokens needs "
+            "the samples and tokenizer (repdrift compare --task --tokenizer)"
+        )
     return table
 
 
