@@ -120,7 +120,7 @@ class Run:
             rec.manifest is None
             and first is not None
             and first.suffix == ".pt"
-            and (is_unpooled(first))
+            and is_unpooled(first)
         )
 
     def layer_path(self, name: str | int, step: int | None = None) -> Path:
