@@ -159,14 +159,6 @@ def _cos(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", X, Y) / (np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1))
 
 
-def _linear(acc: StreamingDebiasedCKA) -> float:
-    def sq(M: np.ndarray) -> float:
-        flat = M.reshape(-1)
-        return float(flat @ flat)
-
-    return sq(acc.sxy) / math.sqrt(sq(acc.sxx) * sq(acc.syy))
-
-
 def _pass(
     X: np.ndarray, Y: np.ndarray, x_rows: np.ndarray, y_rows: np.ndarray
 ) -> tuple[StreamingDebiasedCKA, np.ndarray]:
@@ -203,7 +195,7 @@ def _measure(
     same_width = X.shape[1] == Y.shape[1]
     values = {
         "cka_debiased": total.compute(),
-        "cka_linear": _linear(total),
+        "cka_linear": total.linear_cka(),
         "cosine": float(per_token_cos.mean()) if same_width else math.nan,
     }
     boot: dict[str, np.ndarray] = {}
@@ -218,7 +210,7 @@ def _measure(
         for r, perm in enumerate(perms):
             acc, cos = _pass(X, Y, x_rows, _rows_of(offsets, perm))
             reps["cka_debiased"][r] = acc.compute()
-            reps["cka_linear"][r] = _linear(acc)
+            reps["cka_linear"][r] = acc.linear_cka()
             reps["cosine"][r] = float(cos.mean()) if same_width else math.nan
         null = reps
     return {"values": values, "boot": boot, "null": null, "per_token_cos": per_token_cos}

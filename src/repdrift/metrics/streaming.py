@@ -45,18 +45,13 @@ def paired_chunk(X: Any, Y: Any, dims: tuple[int, int] | None) -> tuple[np.ndarr
     return X, Y
 
 
-class StreamingLinearCKA:
-    """Exact linear CKA (biased HSIC) accumulated chunk by chunk.
+class CoMoments:
+    """Row count, means and centred co-moments of paired rows, merged exactly.
 
-    State: row count n, means (d1,), (d2,) and centred co-moment matrices
-    ``Sxx`` (d1, d1), ``Syy`` (d2, d2), ``Sxy`` (d1, d2). ``CKA = ||Sxy||² / (||Sxx|| ||Syy||)``.
-
-    Examples
-    --------
-    >>> acc = StreamingLinearCKA()
-    >>> for X_chunk, Y_chunk in chunks:          # doctest: +SKIP
-    ...     acc.update(X_chunk, Y_chunk)
-    >>> acc.compute()                             # doctest: +SKIP
+    The bookkeeping both streaming CKAs share: ``n``, means (d1,), (d2,) and centred
+    co-moment matrices ``sxx`` (d1, d1), ``syy`` (d2, d2), ``sxy`` (d1, d2), combined with the
+    pairwise update of Chan, Golub & LeVeque (1979). A subclass that keeps more statistics
+    about the mean adds them in :meth:`_merge_more`.
     """
 
     def __init__(self) -> None:
@@ -74,35 +69,24 @@ class StreamingLinearCKA:
             return None
         return (self.mean_x.shape[0], self.mean_y.shape[0])
 
-    def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingLinearCKA:
-        """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
-        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims)
-        m = X.shape[0]
-        if m == 0:
-            return self
-        mx, my = X.mean(axis=0), Y.mean(axis=0)
-        Xc, Yc = X - mx, Y - my
-        other = StreamingLinearCKA()
-        other.n, other.mean_x, other.mean_y = m, mx, my
-        other.sxx, other.syy, other.sxy = Xc.T @ Xc, Yc.T @ Yc, Xc.T @ Yc
-        return self.merge(other)
-
-    def merge(self, other: StreamingLinearCKA) -> StreamingLinearCKA:
+    def merge(self, other: CoMoments) -> Any:
         """Fold another accumulator (e.g. from another shard) into this one. Returns self."""
-        if not isinstance(other, StreamingLinearCKA):
-            raise InputError(f"can only merge a StreamingLinearCKA, got {type(other).__name__}")
+        name = type(self).__name__
+        if not isinstance(other, type(self)):
+            raise InputError(f"can only merge a {name}, got {type(other).__name__}")
         if other.n == 0:
             return self
         if self.n == 0:
-            self.n = other.n
-            self.mean_x, self.mean_y = other.mean_x.copy(), other.mean_y.copy()
-            self.sxx, self.syy, self.sxy = other.sxx.copy(), other.syy.copy(), other.sxy.copy()
+            self.__dict__.update(
+                {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(other).items()}
+            )
             return self
         if other.dims != self.dims:
             raise InputError(f"cannot merge accumulators of widths {self.dims} and {other.dims}")
         n = self.n + other.n
         dx = other.mean_x - self.mean_x
         dy = other.mean_y - self.mean_y
+        self._merge_more(other, dx, dy)
         f = self.n * other.n / n
         # Chan et al.: S = S_a + S_b + (n_a n_b / n) δ δᵀ
         self.sxx += other.sxx
@@ -116,17 +100,55 @@ class StreamingLinearCKA:
         self.n = n
         return self
 
-    def compute(self) -> float:
-        """Linear CKA of everything seen so far; in [0, 1]."""
-        check_min_n(self.n, 2, "StreamingLinearCKA")
+    def _merge_more(self, other: CoMoments, dx: np.ndarray, dy: np.ndarray) -> None:
+        """Merge statistics beyond the co-moments (called before they change); none here."""
+
+    def _check_variance(self, metric: str) -> None:
         for label, s, mean in (("X", self.sxx, self.mean_x), ("Y", self.syy, self.mean_y)):
             tr = float(np.trace(s))
             if zero_variance(tr, tr + self.n * float(mean @ mean)):
-                refuse_zero_variance(label, "cka_linear")
+                refuse_zero_variance(label, metric)
+
+    def linear_cka(self) -> float:
+        """Linear CKA (biased HSIC) of everything seen so far: ``||Sxy||² / (||Sxx|| ||Syy||)``."""
+        check_min_n(self.n, 2, type(self).__name__)
+        self._check_variance("cka_linear")
         xy = float(np.sum(self.sxy * self.sxy))
         return xy / math.sqrt(
             float(np.sum(self.sxx * self.sxx)) * float(np.sum(self.syy * self.syy))
         )
+
+
+class StreamingLinearCKA(CoMoments):
+    """Exact linear CKA (biased HSIC) accumulated chunk by chunk.
+
+    State (:class:`CoMoments`): row count n, means and centred co-moment matrices
+    ``Sxx`` (d1, d1), ``Syy`` (d2, d2), ``Sxy`` (d1, d2). ``CKA = ||Sxy||² / (||Sxx|| ||Syy||)``.
+
+    Examples
+    --------
+    >>> acc = StreamingLinearCKA()
+    >>> for X_chunk, Y_chunk in chunks:          # doctest: +SKIP
+    ...     acc.update(X_chunk, Y_chunk)
+    >>> acc.compute()                             # doctest: +SKIP
+    """
+
+    def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingLinearCKA:
+        """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
+        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims)
+        m = X.shape[0]
+        if m == 0:
+            return self
+        mx, my = X.mean(axis=0), Y.mean(axis=0)
+        Xc, Yc = X - mx, Y - my
+        other = StreamingLinearCKA()
+        other.n, other.mean_x, other.mean_y = m, mx, my
+        other.sxx, other.syy, other.sxy = Xc.T @ Xc, Yc.T @ Yc, Xc.T @ Yc
+        return self.merge(other)
+
+    def compute(self) -> float:
+        """Linear CKA of everything seen so far; in [0, 1]."""
+        return self.linear_cka()
 
 
 class StreamingCosine:

@@ -43,23 +43,23 @@ from typing import Any
 
 import numpy as np
 
-from repdrift.errors import InputError
-from repdrift.metrics._inputs import check_min_n, refuse_zero_variance, zero_variance
-from repdrift.metrics.streaming import paired_chunk
+from repdrift.metrics._inputs import check_min_n, refuse_zero_variance
+from repdrift.metrics.streaming import CoMoments, paired_chunk
 
 # The vector and scalar statistics, besides the three co-moment matrices.
 _VECTORS = ("ax", "bx", "ay", "by")
 _SCALARS = ("fxx", "fyy", "fxy")
 
 
-class StreamingDebiasedCKA:
+class StreamingDebiasedCKA(CoMoments):
     """Exact debiased linear CKA (unbiased HSIC, Song et al. 2012) accumulated chunk by chunk.
 
     Same interface as :class:`~repdrift.metrics.streaming.StreamingLinearCKA`: :meth:`update`
     with paired rows, :meth:`merge` with another accumulator (shards, processes), then
-    :meth:`compute`. State (see the module docstring): row count, means (d1,), (d2,), centred
-    co-moments ``sxx`` (d1, d1), ``syy`` (d2, d2), ``sxy`` (d1, d2), four vectors and three
-    scalars. Inputs are numpy arrays or torch tensors (converted to float64 numpy).
+    :meth:`compute`. State (see the module docstring): the co-moments of
+    :class:`~repdrift.metrics.streaming.CoMoments` (row count, means, centred ``sxx``, ``syy``,
+    ``sxy``, whose :meth:`linear_cka` gives the biased estimate from the same pass), four
+    vectors and three scalars. Inputs are numpy arrays or torch tensors (float64 numpy).
 
     Examples
     --------
@@ -70,12 +70,7 @@ class StreamingDebiasedCKA:
     """
 
     def __init__(self) -> None:
-        self.n = 0
-        self.mean_x: np.ndarray | None = None
-        self.mean_y: np.ndarray | None = None
-        self.sxx: np.ndarray | None = None
-        self.syy: np.ndarray | None = None
-        self.sxy: np.ndarray | None = None
+        super().__init__()
         self.ax: np.ndarray | None = None  # Σ ‖u‖² u  (d1,)
         self.bx: np.ndarray | None = None  # Σ ‖v‖² u  (d1,)
         self.ay: np.ndarray | None = None  # Σ ‖v‖² v  (d2,)
@@ -84,13 +79,6 @@ class StreamingDebiasedCKA:
         self.fyy = 0.0  # Σ ‖v‖⁴
         self.fxy = 0.0  # Σ ‖u‖² ‖v‖²
 
-    @property
-    def dims(self) -> tuple[int, int] | None:
-        """(d1, d2) once the first chunk arrived, else None."""
-        if self.mean_x is None or self.mean_y is None:
-            return None
-        return (self.mean_x.shape[0], self.mean_y.shape[0])
-
     def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingDebiasedCKA:
         """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
         X, Y = paired_chunk(X_chunk, Y_chunk, self.dims)
@@ -98,39 +86,15 @@ class StreamingDebiasedCKA:
             return self
         return self.merge(_chunk_statistics(X, Y))
 
-    def merge(self, other: StreamingDebiasedCKA) -> StreamingDebiasedCKA:
-        """Fold another accumulator (e.g. from another shard) into this one. Returns self."""
-        if not isinstance(other, StreamingDebiasedCKA):
-            raise InputError(f"can only merge a StreamingDebiasedCKA, got {type(other).__name__}")
-        if other.n == 0:
-            return self
-        if self.n == 0:
-            self.__dict__.update(
-                {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(other).items()}
-            )
-            return self
-        if other.dims != self.dims:
-            raise InputError(f"cannot merge accumulators of widths {self.dims} and {other.dims}")
+    def _merge_more(self, other: CoMoments, dx: np.ndarray, dy: np.ndarray) -> None:
+        """Re-centre both sides' vectors and scalars on the pooled mean, then add them (before
+        the co-moments change: the shifts read the unshifted ones)."""
+        assert isinstance(other, StreamingDebiasedCKA)
         n = self.n + other.n
-        dx = other.mean_x - self.mean_x
-        dy = other.mean_y - self.mean_y
-        # Re-centre both sides on the pooled mean (vectors and scalars first: they read the
-        # unshifted co-moments), then add; the co-moments take Chan et al.'s rank-one term.
         mine = self.shifted(-dx * (other.n / n), -dy * (other.n / n))
         theirs = other.shifted(dx * (self.n / n), dy * (self.n / n))
         for key in (*_VECTORS, *_SCALARS):
             setattr(self, key, mine[key] + theirs[key])
-        f = self.n * other.n / n
-        self.sxx += other.sxx
-        self.sxx += f * np.outer(dx, dx)
-        self.syy += other.syy
-        self.syy += f * np.outer(dy, dy)
-        self.sxy += other.sxy
-        self.sxy += f * np.outer(dx, dy)
-        self.mean_x += dx * (other.n / n)
-        self.mean_y += dy * (other.n / n)
-        self.n = n
-        return self
 
     def shifted(self, d: np.ndarray, e: np.ndarray) -> dict[str, Any]:
         """The vector and scalar statistics of rows shifted by ``d`` (X) and ``e`` (Y)."""
@@ -173,10 +137,7 @@ class StreamingDebiasedCKA:
     def compute(self) -> float:
         """Debiased linear CKA of everything seen so far; in [-1, 1], ≈ 0 when unrelated."""
         check_min_n(self.n, 4, "StreamingDebiasedCKA")
-        for label, s, mean in (("X", self.sxx, self.mean_x), ("Y", self.syy, self.mean_y)):
-            tr = float(np.trace(s))
-            if zero_variance(tr, tr + self.n * float(mean @ mean)):
-                refuse_zero_variance(label, "cka_debiased")
+        self._check_variance("cka_debiased")
         xy, xx, yy = self.numerators()
         if not xx > 0:
             refuse_zero_variance("X", "cka_debiased")
