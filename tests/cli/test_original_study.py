@@ -23,6 +23,7 @@ from transformers import AutoModel, AutoTokenizer
 from typer.testing import CliRunner
 
 from _original_study import original_extractor, original_linear_cka, original_pooling, sst2_csv
+from _perturbed import perturb_blocks
 from repdrift.cli import app
 from repdrift.report import write_report
 from repdrift.runner.experiment_file import parse_experiment
@@ -37,10 +38,7 @@ def tree(minilm_path: Path, tmp_path_factory) -> dict:
     tok = AutoTokenizer.from_pretrained(minilm_path)
     base = AutoModel.from_pretrained(minilm_path).eval()
     tuned = AutoModel.from_pretrained(minilm_path).eval()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in tuned.encoder.layer[3:].parameters():  # the upper blocks moved
-            p.add_(0.3 * p.std() * torch.randn(p.shape, generator=gen))
+    perturb_blocks(tuned.encoder.layer[3:], 0.3)  # the upper blocks moved
     folders = {
         "base": root / "base_representations/representations/base_pretrained_sst2",
         "full": root / "results/phase3_representations/sst2_full_finetune_seed42",

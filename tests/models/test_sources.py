@@ -26,16 +26,6 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with a model folder, a file and an empty ``runs/``."""
-    (tmp_path / "models" / "base").mkdir(parents=True)
-    (tmp_path / "weights.bin").write_bytes(b"x")
-    (tmp_path / "runs").mkdir()
-    monkeypatch.chdir(tmp_path)
-    return tmp_path.resolve()
-
-
 def _value(raw: str, tmp: Path) -> str:
     return raw.replace("{tmp}", str(tmp))
 

@@ -19,15 +19,6 @@ VALUES = ["models/base", "./models/base", "weights.bin", "org/name", "gpt2", "ru
           "./gone", "a/b/c", "{tmp}/models/base", "{tmp}/gone"]  # fmt: skip
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "models" / "base").mkdir(parents=True)
-    (tmp_path / "weights.bin").write_bytes(b"x")
-    (tmp_path / "runs").mkdir()
-    monkeypatch.chdir(tmp_path)
-    return tmp_path.resolve()
-
-
 @pytest.mark.parametrize("raw", VALUES)
 def test_experiment_file_and_status_follow_the_rule(here: Path, raw: str) -> None:
     value = raw.replace("{tmp}", str(here))
