@@ -56,7 +56,7 @@ class Settings:
     metric_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Where the Gram / GEMM work ran: a CUDA device, or None for numpy on the CPU.
     device: str | None = None
-    #: Token-level runs: sample blocks of the intervals, cap on the shuffles of the null.
+    #: Token-level runs: sample blocks of the intervals, shuffles of the null (0: none).
     token_blocks: int = N_BLOCKS
     token_null: int = TOKEN_NULL_PERMS
 
@@ -83,6 +83,7 @@ def compare(
     verify: bool = True,
     progress: bool = True,
     allow_foreign_reference: bool = False,
+    allow_different_inputs: bool = False,
     device: str | None = "auto",
     unpooled_mask: UnpooledMask | Sequence[UnpooledMask] | None = None,
     token_blocks: int = N_BLOCKS,
@@ -131,6 +132,11 @@ def compare(
     allow_foreign_reference
         Compare runs whose recorded base weights are not the reference's (refused by
         default; the runs are flagged in the summary).
+    allow_different_inputs
+        Compare runs whose samples were tokenised differently from the reference's (other
+        token ids or padding side: refused by default, see
+        :mod:`repdrift.analysis.comparability`); the runs are flagged in the summary and the
+        report.
     device
         Where the float64 Gram / GEMM work of values, intervals and nulls runs: ``"auto"`` (a
         CUDA device with fast float64 — P100, V100, A100, H100/H200 — else numpy on the CPU),
@@ -141,9 +147,12 @@ def compare(
         position (see :mod:`repdrift.analysis.unpooled`). Without it such runs are pooled as
         the original analysis did (``mean_unmasked``), with a warning.
     token_blocks, token_null
-        Token-level runs only: blocks of whole samples the intervals resample, and the most
-        within-length shuffles the null draws (each one pass over the tokens); see
-        :mod:`repdrift.analysis.tokens`.
+        Token-level runs only: blocks of whole samples the intervals resample, and the
+        shuffles the token-level null draws (at most ``n_perm``; each one pass over the
+        tokens; default 0: none, as that null tests whether the variant's tokens carry
+        information about their own sample beyond position, true for any real pair, and its
+        p-values are no smaller than ``1 / (1 + token_null)``); see
+        :mod:`repdrift.analysis.tokens` and :mod:`repdrift.analysis.token_null`.
     """
     started = time.perf_counter()
     metric_names = tuple(metrics)
@@ -177,6 +186,7 @@ def compare(
     groups = pair_runs(
         runs, ref=ref, labels=labels, verify=verify,
         allow_foreign_reference=allow_foreign_reference,
+        allow_different_inputs=allow_different_inputs,
     )  # fmt: skip
     groups = apply_masks(groups, unpooled_mask)
     # token-level runs: analysed mean-pooled here, and over all tokens by analysis.tokens
@@ -220,6 +230,7 @@ def compare(
     )
     if token_groups:
         add_token_results(results, token_groups, settings, progress=progress)
+    results.summary["seconds"] = round(time.perf_counter() - started, 2)  # token tables too
     if out is not None:
         results.save(out)
     return results

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from repdrift.analysis.comparability import check_comparable
 from repdrift.common.naming import BASE, canonical_method, parse_run_name
 from repdrift.errors import InputError
 from repdrift.store.reader import Run, load_run
@@ -126,6 +127,7 @@ def pair_runs(
     labels: Mapping[str, Mapping[str, Any]] | None = None,
     verify: bool = True,
     allow_foreign_reference: bool = False,
+    allow_different_inputs: bool = False,
 ) -> list[TaskGroup]:
     """Open run directories and pair each with the reference of its task (see the module doc).
 
@@ -142,6 +144,9 @@ def pair_runs(
         Check file hashes while opening.
     allow_foreign_reference
         Compare runs whose recorded base weights differ from the reference's (flagged).
+    allow_different_inputs
+        Compare runs tokenised differently from the reference (flagged; see
+        :mod:`repdrift.analysis.comparability`).
     """
     refs = [] if ref is None else [ref] if isinstance(ref, (str, os.PathLike)) else list(ref)
     given = {str(Path(k)): v for k, v in (labels or {}).items()}
@@ -160,6 +165,7 @@ def pair_runs(
         opened.values(),
         [opened[k] for k in ref_keys],
         allow_foreign_reference=allow_foreign_reference,
+        allow_different_inputs=allow_different_inputs,
     )
 
 
@@ -168,6 +174,7 @@ def group_by_task(
     references: Iterable[RunInfo] = (),
     *,
     allow_foreign_reference: bool = False,
+    allow_different_inputs: bool = False,
 ) -> list[TaskGroup]:
     """Pair every run with the reference of its task, checking they are comparable.
 
@@ -180,14 +187,16 @@ def group_by_task(
         run labelled ``base``.
     allow_foreign_reference
         See :func:`check_lineage`.
+    allow_different_inputs
+        See :func:`repdrift.analysis.comparability.check_inputs`.
 
     Raises
     ------
     InputError
         A task without a reference, two references of one task, runs whose sample ids, order,
-        pooling or layers differ from the reference's (the message names both runs and the
-        field), a run fine-tuned from other weights than the reference's, or two runs of
-        identical weights.
+        tokenisation, pooling or layers differ from the reference's (the message names both
+        runs and the field), a run fine-tuned from other weights than the reference's, or two
+        runs of identical weights.
     """
     explicit: dict[str, RunInfo] = {}
     for r in references:
@@ -202,6 +211,7 @@ def group_by_task(
         bucket = by_task.setdefault(info.task, [])
         if all(i.run.path != info.run.path for i in bucket):
             bucket.append(info)
+    _check_every_reference_has_runs(explicit, by_task)
     groups = []
     for task, infos in sorted(by_task.items()):
         if task in explicit:
@@ -218,13 +228,15 @@ def group_by_task(
         variants = [as_variant(i) for i in infos if i.run.path != ref.run.path]
         if not variants:
             raise InputError(
-                f"task {task!r} has a reference run ({ref.run.path}) but no run to compare"
+                f"task {task!r}: its base run {ref.run.path} is the only run of the task, so "
+                "there is nothing to compare with it; give the runs of that task's fine-tuned "
+                "models too"
             )
         checked = []
         for v in variants:
-            check_comparable(ref, v)
+            inputs = check_comparable(ref, v, allow_different_inputs=allow_different_inputs)
             lineage = check_lineage(ref, v, allow_foreign_reference=allow_foreign_reference)
-            checked.append(replace(v, flags=v.flags + tuple(lineage)))
+            checked.append(replace(v, flags=v.flags + tuple(inputs) + tuple(lineage)))
         check_distinct(ref, checked)
         names = [v.name for v in checked]
         if len(set(names)) != len(names):
@@ -238,6 +250,31 @@ def group_by_task(
             TaskGroup(task, ref, sorted(checked, key=lambda v: (v.method, v.seed or 0, v.name)))
         )
     return groups
+
+
+def _check_every_reference_has_runs(
+    explicit: Mapping[str, RunInfo], by_task: Mapping[str, list[RunInfo]]
+) -> None:
+    """Refuse a named reference with no run of its task beside it, saying where the runs went."""
+    for task, ref in sorted(explicit.items()):
+        if len(by_task[task]) > 1:
+            continue
+        others = {t: infos for t, infos in by_task.items() if t != task}
+        if not others:
+            raise InputError(
+                f"only the reference run {ref.run.path} was given: name the runs to compare "
+                "with it after it (repdrift compare REF RUN...)"
+            )
+        listed = "; ".join(
+            f"task {t!r}: {', '.join(str(i.run.path) for i in infos)}"
+            for t, infos in sorted(others.items())
+        )
+        raise InputError(
+            f"the reference run {ref.run.path} is of task {task!r}, but no other run is: a run "
+            f"is compared only with the reference of its own task (its manifest's task), and "
+            f"the others are of {listed}; give a reference of their task (or, if they are the same "
+            "task under another name, set it in Python: compare(labels={path: {'task': ...}}))"
+        )
 
 
 def as_variant(info: RunInfo) -> RunInfo:
@@ -349,52 +386,3 @@ def check_distinct(ref: RunInfo, variants: Sequence[RunInfo]) -> None:
                 f"{_short(sha)}): duplicate runs of one model would count as two seeds; drop one"
             )
         seen[key] = info
-
-
-def check_comparable(ref: RunInfo, other: RunInfo) -> None:
-    """Refuse runs that do not hold the same samples, in the same order, pooled the same way."""
-    a, b = ref.run, other.run
-    where = f"{b.path} vs reference run {a.path}"
-    ids_a, ids_b = a.sample_ids, b.sample_ids
-    if ids_a is not None and ids_b is not None and ids_a != ids_b:
-        if sorted(ids_a) == sorted(ids_b):
-            raise InputError(
-                f"{where}: same sample ids in a different order; re-extract one of them"
-            )
-        raise InputError(
-            f"{where}: different sample ids ({len(ids_b)} vs {len(ids_a)} samples, "
-            f"{len(set(ids_a) ^ set(ids_b))} not shared); extract both with the same task, "
-            "--samples and --seed"
-        )
-    texts_a, texts_b = (
-        r.manifest.data.get("samples_sha256") if r.manifest else None for r in (a, b)
-    )
-    if texts_a and texts_b and texts_a != texts_b:
-        raise InputError(
-            f"{where}: same sample ids but different texts (samples_sha256 differs); the data "
-            "changed between extractions, re-extract one of them"
-        )
-    if (ids_a is None) != (ids_b is None):
-        raise InputError(f"{where}: one run records its sample ids and the other does not")
-    if a.pooling and b.pooling and a.pooling != b.pooling:
-        raise InputError(f"{where}: pooling {b.pooling!r} vs {a.pooling!r}")
-    # a manifest without the field predates the option: made without the final norm
-    norms = [bool(r.manifest.final_norm) for r in (a, b) if r.manifest]
-    if len(norms) == 2 and norms[0] != norms[1]:
-        raise InputError(
-            f"{where}: final_norm {norms[1]} vs {norms[0]}: one run's last layer is taken after "
-            "the model's final norm, the other's before it; re-extract one with the other's "
-            "--final-norm/--no-final-norm"
-        )
-    tokens_a, tokens_b = (
-        r.manifest.token_ids_sha256 if r.manifest and r.pooling == "tokens" else None
-        for r in (a, b)
-    )
-    if tokens_a and tokens_b and tokens_a != tokens_b:
-        raise InputError(
-            f"{where}: token-level runs with different token ids (token_ids_sha256 differs); "
-            "tokens are paired by sample and position, so extract both with the same "
-            "tokenizer and --max-length"
-        )
-    if len(a.layers) != len(b.layers) or a.layers != b.layers:
-        raise InputError(f"{where}: layers {b.layers} vs {a.layers}")

@@ -186,6 +186,12 @@ def compare(
     allow_foreign_reference: bool = typer.Option(
         False, help="Compare runs whose recorded base weights are not the reference's."
     ),
+    allow_different_inputs: bool = typer.Option(
+        False,
+        help="Compare runs whose samples were tokenised differently from the reference's "
+        "(other tokenizer, max length, text fields, truncation or padding side; refused "
+        "otherwise), e.g. a study of max lengths; the runs are flagged in the results.",
+    ),
     metric: list[str] = typer.Option(
         list(DEFAULT_METRICS),
         "--metric",
@@ -270,7 +276,8 @@ def compare(
     results = run_compare(
         runs, ref=ref or runs[0], out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm,
         level=level, seed=seed, cross_layer_metric=cross_layer_metric, progress=not quiet(),
-        allow_foreign_reference=allow_foreign_reference, device=device,
+        allow_foreign_reference=allow_foreign_reference,
+        allow_different_inputs=allow_different_inputs, device=device,
         resampled=resample or None, unpooled_mask=unpooled,
         **{k: v for k, v in {"token_blocks": token_blocks, "token_null": token_null}.items()
            if v is not None},

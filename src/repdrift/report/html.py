@@ -28,6 +28,7 @@ from repdrift.report.tables import (
     comparison_tables,
     drift_tables,
     metrics_table,
+    run_flags,
     setup_table,
 )
 from repdrift.report.token_tables import token_section
@@ -215,6 +216,7 @@ def write_report(
         "drift": drift_tables(results, metric),
         "metrics": metrics_table(results, correction, alpha),
         "tokens": token_section(results, metric),
+        "flags": run_flags(results),
     }
     tasks = sorted(text)
     html = (

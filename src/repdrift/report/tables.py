@@ -148,6 +148,17 @@ def setup_table(results: Results) -> Table:
     return table
 
 
+def run_flags(results: Results) -> list[tuple[str, list[str]]]:
+    """Per flagged run (``task: name``), what results.json says the reader should know: labels
+    read from a folder name, lineage not checked, inputs compared on purpose, ..."""
+    return [
+        (f"{task}: {run.get('name')}", list(run["flags"]))
+        for task, entry in sorted(results.summary.get("tasks", {}).items())
+        for run in entry.get("runs", [])
+        if run.get("flags")
+    ]
+
+
 def comparison_tables(
     results: Results, metric: str, correction: str, alpha: float, level: float | None
 ) -> list[Table]:

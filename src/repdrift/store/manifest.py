@@ -13,6 +13,7 @@ Schema history
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,10 @@ MANIFEST_NAME = "metadata.json"
 PARTIAL_DIR = ".partial"
 
 Format = Literal["safetensors", "pt"]
+
+#: ``token_ids_sha256`` of a run written from arrays made elsewhere (:func:`repdrift.write_run`):
+#: the token ids it came from are not known.
+EXTERNAL_TOKEN_IDS = hashlib.sha256(b"external arrays").hexdigest()
 
 
 class FileEntry(BaseModel):
@@ -148,6 +153,14 @@ class Manifest(BaseModel):
     def layer_file(self, name: str) -> str:
         """File name (relative to the step folder) of layer ``name``."""
         return layer_file_name(name, self.format)
+
+
+def recorded_token_ids(manifest: Manifest | None) -> str | None:
+    """The sha256 of the token ids a step was extracted from, or None when not known (a legacy
+    run without a manifest, or arrays written with :func:`repdrift.write_run`)."""
+    if manifest is None or manifest.token_ids_sha256 == EXTERNAL_TOKEN_IDS:
+        return None
+    return manifest.token_ids_sha256
 
 
 def layer_file_name(name: str, fmt: str) -> str:

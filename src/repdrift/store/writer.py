@@ -36,7 +36,6 @@ from repdrift.common.atomic import (
     atomic_write_with,
     fsync_dir,
     remove_stale_temporaries,
-    sha256_bytes,
     sha256_file,
 )
 from repdrift.common.version import __version__
@@ -46,6 +45,7 @@ from repdrift.store.manifest import (
     MANIFEST_NAME,
     PARTIAL_DIR,
     SCHEMA_VERSION,
+    EXTERNAL_TOKEN_IDS,
     FileEntry,
     Manifest,
     first_difference,
@@ -386,7 +386,7 @@ def write_run(
         sample_ids=list(sample_ids),
         pooling=pooling,
         dtype="float32",
-        token_ids_sha256=sha256_bytes(b"external arrays"),
+        token_ids_sha256=EXTERNAL_TOKEN_IDS,
         layers=list(arrays),
         batch_size=n,
         chunk_size=n,

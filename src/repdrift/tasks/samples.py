@@ -348,6 +348,7 @@ def load_samples(
         "location": where,
         "split": split,
         "text_fields": list(fields),
+        "truncation": truncation,
         "id_field": ids_from,
         "label_field": labels_from,
         "n_requested": n,
