@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,10 @@ _EMBED_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
 #: side by side in the page width.
 _CSS_PX_PER_INCH = 135
 _REPORT_DPI = 200
+#: Where the template's table of contents goes, and the sections it lists: every
+#: ``<section id=...>`` whose first child is its ``<h2>`` heading.
+_CONTENTS_MARK = "<!-- contents -->"
+_SECTION = re.compile(r'<section id="([^"]+)"[^>]*>\s*<h2>(.*?)</h2>', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,18 @@ def _png_inches(data: bytes) -> float | None:
         return None
     per_metre = int.from_bytes(data[at + 4 : at + 8], "big")
     return width / (per_metre * 0.0254) if per_metre else None
+
+
+def _with_contents(page: str) -> str:
+    """The page with its table of contents filled in from its sections, so that every
+    section (the token-level one included, when present) is listed and no entry points
+    nowhere."""
+    if page.count(_CONTENTS_MARK) != 1:
+        raise RuntimeError(f"report template: expected one {_CONTENTS_MARK!r} placeholder")
+    entries = "\n    ".join(
+        f'<li><a href="#{anchor}">{heading}</a></li>' for anchor, heading in _SECTION.findall(page)
+    )
+    return page.replace(_CONTENTS_MARK, entries)
 
 
 def _methods_context(results: Results, weights: Any, correction: str, alpha: float) -> dict:
@@ -234,6 +251,7 @@ def write_report(
             source=str(results.path) if results.path is not None else None,
         )
     )
+    html = _with_contents(html)
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, html.encode("utf-8"))
