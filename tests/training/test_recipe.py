@@ -301,11 +301,13 @@ def test_corrupt_training_record_is_an_integrity_error(runs: dict[str, Path], tm
 
 def test_label_values() -> None:
     assert _train_data.label_values([0, 2, 1], "x") == [0, 1, 2]
-    assert _train_data.label_values([1, 1], "x") == [0, 1]
+    assert _train_data.label_values([5, 1, 3, 2, 4, 5], "x") == [1, 2, 3, 4, 5]  # as they are
+    assert _train_data.label_values([1, 1], "x") == [1, "<other>"]
     assert _train_data.label_values(["pos", "neg", "pos"], "x") == ["neg", "pos"]
-    with pytest.raises(InputError, match="negative label"):
-        _train_data.label_values([0, -1], "x")
-    with pytest.raises(InputError, match="no label"):
+    assert _train_data.label_values([-1, 1], "x") == [-1, 1]
+    with pytest.raises(InputError, match="unlabelled"):
+        _train_data.label_values([-1, -1], "x")
+    with pytest.raises(InputError, match=r"no label column.*--label-field"):
         _train_data.label_values(None, "x")
 
 

@@ -34,6 +34,7 @@ from repdrift.common.naming import Pooling
 from repdrift.errors import InputError
 from repdrift.extraction.options import ExtractionOptions, extraction_options
 from repdrift.extraction.request import REQUEST_KEY, check_request
+from repdrift.extraction.seen import SEEN_KEY, trained_samples_seen
 from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.manifest import Format, Manifest, step_dir_name
@@ -175,11 +176,14 @@ def extract_loaded(
     opts = options if options is not None else ExtractionOptions()
     if source.get("dtype") is not None:  # the dtype the model really runs in
         opts = opts.updated(dtype=source["dtype"])
+    extra: dict = {REQUEST_KEY: request} if request is not None else {}
+    seen = None if adapter_disabled else trained_samples_seen(source, samples)
+    if seen is not None:  # how many samples the model was trained on (warned when any)
+        extra[SEEN_KEY] = seen
     record = StepRecord(
         task=samples.task, split=samples.split, data=samples.source,
         max_length=samples.max_length, tokenizer_sha256=source.get("tokenizer_sha256"),
-        kind=kind, model=source, step=step,
-        extra={REQUEST_KEY: request} if request is not None else {},
+        kind=kind, model=source, step=step, extra=extra,
     )  # fmt: skip
 
     def run() -> Manifest:

@@ -58,9 +58,9 @@ from repdrift.models.loaded import (
     find_embeddings,
     inner_model,
 )
-from repdrift.models.sources import hash_weights, normalize_source
+from repdrift.models.sources import Source, hash_weights, normalize_source
 from repdrift.models.tokenizer import load_tokenizer
-from repdrift.models.training_record import read_training_record
+from repdrift.models.training_record import TRAINING_RECORD, read_training_record, recorded_base
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +155,14 @@ def load_model(
         Local folder or hub id of the model or the adapter.
     base
         The base model: for ``lora`` overrides the adapter config's ``base_model_name_or_path``;
-        for ``full`` it is recorded (and checked to have the same architecture when local).
+        for ``full`` it is recorded (and checked to have the same architecture when local) and
+        overrides the base named by the folder's training record.
     kind
         ``"auto"``: a folder with ``adapter_config.json`` is ``lora``; otherwise ``full`` when
-        ``base`` is given, else ``base``.
+        ``base`` is given or the folder holds a training record (``repdrift_training.json``,
+        written by :func:`repdrift.train`; its ``base_model`` is the base, a relative path read
+        relative to the folder), else ``base``. The log says which, and where the base came
+        from.
     device
         ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     dtype
@@ -194,14 +198,17 @@ def load_model(
         raise InputError(f"unknown kind {kind!r}: expected auto, base, full or lora")
     src = normalize_source(source, "source")
     base_src = normalize_source(base, "base") if base is not None else None
+    training = read_training_record(src) if isinstance(src, Path) else None
+    adapter = isinstance(src, Path) and (src / "adapter_config.json").is_file()
+    base_from = "--base" if base_src is not None else "the adapter config"
+    if training is not None and not adapter and kind in ("auto", "full"):
+        base_from = _base_from_record(src, training, base_src)
+        if base_src is None:  # a fine-tune by its own record, not a base model
+            base_src = recorded_base(src, training)
     if kind == "auto":
-        if isinstance(src, Path) and (src / "adapter_config.json").is_file():
-            kind = "lora"
-        else:
-            kind = "full" if base_src is not None else "base"
+        kind = "lora" if adapter else "full" if base_src is not None else "base"
     if kind == "full" and base_src is None:
         raise InputError(f"kind 'full' needs base= (the model {src} was fine-tuned from)")
-    training = read_training_record(src) if isinstance(src, Path) else None
 
     peft_model = None
     try:
@@ -282,12 +289,30 @@ def load_model(
         # how the variant was trained (seed, method, task ...) when repdrift.training wrote it
         "training": training,
     }
+    what = {"base": "base model", "full": "full fine-tune", "lora": "LoRA adapter"}[kind]
+    lineage = f", fine-tuned from {info.get('base')} (from {base_from})" if kind != "base" else ""
     logger.info(
-        "loaded %s model %s (%s, %d blocks) on %s",
-        kind,
-        info.get("path"),
-        info.get("architecture"),
-        len(loaded.blocks),
+        "loaded %s %s%s (%s, %d blocks) on %s",
+        what, info.get("path"), lineage, info.get("architecture"), len(loaded.blocks),
         torch_device,
-    )
+    )  # fmt: skip
     return loaded
+
+
+def _base_from_record(src: Path, training: dict[str, Any], base: Source | None) -> str:
+    """Where a fine-tune's base comes from, in words for the log: its training record, or
+    ``--base`` (which overrides the record; a different base is warned about)."""
+    record = src / TRAINING_RECORD
+    if base is None:
+        return f"its training record {record}"
+    recorded = training.get("base_model")
+    try:
+        same = str(recorded_base(src, training)) == str(base)
+    except InputError:  # the recorded base is gone: --base is all there is
+        same = False
+    if recorded and not same:
+        logger.warning(
+            "--base %s overrides the base %s named by the training record %s", base, recorded,
+            record,
+        )  # fmt: skip
+    return "--base"

@@ -28,6 +28,7 @@ import numpy as np
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.tasks.presets import BUNDLED_DATA, PRESETS, TaskSpec, bundled_data
+from repdrift.tasks.splits import file_part
 
 logger = logging.getLogger(__name__)
 
@@ -252,8 +253,10 @@ def load_samples(
     data
         Local file or folder; None loads the preset from the hub through ``datasets``.
     split
-        Split to read (default: the preset's, ``validation``). With a single file it only
-        labels the samples.
+        Split to read (default: the preset's, ``validation``). A single file is split by
+        :func:`repdrift.tasks.splits.file_part`: ``validation`` is a fixed, seeded 20 % of its
+        rows held out from ``train``, the rest; ``all`` is every row (recorded in
+        ``source["held_out"]``).
     n
         Number of samples; None or more than available means all (the latter logged).
     seed
@@ -315,17 +318,23 @@ def load_samples(
     n_available = len(ds)
     if n_available == 0:
         raise InputError(f"{where}: split {split!r} has no rows")
+    part, held_out = None, None
+    if data is not None and Path(data).expanduser().is_file():  # train / validation / all rows
+        part, held_out = file_part(n_available, split, where)
+        split, n_available = held_out["part"], len(part)
     if n is not None and n > n_available:
         key = (task, split, where)
         if key not in _FEWER_LOGGED:
             _FEWER_LOGGED.add(key)
             logger.info("%s: %d samples asked for, %d available: using all", where, n, n_available)
     rows = choose_rows(n_available, n, seed)
+    if part is not None:
+        rows = part[rows]  # rows of the file
 
     all_ids = (
         [str(v) for v in ds[ids_from]]
         if ids_from
-        else [f"{split}-{row}" for row in range(n_available)]
+        else [f"{split}-{row}" for row in range(len(ds))]
     )
     if len(set(all_ids)) != len(all_ids):
         dupes = sorted(i for i, count in Counter(all_ids).items() if count > 1)
@@ -356,6 +365,8 @@ def load_samples(
         "seed": seed,
         "samples_sha256": _samples_sha256(ids, texts, pairs),
     }
+    if held_out is not None:
+        source["held_out"] = held_out
     return Samples(task, split, ids, texts, pairs, labels, max_len, truncation, source)
 
 

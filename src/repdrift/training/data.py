@@ -19,7 +19,7 @@ import torch
 from repdrift.errors import InputError
 from repdrift.models.inputs import derived_inputs
 from repdrift.tasks.encoding import encode
-from repdrift.tasks.samples import Samples
+from repdrift.tasks.samples import LABEL_FIELDS, Samples
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +45,48 @@ class Examples:
 
 
 def label_values(labels: Sequence[Any] | None, where: str) -> list[Any]:
-    """The label of each class index: ``0 … max`` for integer labels, else sorted distinct values.
+    """The label value of each class index: the distinct values, sorted, as they are.
 
-    Integer labels keep their meaning (GLUE: ``label == 1`` is class 1) even if a class is
-    missing from a small subset; at least two classes are always returned.
+    Stars 1-5 are five classes (index 0 is 1 star), GLUE's 0/1 two; integers sort as numbers,
+    anything else as strings. A single value gets a second class ``"<other>"`` (a head needs
+    two), with a warning. The mapping is recorded in the training record (``label2id``) and the
+    model config's ``id2label`` / ``label2id``.
 
     Raises
     ------
     InputError
-        No labels, a missing label, or negative integer labels (GLUE test splits use -1).
+        No labels (the message names ``--label-field``), or a missing label.
     """
     if not labels:
-        raise InputError(f"{where} has no label column: training needs labels")
-    if any(v is None for v in labels):
-        raise InputError(f"{where}: some samples have no label")
+        raise InputError(
+            f"{where} has no label column (none named {' or '.join(LABEL_FIELDS)}): training "
+            "needs labels; name the column that holds them with --label-field (label_field= "
+            "in Python)"
+        )
+    missing = sum(v is None for v in labels)
+    if missing:
+        raise InputError(f"{where}: {missing} of {len(labels)} samples have no label")
     if all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
-        if min(labels) < 0:
+        distinct: list[Any] = sorted(set(labels))
+        if distinct == [-1]:
             raise InputError(
-                f"{where}: negative label {min(labels)} (unlabelled test split?); "
-                "training needs labels 0 … num_labels-1"
+                f"{where}: every label is -1, which marks unlabelled rows (a GLUE test split?); "
+                "training needs labelled data"
             )
-        return list(range(max(2, max(labels) + 1)))
-    distinct = sorted({str(v) for v in labels})
-    return distinct if len(distinct) >= 2 else [*distinct, "<other>"]
+        if -1 in distinct and 0 in distinct:
+            logger.warning(
+                "%s: label -1 (unlabelled in GLUE / SNLI files) is trained as a class of its "
+                "own, like %s", where, ", ".join(map(str, distinct[1:])),
+            )  # fmt: skip
+    else:
+        distinct = sorted({str(v) for v in labels})
+    if len(distinct) < 2:
+        logger.warning(
+            "%s: every one of the %d training samples has label %r; the head gets a second "
+            "class '<other>' that no sample has", where, len(labels), distinct[0],
+        )  # fmt: skip
+        return [*distinct, "<other>"]
+    return distinct
 
 
 def _label_key(value: Any) -> Any:

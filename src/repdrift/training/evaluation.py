@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,11 +38,11 @@ def accuracy(model: torch.nn.Module, examples: data_mod.Examples, job: Any, devi
 def validation_examples(
     args: dict[str, Any], tokenizer: Any, values: list[Any], limit: int | None
 ) -> data_mod.Examples | None:
-    """Labelled validation examples for accuracy, or None when there is no separate split."""
+    """Labelled validation examples for accuracy, or None when there is no validation split.
+
+    A single file's ``validation`` part is the rows held out from training
+    (:mod:`repdrift.tasks.splits`)."""
     data = args["data"]
-    if data is not None and Path(data).is_file():
-        logger.info("data %s is a single file (train only): no validation accuracy", data)
-        return None
     try:
         samples = load_samples(
             args["task"], data=data, split="validation", n=limit, seed=SUBSET_SEED,

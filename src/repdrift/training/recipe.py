@@ -16,10 +16,14 @@ on CPU. The loop has none of Trainer's start-up and per-step bookkeeping, which 
 demo runs on a laptop CPU.
 
 Tasks: classification presets (``sst2``, ``mrpc``, ``rte``, ``demo-sst``, ``demo-pair``) and
-custom labelled data train ``AutoModelForSequenceClassification`` with ``num_labels`` from the
-data; ``squad_v2`` (and data with SQuAD ``answers``) trains ``AutoModelForQuestionAnswering``.
-Training reads the ``train`` split through :func:`repdrift.tasks.samples.load_samples`, the same path
-extraction uses for validation samples.
+custom labelled data train ``AutoModelForSequenceClassification`` with one class per distinct
+label value (:func:`repdrift.training.data.label_values`; the mapping is in the record and the
+config's ``label2id``); ``squad_v2`` (and data with SQuAD ``answers``) trains
+``AutoModelForQuestionAnswering``. Training reads the ``train`` split through
+:func:`repdrift.tasks.samples.load_samples`, the same path extraction uses for validation
+samples; a single file's ``train`` part leaves out the rows extraction reads as ``validation``
+(:mod:`repdrift.tasks.splits`), and the hashes of the samples trained on are saved beside the
+weights so extraction can count any it is asked to measure.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from repdrift.common.devices import resolve_device
@@ -41,7 +46,9 @@ from repdrift.models.inputs import segment_sep_id, takes_position_ids
 from repdrift.models.loaded import inner_model
 from repdrift.models.sources import normalize_source
 from repdrift.models.tokenizer import load_tokenizer
+from repdrift.models.training_record import TRAINED_SAMPLES
 from repdrift.tasks.samples import load_samples
+from repdrift.tasks.splits import HELD_OUT_RULE, sample_hashes
 from repdrift.training import data as data_mod
 from repdrift.training import model as setup
 from repdrift.training import record as rec
@@ -94,12 +101,14 @@ def _batches(n: int, batch_size: int, total_steps: int, generator: torch.Generat
             step += 1
 
 
-def _save(model: Any, tokenizer: Any, folder: Path, record: dict[str, Any]) -> None:
-    """Weights (full: ``save_pretrained``; LoRA: the adapter), tokenizer, then the record."""
+def _save(model: Any, job: _Job, folder: Path, record: dict[str, Any]) -> None:
+    """Weights (full: ``save_pretrained``; LoRA: the adapter), tokenizer, the hashes of the
+    training samples, then the record."""
     folder.mkdir(parents=True, exist_ok=True)
     with setup.quiet():
         model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    job.tokenizer.save_pretrained(str(folder))
+    rec.write_trained_samples(folder, job.trained)
     rec.write_record(folder, record)  # last: its presence marks a complete folder
 
 
@@ -220,7 +229,7 @@ def train(
         record.update(_settings(arguments, job, targets, trainable, torch_device))
         losses = _optimize(net, trainable, job, arguments, torch_device, progress,
                            on_save=lambda step, losses: _save(
-                               net, job.tokenizer, out / f"checkpoint-{step}",
+                               net, job, out / f"checkpoint-{step}",
                                {**record, **rec.loss_summary(losses), "complete": True,
                                 "step": step, "checkpoint": True, "validation_accuracy": None,
                                 "seconds": round(time.perf_counter() - started, 3)}))  # fmt: skip
@@ -236,8 +245,8 @@ def train(
              "checkpoint": False, "validation_accuracy": val_accuracy,
              "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
     if save_steps and total % save_steps == 0:
-        _save(net, job.tokenizer, out / f"checkpoint-{total}", {**final, "checkpoint": True})
-    _save(net, job.tokenizer, out, final)
+        _save(net, job, out / f"checkpoint-{total}", {**final, "checkpoint": True})
+    _save(net, job, out, final)
     logger.info(
         "trained %s %s seed %d: %d steps, final loss %.4f, validation accuracy %s, %.1f s -> %s",
         method, task, seed, total, final["final_train_loss"],
@@ -260,6 +269,7 @@ class _Job:
     examples: data_mod.Examples
     values: list[Any] | None  # class labels by index; None for question answering
     total_steps: int
+    trained: np.ndarray  # (n,) uint64 text hashes of the training samples (tasks.splits)
     sep_id: int | None = None  # segment and position ids: repdrift.models.inputs
     positions: bool = False
 
@@ -271,6 +281,8 @@ def _resolved_arguments(args: dict[str, Any], src: Path | str) -> dict[str, Any]
         **args,
         "model": str(src),
         "data": str(Path(args["data"]).expanduser().resolve()) if args["data"] else None,
+        # one file: trained on its 'train' part only (a record without this trained on all rows)
+        "held_out": HELD_OUT_RULE if args["data"] and Path(args["data"]).is_file() else None,
         "lr": float(args["lr"] if args["lr"] is not None else DEFAULT_LR[args["method"]]),
         "epochs": float(args["epochs"]) if args["epochs"] is not None else None,
         "rank": args["rank"] if lora else None,
@@ -298,7 +310,8 @@ def _prepare(args: dict[str, Any], src: Path | str) -> _Job:
         examples, _ = data_mod.classification_examples(samples, tokenizer, values)
     per_epoch = math.ceil(len(examples) / args["batch_size"])
     total = args["max_steps"] or max(1, math.ceil((args["epochs"] or DEFAULT_EPOCHS) * per_epoch))
-    return _Job(samples, tokenizer, examples, values, total)
+    trained = sample_hashes(samples.texts, samples.text_pairs)
+    return _Job(samples, tokenizer, examples, values, total, trained)
 
 
 def _start_record(arguments: dict[str, Any], src: Path | str) -> dict[str, Any]:
@@ -340,6 +353,11 @@ def _settings(
         "train_samples_sha256": job.samples.source["samples_sha256"],
         "subset_seed": SUBSET_SEED,
         "labels": [str(v) for v in job.values] if job.values is not None else None,
+        # the class index of each label value of the data (also the model config's label2id)
+        "label2id": {str(v): i for i, v in enumerate(job.values)} if job.values else None,
+        "label_field": job.samples.source.get("label_field"),
+        "held_out": job.samples.source.get("held_out"),  # one file: its train/validation rule
+        "trained_samples_file": TRAINED_SAMPLES,
         "head": "sequence_classification" if job.values is not None else "question_answering",
         "device": str(device),
         "torch_version": torch.__version__,

@@ -7,6 +7,7 @@ Its ``arguments`` are what a rerun compares to decide whether ``out`` already ho
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -14,9 +15,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.errors import InputError
-from repdrift.models.training_record import TRAINING_RECORD, read_training_record
+from repdrift.models.training_record import (
+    TRAINED_SAMPLES,
+    TRAINING_RECORD,
+    read_training_record,
+)
 from repdrift.tasks.presets import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -126,6 +133,13 @@ def write_record(folder: Path, record: dict[str, Any]) -> None:
     """Write ``repdrift_training.json`` atomically (readers never see a torn file)."""
     blob = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     atomic_write_bytes(folder / TRAINING_RECORD, blob.encode("utf-8"))
+
+
+def write_trained_samples(folder: Path, hashes: np.ndarray) -> None:
+    """Write the training samples' hashes (``repdrift_trained_samples.npy``) atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(hashes, dtype=np.uint64), allow_pickle=False)
+    atomic_write_bytes(folder / TRAINED_SAMPLES, buffer.getvalue())
 
 
 def loss_summary(losses: list[float]) -> dict[str, Any]:
