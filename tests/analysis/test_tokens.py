@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from transformers import AutoModel, AutoTokenizer
+from typer.testing import CliRunner
 
 import repdrift
 from _perturbed import perturb_blocks
 from repdrift.analysis import tokens as token_analysis
+from repdrift.cli.commands import app
 from repdrift.errors import InputError
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 from repdrift.metrics.token_blocks import BlockStatistics
 from repdrift.report.html import write_report
+from repdrift.report.token_tables import token_section
 from repdrift.store.results import load_results
 from repdrift.store.token_ids import TOKEN_IDS_FILE, read_token_ids
 
@@ -69,14 +74,6 @@ def test_block_statistics_equal_merged_blocks_and_one_shot():
         assert deb[r] == pytest.approx(merged.compute(), abs=1e-10)
 
 
-def test_length_shuffles_move_samples_only_within_equal_lengths():
-    lengths = np.array([3, 5, 3, 7, 5, 3])
-    perms = token_analysis._length_shuffles(lengths, 20, np.random.default_rng(0))
-    assert (lengths[perms] == lengths).all()
-    assert (perms[:, 3] == 3).all()  # the only sample of length 7 stays
-    assert (np.sort(perms, axis=1) == np.arange(6)).all()
-
-
 @pytest.fixture(scope="module")
 def study(minilm_path, tmp_path_factory) -> dict:
     """Token-level runs of MiniLM and of a copy with its last two blocks perturbed, compared."""
@@ -95,7 +92,7 @@ def study(minilm_path, tmp_path_factory) -> dict:
         str(finetuned), base=str(minilm_path), out=root / "demo-pair_full_seed1", **settings
     )
     results = repdrift.compare(
-        [base, full], out=root / "results", n_boot=40, n_perm=6, progress=False
+        [base, full], out=root / "results", n_boot=40, n_perm=6, token_null=6, progress=False
     )
     return {"root": root, "base": Path(base), "full": Path(full), "results": results,
             "minilm": minilm_path, "settings": settings}  # fmt: skip
@@ -140,7 +137,9 @@ def test_intervals_and_null_present(study):
     table = study["results"].token_drift
     assert table[["ci_low", "ci_high", "p_perm", "null_mean"]].notna().all().all()
     assert (table["n_blocks"] == N_SAMPLES).all()
-    assert ((table["null_shuffled"] > 0) & (table["null_shuffled"] <= 1)).all()
+    # every sample takes part in the null, truncated to its length group's shortest
+    assert ((table["null_shuffled"] > 0.8) & (table["null_shuffled"] <= 1)).all()
+    assert (table["n_null"] == 6).all()
     # the debiased estimator and the mean cosine are unbiased enough for the basic interval
     # to hold the estimate; biased linear CKA's half-samples are shifted by its bias, and the
     # basic interval corrects for that shift, so it may exclude the (biased) estimate
@@ -233,6 +232,73 @@ def test_blocks_and_null_size_are_options(study):
     # 3 shuffles: the smallest attainable p-value is 1 / (1 + 3)
     assert table["p_perm"].min() >= 1 / 4 - 1e-12
     assert "min(8, n)" in results.summary["settings"]["token_interval"]
-    assert "at most 3 shuffles" in results.summary["settings"]["token_null"]
+    assert "3 shuffles" in results.summary["settings"]["token_null"]
+    assert "p >= 0.25 (its floor)" in results.summary["settings"]["token_null"]
     with pytest.raises(InputError, match="token_blocks must be at least 2"):
         repdrift.compare([study["base"], study["full"]], token_blocks=1, progress=False)
+
+
+def test_no_null_by_default_and_the_report_says_what_the_p_column_is(study):
+    results = repdrift.compare(
+        [study["base"], study["full"]], n_boot=20, metrics=["cka_debiased"], progress=False
+    )
+    table = results.token_drift
+    assert table["p_perm"].isna().all() and (table["n_null"] == 0).all()
+    described = results.summary["settings"]["token_null"]
+    assert described.startswith("token level: no null drawn (token_null = 0, the default)")
+    assert "no smaller than 1/(N + 1)" in described
+    assert results.drift["p_perm"].notna().all()  # the pooled null is unchanged
+    section = token_section(results, "cka_debiased")
+    none = section["side_by_side"][0]
+    assert "p (tokens)" not in none.columns
+    assert "No token-level null was drawn (the default; --token-null N draws" in none.caption
+    # the study's results drew 6 shuffles over 6 layers: its floor and Holm's, in words
+    drawn = token_section(study["results"], "cka_debiased")["side_by_side"][0]
+    assert "p (tokens)" in drawn.columns
+    assert "Its floor is 1/(6 + 1) = 0.1429" in drawn.caption
+    assert "after Holm over the 6 rows of this metric no adjusted p is below 0.8571" in (
+        drawn.caption
+    )
+
+
+def test_progress_bar_counts_layers_pairs_and_null_passes(study, monkeypatch):
+    bars = []
+
+    @contextlib.contextmanager
+    def recording_bar(total, *, enabled, description):
+        bar = {"total": total, "enabled": enabled, "description": description, "done": 0}
+        bars.append(bar)
+        yield lambda k: bar.update(done=bar["done"] + k)
+
+    monkeypatch.setattr(token_analysis, "progress_bar", recording_bar)
+    repdrift.compare(
+        [study["base"], study["full"]], n_boot=0, n_perm=4, token_null=4,
+        metrics=["cka_debiased"], progress=True,
+    )  # fmt: skip
+    assert bars == [{
+        "total": 6 * (1 + 4), "enabled": True, "done": 6 * (1 + 4),
+        "description": "demo-pair: tokens, 1 pair(s) x 6 layers x (1 + 4 null passes)",
+    }]  # fmt: skip
+
+
+def test_compare_seconds_cover_the_token_tables(study, monkeypatch, tmp_path):
+    spent = []
+    tables = token_analysis.token_tables
+
+    def slow_tables(*args, **kwargs):
+        started = time.perf_counter()
+        result = tables(*args, **kwargs)
+        time.sleep(1.5)  # the token tables dominate, as on real token-level runs
+        spent.append(time.perf_counter() - started)
+        return result
+
+    monkeypatch.setattr(token_analysis, "token_tables", slow_tables)
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, [
+        "compare", str(study["base"]), str(study["full"]), "--out", str(out),
+        "--n-boot", "20", "--n-perm", "3", "--token-null", "3", "--metric", "cka_debiased",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    seconds = json.loads((out / "results.json").read_text())["seconds"]
+    assert seconds >= spent[0]
+    assert f"({seconds} s)" in " ".join(result.stdout.split())

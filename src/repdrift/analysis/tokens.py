@@ -16,15 +16,16 @@ pooled analysis, :func:`repdrift.analysis.stats.half_samples` over blocks) is th
 of those blocks' accumulators, computed in closed form by
 :class:`~repdrift.metrics.token_blocks.BlockStatistics` (O(B³) per replicate).
 
-Null: shuffled pairing of *samples within groups of equal token count* (base sample i's
-tokens with the variant's sample π(i)'s tokens, position by position; a token-wise pairing
-is undefined between samples of different lengths). Samples whose length no other sample
-shares stay paired with themselves; ``null_shuffled`` gives the fraction of tokens that were
-shuffled. Position (and hence [CLS]/[SEP]) structure stays paired, so this null asks whether
-the variant keeps sample-specific information beyond position and length. Each shuffle is one
-pass over the tokens, so at most ``max_null`` (default :data:`TOKEN_NULL_PERMS`) shuffles are
-drawn whatever ``n_perm`` is (p-values are then no finer than 1/(1 + max_null)); ``compare``
-takes both as ``token_blocks`` and ``token_null`` (CLI ``--token-blocks``, ``--token-null``).
+Null (:mod:`repdrift.analysis.token_null`): none by default. With ``max_null = N > 0``
+(``compare``'s ``token_null``, CLI ``--token-null``) whole samples are re-paired within
+groups of nearly equal length (each truncated to its group's shortest), ``min(N, n_perm)``
+shuffles, one pass over the tokens each; it asks whether the variant's tokens carry
+information about their own sample beyond position and length (not whether they drifted),
+and its p-values are no smaller than ``1 / (1 + min(N, n_perm))``. ``p_perm``,
+``null_mean`` and ``calibrated`` compare the similarity over the kept tokens
+(``null_shuffled``: their fraction) with the null; ``n_null`` is the shuffles drawn.
+
+Progress: one bar per task over layers × pairs × (1 + null passes).
 
 Memory: ``B`` accumulators of ``3 d²`` float64 each (B = 50: 177 MB at d = 384, 1.26 GB at
 d = 1024) plus one chunk of at most :data:`CHUNK_ROWS` tokens and one float64 per token (the
@@ -48,9 +49,15 @@ import pandas as pd
 
 from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup
+from repdrift.analysis.token_null import (
+    TOKEN_NULL_PERMS,
+    SampleShuffles,
+    null_replicates,
+    null_text,
+)
 from repdrift.analysis.token_profile import profile_rows, sample_rows, token_layout
 from repdrift.common.naming import layer_index
-from repdrift.common.progress import progress_bar
+from repdrift.common.progress import ProgressCallback, progress_bar
 from repdrift.errors import InputError
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 from repdrift.metrics.token_blocks import BlockStatistics
@@ -63,15 +70,8 @@ __all__ = ["TOKEN_METRICS", "MeanPooledRun", "add_token_results", "pool_token_ru
 TOKEN_METRICS = ("cka_debiased", "cka_linear", "cosine")
 #: Default number of sample blocks for the intervals.
 N_BLOCKS = 50
-#: Default cap on the within-length shuffles of the null (one pass over the tokens each).
-TOKEN_NULL_PERMS = 100
 #: Tokens per chunk fed to an accumulator (bounds the working memory).
 CHUNK_ROWS = 8192
-NULL_TEXT = (
-    "token level: shuffled pairing of samples within groups of equal token count, tokens "
-    "paired by position; at most {cap} shuffles (one pass each); null_shuffled = fraction "
-    "of tokens shuffled"
-)
 INTERVAL_TEXT = (
     "token level: half-samples of min({blocks}, n) random blocks of whole samples, each block's "
     "exact accumulator merged in closed form"
@@ -139,16 +139,6 @@ def _blocks(n: int, n_blocks: int, rng: np.random.Generator) -> np.ndarray:
     return block
 
 
-def _length_shuffles(lengths: np.ndarray, n_perm: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_perm, n) permutations that move samples only within groups of equal length."""
-    perms = np.tile(np.arange(len(lengths)), (n_perm, 1))
-    for value in np.unique(lengths):
-        members = np.flatnonzero(lengths == value)
-        if members.size > 1:
-            perms[:, members] = rng.permuted(np.tile(members, (n_perm, 1)), axis=1)
-    return perms
-
-
 def _rows_of(offsets: np.ndarray, samples: np.ndarray) -> np.ndarray:
     """Token rows of ``samples`` (in that order), concatenated."""
     return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in samples])
@@ -177,9 +167,11 @@ def _pass(
 
 def _measure(
     X: np.ndarray, Y: np.ndarray, offsets: np.ndarray, block: np.ndarray,
-    W: np.ndarray | None, perms: np.ndarray | None,
+    W: np.ndarray | None, shuffles: SampleShuffles | None,
+    advance: ProgressCallback = lambda _n: None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Values, half-sample replicates and null of the three token metrics for one pair."""
+    """Values, half-sample replicates and null of the three token metrics for one pair
+    (``advance(1)`` after the values and after each null pass)."""
     B = int(block.max()) + 1
     per_token_cos = np.empty(int(offsets[-1]))
     accs, cos_sum, cos_n = [], np.zeros(B), np.zeros(B)
@@ -202,18 +194,15 @@ def _measure(
     if W is not None:
         deb, lin = BlockStatistics(accs).cka(W)
         boot = {"cka_debiased": deb, "cka_linear": lin, "cosine": (W @ cos_sum) / (W @ cos_n)}
+    advance(1)
     null: dict[str, np.ndarray] = {}
-    if perms is not None:
-        reps = {k: np.empty(len(perms)) for k in values}
-        all_samples = np.arange(len(offsets) - 1)
-        x_rows = _rows_of(offsets, all_samples)
-        for r, perm in enumerate(perms):
-            acc, cos = _pass(X, Y, x_rows, _rows_of(offsets, perm))
-            reps["cka_debiased"][r] = acc.compute()
-            reps["cka_linear"][r] = acc.linear_cka()
-            reps["cosine"][r] = float(cos.mean()) if same_width else math.nan
-        null = reps
-    return {"values": values, "boot": boot, "null": null, "per_token_cos": per_token_cos}
+    null_observed: dict[str, float] = {}
+    if shuffles is not None and len(shuffles):
+        null_observed, null = null_replicates(X, Y, shuffles, advance)
+    return {
+        "values": values, "boot": boot, "null": null, "null_observed": null_observed,
+        "per_token_cos": per_token_cos,
+    }  # fmt: skip
 
 
 def token_tables(
@@ -227,26 +216,28 @@ def token_tables(
     """
     wanted = [m for m in TOKEN_METRICS if m in metrics]
     drift, profile, samples = [], [], []
-    total = sum(len(g.reference.run.layers) for g in groups)
-    with progress_bar(total, enabled=progress, description="comparing tokens") as advance:
-        for g in groups:
-            ref = g.reference.run
-            _, offsets = ref.tokens(ref.layers[0], mmap=True)
-            lengths = np.diff(offsets)
-            n = len(lengths)
-            rng = np.random.default_rng(seed)
-            block = _blocks(n, n_blocks, rng)
-            B = int(block.max()) + 1
-            W = None
-            if n_boot and B >= 8:
-                W = np.zeros((n_boot, B))
-                np.put_along_axis(W, stats.half_samples(B, n_boot, rng), 1.0, axis=1)
-            n_null = min(n_perm, max_null)
-            perms = _length_shuffles(lengths, n_null, rng) if n_null else None
-            values, counts = np.unique(lengths, return_counts=True)
-            shuffled = float(lengths[np.isin(lengths, values[counts > 1])].sum() / lengths.sum())
-            layout = token_layout(ref, offsets)
-            jobs = [(v, s) for v in g.variants for s in v.run.steps]
+    n_null = min(n_perm, max_null)
+    for g in groups:
+        ref = g.reference.run
+        _, offsets = ref.tokens(ref.layers[0], mmap=True)
+        n = len(offsets) - 1
+        rng = np.random.default_rng(seed)
+        block = _blocks(n, n_blocks, rng)
+        B = int(block.max()) + 1
+        W = None
+        if n_boot and B >= 8:
+            W = np.zeros((n_boot, B))
+            np.put_along_axis(W, stats.half_samples(B, n_boot, rng), 1.0, axis=1)
+        shuffles = SampleShuffles(offsets, n_null, seed) if n_null else None
+        shuffled = shuffles.movable if shuffles is not None else math.nan
+        layout = token_layout(ref, offsets)
+        jobs = [(v, s) for v in g.variants for s in v.run.steps]
+        described = (
+            f"{g.task}: tokens, {len(jobs)} pair(s) x {len(ref.layers)} layers"
+            + (f" x (1 + {n_null} null passes)" if n_null else "")
+        )
+        units = len(jobs) * len(ref.layers) * (1 + n_null)
+        with progress_bar(units, enabled=progress, description=described) as advance:
             for layer in ref.layers:
                 X, _ = ref.tokens(layer, mmap=True)
                 for info, step in jobs:
@@ -256,17 +247,17 @@ def token_tables(
                             f"{info.run.path} step {step}, {layer}: token counts per sample "
                             f"differ from {ref.path}'s; tokens cannot be paired"
                         )
-                    res = _measure(X, Y, offsets, block, W, perms)
+                    res = _measure(X, Y, offsets, block, W, shuffles, advance)
                     labels = _labels(info, step, layer)
                     for name in wanted:
                         drift.append(
                             _row(labels, name, res, level, n, int(offsets[-1]), B, shuffled)
+                            | {"n_null": n_null}
                         )
                     if X.shape[1] == Y.shape[1]:
                         per_token = 1 - res["per_token_cos"]
                         profile += profile_rows(labels, layout, per_token)
                         samples += sample_rows(labels, layout, per_token, ref.sample_ids)
-                advance(1)
     table = pd.DataFrame(drift)
     if not table.empty:
         table["p_perm_holm"] = np.nan
@@ -293,12 +284,13 @@ def _row(
     if name in res["boot"]:
         iv = stats.basic_interval(1 - value, 1 - res["boot"][name], level)
         row.update(ci_low=iv.low, ci_high=iv.high)
-    if name in res["null"] and math.isfinite(value):
-        null = res["null"][name]
+    if name in res["null"] and math.isfinite(res["null_observed"][name]):
+        # the null's own observed value: the same (truncated) tokens as its shuffles
+        observed, null = res["null_observed"][name], res["null"][name]
         null_mean = float(np.mean(null))
         row.update(
-            p_perm=stats.permutation_pvalue(value, null), null_mean=null_mean,
-            calibrated=stats.calibrated_similarity(value, null_mean),
+            p_perm=stats.permutation_pvalue(observed, null), null_mean=null_mean,
+            calibrated=stats.calibrated_similarity(observed, null_mean),
         )  # fmt: skip
     return row
 
@@ -317,7 +309,8 @@ def add_token_results(
         setattr(results, name, table)
     described = results.summary.setdefault("settings", {})
     described["token_interval"] = INTERVAL_TEXT.format(blocks=settings.token_blocks)
-    described["token_null"] = NULL_TEXT.format(cap=settings.token_null)
+    n_null = min(settings.n_perm, settings.token_null)
+    described["token_null"] = null_text(n_null, settings.token_null)
     described["token_pooled"] = (
         "the drift table analyses token-level runs mean-pooled over each sample's tokens"
     )

@@ -223,8 +223,10 @@ def compare(
     ),
     token_null: int | None = typer.Option(
         None,
-        help="Token-level runs: most shuffles of the null, one pass over the tokens each "
-        "(default 100).",
+        help="Token-level runs: shuffles of a token-level null (default 0: none), one pass "
+        "over the tokens each, at most --n-perm: whole samples re-paired within groups of "
+        "nearly equal length; it tests whether tokens keep their sample's information beyond "
+        "position (not drift); p >= 1/(N+1).",
         rich_help_panel="Token-level runs",
     ),
     task: str | None = typer.Option(

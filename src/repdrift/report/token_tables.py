@@ -8,7 +8,7 @@ import pandas as pd
 from repdrift.report.tables import Table, fmt_num, layer_name
 from repdrift.store.results import Results, final_step
 
-__all__ = ["token_section"]
+__all__ = ["null_note", "token_section"]
 
 #: Token-level metrics (see repdrift.analysis.tokens.TOKEN_METRICS).
 _TOKEN_METRICS = ("cka_debiased", "cka_linear", "cosine")
@@ -22,19 +22,48 @@ def _interval(row: pd.Series) -> str:
     return f"{fmt_num(row['drift'], 4)} [{fmt_num(low, 4)}, {fmt_num(high, 4)}]"
 
 
+def null_note(drift: pd.DataFrame) -> str:
+    """What the token-level p column is, and its floor (1 / (1 + shuffles)), in words.
+
+    ``drift`` is the token_drift rows of one metric (Holm runs over all of them).
+    """
+    if drift["p_perm"].notna().any() and "n_null" not in drift:
+        return "p (tokens): the token-level null of an older repdrift (see results.json)."
+    shuffles = int(drift["n_null"].max()) if "n_null" in drift else 0
+    if shuffles == 0 or drift["p_perm"].isna().all():
+        return (
+            "No token-level null was drawn (the default; --token-null N draws N shuffles of "
+            "whole samples within groups of nearly equal length: a test that the variant's "
+            "tokens still carry their own sample's information beyond position and length, "
+            "not of drift, with p no smaller than 1/(N + 1))."
+        )
+    floor = 1 / (shuffles + 1)
+    return (
+        f"p (tokens): token-level null, {shuffles} shuffles of whole samples within groups of "
+        "nearly equal length (each truncated to its group's shortest), tokens paired by "
+        "position; it tests whether the variant's tokens carry information about their own "
+        "sample beyond position and length (true for any two models on the same tokens), not "
+        f"drift. Its floor is 1/({shuffles} + 1) = "
+        f"{fmt_num(floor, 4)}, and after Holm over the {len(drift)} rows of this metric "
+        f"no adjusted p is below {fmt_num(min(1.0, len(drift) * floor), 4)}."
+    )
+
+
 def _side_by_side(results: Results, task: str, metric: str) -> Table:
+    every = results.token_drift[results.token_drift["metric"] == metric]
     tokens = final_step(results.token_drift)
     tokens = tokens[(tokens["task"] == task) & (tokens["metric"] == metric)]
     pooled = final_step(results.drift) if not results.drift.empty else results.drift
     if not pooled.empty:
         pooled = pooled[(pooled["task"] == task) & (pooled["metric"] == metric)]
+    with_p = bool(tokens["p_perm"].notna().any())
     table = Table(
         f"{task}: drift (1 − {metric}) per layer, pooled (each sample's tokens averaged) and "
-        "over all tokens, with intervals; p: token-level null (samples shuffled within equal "
-        "lengths).",
-        ["run", "layer", "pooled drift [CI]", "token drift [CI]", "p (tokens)", "tokens"],
-        numeric=[False, False, True, True, True, True],
-    )
+        f"over all tokens, with intervals. {null_note(every)}",
+        ["run", "layer", "pooled drift [CI]", "token drift [CI]",
+         *(["p (tokens)"] if with_p else []), "tokens"],
+        numeric=[False, False, True, True, *([True] if with_p else []), True],
+    )  # fmt: skip
     for _, row in tokens.sort_values(["run", "layer_index"]).iterrows():
         match = (
             pooled[(pooled["run"] == row["run"]) & (pooled["layer"] == row["layer"])]
@@ -44,7 +73,7 @@ def _side_by_side(results: Results, task: str, metric: str) -> Table:
         table.add([
             str(row["run"]), layer_name(int(row["layer_index"])),
             _interval(match.iloc[0]) if not match.empty else "–", _interval(row),
-            fmt_num(row["p_perm"], 3), str(int(row["n_tokens"])),
+            *([fmt_num(row["p_perm"], 4)] if with_p else []), str(int(row["n_tokens"])),
         ])  # fmt: skip
     return table
 
