@@ -118,7 +118,7 @@ def test_a_run_without_token_ids_beside_one_with_them_is_flagged_not_guessed(tmp
 
 
 def test_a_lone_reference_says_why_it_has_nothing_to_compare(tmp_path):
-    ref, run = _pair(tmp_path)
+    ref, _ = _pair(tmp_path)
     with pytest.raises(InputError, match=r"only the reference run .* was given: name the runs"):
         _fast([ref], ref=ref)  # repdrift compare REF REF
     other = tmp_path / "other_task"

@@ -42,10 +42,10 @@ from repdrift.common.version import __version__
 from repdrift.errors import InputError, IntegrityError
 from repdrift.store.assemble import PooledChunk, assemble_layer, layer_writer, plan_from_chunks
 from repdrift.store.manifest import (
+    EXTERNAL_TOKEN_IDS,
     MANIFEST_NAME,
     PARTIAL_DIR,
     SCHEMA_VERSION,
-    EXTERNAL_TOKEN_IDS,
     FileEntry,
     Manifest,
     first_difference,
