@@ -163,7 +163,7 @@ def test_references_per_task_and_mistakes(tmp_path, layers):
         pair_runs([full], ref=[base, full])
     with pytest.raises(InputError, match="given twice"):
         pair_runs([full, full], ref=base)
-    with pytest.raises(InputError, match="only the reference run .* was given"):
+    with pytest.raises(InputError, match=r"only the reference run .* was given"):
         pair_runs([base], ref=base)
     # group_by_task keeps its old call: one base run per task
     infos = [describe(mrpc / "base"), describe(mrpc / "lora")]
