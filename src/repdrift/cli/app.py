@@ -1,7 +1,8 @@
 """The typer application, its shared options (--quiet, --debug, --version) and the entry point.
 
 A :class:`~repdrift.errors.RepdriftError` is printed as one line on stderr and the process exits
-with status 2; the traceback is shown only with ``--debug``.
+with status 2; the traceback is shown only with ``--debug``. Ctrl-C prints what was kept
+(:data:`INTERRUPTED`) and exits with status 130.
 """
 
 from __future__ import annotations
@@ -9,17 +10,66 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import typer
 from rich.logging import RichHandler
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from repdrift.cli.views import err_console
 from repdrift.common.threads import configure_threads
 from repdrift.common.version import __version__
 from repdrift.errors import RepdriftError
 
+#: What Ctrl-C prints, per command: the commands that resume keep their finished files.
+INTERRUPTED = {
+    "extract": "interrupted; finished files are kept, re-run the command to resume",
+    "run": "interrupted; finished files are kept, re-run the command to resume",
+    "demo": "interrupted; finished files are kept, re-run the command to resume",
+}
+
+
+def _help_type(param: Any) -> None:
+    """What ``--help`` writes after an option: nothing for a flag (typer writes ``<bool>``),
+    the element's type for a repeated option or argument (not ``<list[Path]>``)."""
+    if getattr(param, "is_flag", False):
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        return
+    shown = getattr(param, "display_type_rich", None)
+    label = shown(None) if shown is not None else None
+    if isinstance(label, str) and label.startswith("<list[") and label.endswith("]>"):
+        element = f"<{label[6:-2].lower()}>"
+        param.display_type_rich = lambda ctx: element  # type: ignore[method-assign]
+
+
+class _Commands(TyperGroup):
+    """The command group: Ctrl-C says what was kept; help types in plain words."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        for param in command.get_params(ctx) if command is not None else []:
+            _help_type(param)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):
+            _help_type(param)
+        super().format_help(ctx, formatter)
+
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns KeyboardInterrupt into a silent exit 130 before main() could see it
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err_console.print(
+                INTERRUPTED.get(ctx.invoked_subcommand or "", "interrupted"), highlight=False
+            )
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="repdrift",
     help="Extract layer-wise representations and measure how fine-tuning moved them.",
     no_args_is_help=True,
@@ -80,6 +130,6 @@ def main() -> None:
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; finished files are kept, re-run the command to resume")
+    except KeyboardInterrupt:  # before a command started (imports, option parsing)
+        err_console.print("interrupted", highlight=False)
         sys.exit(130)

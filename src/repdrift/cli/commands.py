@@ -24,6 +24,7 @@ from repdrift.cli.views import (
 from repdrift.errors import IntegrityError
 from repdrift.metrics.definitions import DEFAULT_METRICS
 
+from repdrift.models.sources import BUNDLED_HELP
 __all__ = ["app", "main"]
 
 
@@ -48,7 +49,11 @@ IdField = Annotated[str | None, typer.Option(help="Column of unique sample ids."
 LabelField = Annotated[str | None, typer.Option(help="Column of labels.")]
 MaxLength = Annotated[
     int | None,
-    typer.Option(help="Tokens per sample (default: the preset's; 512 for your own data)."),
+    typer.Option(
+        min=2,
+        help="Tokens per sample (default: the preset's; 512 for your own data; at most the "
+        "model's own limit).",
+    ),
 ]
 
 
@@ -63,7 +68,9 @@ def column_options(
 
 @app.command()
 def extract(
-    model: str = typer.Argument(..., help="Model folder, hub id, or LoRA adapter folder."),
+    model: str = typer.Argument(
+        ..., help=f"Model folder, hub id, LoRA adapter folder, or {BUNDLED_HELP}."
+    ),
     task: str = typer.Option(
         ...,
         "--task",
@@ -73,9 +80,13 @@ def extract(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run directory to write (re-running resumes)."
     ),
-    base: str | None = typer.Option(None, help="Base model of a full fine-tune or adapter."),
+    base: str | None = typer.Option(
+        None, help="Base model of a full fine-tune or adapter (folder, hub id or bundled:minilm)."
+    ),
     data: Path | None = typer.Option(None, help="Local CSV / JSONL / parquet / saved dataset."),
-    samples: int = typer.Option(750, help="Validation samples to draw (fewer available: all)."),
+    samples: int = typer.Option(
+        750, min=1, help="Validation samples to draw (fewer available: all)."
+    ),
     seed: int = typer.Option(0, help="Seed of the sample choice."),
     split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
     text_fields: TextFields = None,
@@ -89,8 +100,10 @@ def extract(
         None,
         help="Comma-separated layer indices and/or 'embeddings', or 'all' (embeddings too); default: every block.",
     ),
-    batch_size: int | None = typer.Option(None, help="Sequences per forward pass (default: 32)."),
-    max_tokens: int | None = typer.Option(None, help="Cap on padded tokens per batch."),
+    batch_size: int | None = typer.Option(
+        None, min=1, help="Sequences per forward pass (default: 32)."
+    ),
+    max_tokens: int | None = typer.Option(None, min=1, help="Cap on padded tokens per batch."),
     dtype: str | None = typer.Option(
         None, help="auto | float32 | bfloat16 | float16 (default: auto: bf16 on a GPU that has it)."
     ),
@@ -296,7 +309,7 @@ def compare(
 
 @app.command()
 def weights(
-    base: str = typer.Argument(..., help="Base model folder."),
+    base: str = typer.Argument(..., help="Base model folder, hub id or bundled:minilm."),
     variants: list[Path] = typer.Argument(
         ..., help="Full fine-tuned checkpoint and/or LoRA adapter folders."
     ),

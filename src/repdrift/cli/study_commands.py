@@ -27,7 +27,9 @@ def train(
         help="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name for --data.",
     ),
     method: str = typer.Option(..., "--method", help="full | lora."),
-    model: str = typer.Option(..., "--model", "-m", help="Base model folder or hub id."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Base model folder, hub id or bundled:minilm."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the checkpoint or adapter."),
     seed: int = typer.Option(42, help="Training seed."),
     data: Path | None = typer.Option(

@@ -39,7 +39,7 @@ from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.manifest import Format, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
-from repdrift.tasks.encoding import encode
+from repdrift.tasks.encoding import encode, token_limit
 
 if TYPE_CHECKING:
     from repdrift.models.loaded import LoadedModel
@@ -182,7 +182,9 @@ def extract_loaded(
         extra[SEEN_KEY] = seen
     record = StepRecord(
         task=samples.task, split=samples.split, data=samples.source,
-        max_length=samples.max_length, tokenizer_sha256=source.get("tokenizer_sha256"),
+        # the limit the tokens were cut at (a max_length above the tokenizer's is clamped)
+        max_length=token_limit(samples, tok, log=False),
+        tokenizer_sha256=source.get("tokenizer_sha256"),
         kind=kind, model=source, step=step, extra=extra,
     )  # fmt: skip
 

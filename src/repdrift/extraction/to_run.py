@@ -12,6 +12,7 @@ the samples and the model as one :class:`StepRecord`.
 from __future__ import annotations
 
 import hashlib
+import math
 import resource
 import sys
 import time
@@ -36,18 +37,54 @@ from repdrift.store.manifest import SCHEMA_VERSION, Manifest
 from repdrift.store.token_ids import TOKEN_IDS_FILE, token_ids_writer
 from repdrift.store.writer import StepWriter
 
-# Chunk sizing: pooled chunks hold this many samples (resume granularity); token-level chunks
-# are sized so one chunk of all requested layers stays near the byte budget.
+# Chunk sizing: pooled chunks hold at most this many samples; token-level chunks are sized so
+# one chunk of all requested layers stays near the byte budget. A chunk is the unit a resumed
+# run keeps, so a run is cut into at least MIN_CHUNKS of them when its batches allow it.
 POOLED_CHUNK_SAMPLES = 256
 TOKEN_CHUNK_BYTES = 64 << 20
+MIN_CHUNKS = 8
 
 
-def default_chunk_size(pooling: str, n_layers: int, hidden_size: int | None) -> int:
-    """Rows per chunk: 256 samples pooled, or ~64 MiB of float32 tokens for all layers."""
+def default_chunk_size(
+    pooling: str,
+    n_layers: int,
+    hidden_size: int | None,
+    *,
+    lengths: Sequence[int] | None = None,
+    batch_size: int = 1,
+) -> int:
+    """Rows per chunk (samples pooled, tokens for ``tokens``): what an interrupt keeps.
+
+    At most 256 samples pooled, or ~64 MiB of float32 tokens for all layers; with ``lengths``,
+    also small enough that the run has :data:`MIN_CHUNKS` chunks (an interrupted run of any
+    size keeps its finished chunks), but never below one batch of ``batch_size`` samples
+    (batches never cross a chunk, so a smaller chunk would only make batches smaller).
+
+    Parameters
+    ----------
+    pooling : str
+        The pooling mode (``tokens``: rows are tokens).
+    n_layers : int
+        Layers written per row.
+    hidden_size : int or None
+        Width of a row (None: 1024 assumed).
+    lengths : sequence of int, optional
+        The samples' token counts (None: the caps alone).
+    batch_size : int
+        Samples per forward pass.
+    """
     if pooling != "tokens":
-        return POOLED_CHUNK_SAMPLES
-    per_token = n_layers * (hidden_size or 1024) * 4
-    return max(1, TOKEN_CHUNK_BYTES // per_token)
+        cap = POOLED_CHUNK_SAMPLES
+        total = None if lengths is None else len(lengths)
+        one_batch = batch_size
+    else:
+        per_token = n_layers * (hidden_size or 1024) * 4
+        cap = max(1, TOKEN_CHUNK_BYTES // per_token)
+        total = None if lengths is None else int(sum(lengths))
+        one_batch = batch_size * math.ceil(total / max(1, len(lengths))) if lengths else 1
+    if total is None:
+        return cap
+    return max(1, min(cap, max(one_batch, math.ceil(total / MIN_CHUNKS))))
 
 
 def token_ids_sha256(token_ids: Sequence[Sequence[int]]) -> str:
@@ -160,7 +197,8 @@ def extract_to_run(
     record : StepRecord, optional
         What the manifest records about the samples and the model.
     chunk_size : int, optional
-        Rows per chunk (default :func:`default_chunk_size`); a resumed run keeps its own.
+        Rows per chunk (default :func:`default_chunk_size`, from the samples' lengths and the
+        batch size); recorded in the manifest, and a resumed run keeps its own.
     extra_files : dict, optional
         ``relative path -> write(tmp_path)`` for extra files listed in the manifest.
     progress : bool or callable
@@ -194,7 +232,9 @@ def extract_to_run(
         dtype = str(weights or torch.float32).removeprefix("torch.")
     device = input_device(model)
     lengths = [len(t) for t in token_ids]
-    chunk_size = chunk_size or default_chunk_size(pooling, len(names), hidden)
+    chunk_size = chunk_size or default_chunk_size(
+        pooling, len(names), hidden, lengths=lengths, batch_size=opts.batch_size
+    )
     max_tokens = opts.max_tokens
     if max_tokens is None and lengths:
         max_tokens = default_max_tokens(

@@ -18,7 +18,13 @@ import torch
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.models.blocks import find_blocks_named
-from repdrift.models.sources import Source, hash_weights, normalize_source, source_in_folder
+from repdrift.models.sources import (
+    Source,
+    check_hub,
+    hash_weights,
+    normalize_source,
+    source_in_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +113,7 @@ def _check_missing(
 
 
 def _from_pretrained(auto_class: Any, src: Source, **kwargs: Any) -> tuple[torch.nn.Module, dict]:
+    check_hub(src, "model")  # an unreachable hub fails in seconds, not after a minute of retries
     try:
         with _quiet_transformers(), torch.random.fork_rng(devices=[]):
             # untrained heads are initialized from the global RNG: make that deterministic and
@@ -282,6 +289,7 @@ def load_lora(
     from peft import PeftConfig, PeftModel
     from peft.utils import load_peft_weights
 
+    check_hub(adapter, "adapter")
     try:
         config = PeftConfig.from_pretrained(str(adapter))
     except (OSError, ValueError) as exc:

