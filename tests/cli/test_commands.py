@@ -62,7 +62,7 @@ def texts(tmp_path):
 
 def test_extract_then_inspect_verify_and_tamper(minilm_path, texts, tmp_path):
     run = tmp_path / "runs" / "base"
-    args = ["extract", str(minilm_path), "--task", "sst2", "--data", str(texts)]
+    args = ["extract", str(minilm_path), "--task", "sst2", "--data", str(texts), "--split", "all"]
     result = runner.invoke(app, [*args, "--out", str(run), "--samples", "16", "--layers", "0,5"])
     assert result.exit_code == 0, result.output
     assert "complete" in result.stdout and "16" in result.stdout

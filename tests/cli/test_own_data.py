@@ -54,7 +54,7 @@ def test_cli_with_own_columns_and_budget(reviews, minilm_path, tmp_path):
     result = CliRunner().invoke(app, [
         "--quiet", "extract", str(minilm_path), "--task", "reviews", "--data", str(reviews),
         "--text-fields", "review_text", "--id-field", "uid", "--label-field", "stars",
-        "--max-length", "512", "--out", str(run), "--device", "cpu",
+        "--max-length", "512", "--split", "all", "--out", str(run), "--device", "cpu",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     _check(run)
@@ -70,12 +70,13 @@ def test_api_and_study_give_the_same_run(reviews, minilm_path, tmp_path):
     api_run = repdrift.extract(
         str(minilm_path), task="reviews", data=reviews, out=tmp_path / "api_run",
         text_fields=["review_text"], id_field="uid", max_length=512, device="cpu", progress=False,
+        split="all",
     )  # fmt: skip
     _check(api_run)
     exp = parse_experiment(
         {"name": "own", "base_model": str(minilm_path), "samples": 6, "seeds": [1],
          "tasks": [{"name": "reviews", "data": str(reviews), "text_fields": ["review_text"],
-                    "id_field": "uid", "max_length": 512}],
+                    "id_field": "uid", "max_length": 512, "split": "all"}],
          "variants": [{"method": "full", "path": str(minilm_path)}],
          "extraction": {"device": "cpu"}, "output": "out"},
         root=tmp_path,

@@ -25,6 +25,7 @@ from repdrift.errors import IntegrityError
 from repdrift.metrics.definitions import DEFAULT_METRICS
 
 from repdrift.models.sources import BUNDLED_HELP
+from repdrift.tasks.splits import HELD_OUT_FRACTION
 __all__ = ["app", "main"]
 
 
@@ -46,7 +47,10 @@ TextFields = Annotated[
     typer.Option(help="Text column, or two comma-separated for pairs (default: detected by name)."),
 ]
 IdField = Annotated[str | None, typer.Option(help="Column of unique sample ids.")]
-LabelField = Annotated[str | None, typer.Option(help="Column of labels.")]
+LabelField = Annotated[
+    str | None,
+    typer.Option(help="Column of labels (default: label or labels); each distinct value is a class."),
+]
 MaxLength = Annotated[
     int | None,
     typer.Option(
@@ -88,7 +92,12 @@ def extract(
         750, min=1, help="Validation samples to draw (fewer available: all)."
     ),
     seed: int = typer.Option(0, help="Seed of the sample choice."),
-    split: str | None = typer.Option(None, help="Dataset split (default: the preset's)."),
+    split: str | None = typer.Option(
+        None,
+        help="Dataset split (default: the preset's, validation). One --data file is split by "
+        f"repdrift: validation is a seeded {HELD_OUT_FRACTION:.0%} held out from what train "
+        "trains on, train the rest, all every row.",
+    ),
     text_fields: TextFields = None,
     id_field: IdField = None,
     label_field: LabelField = None,

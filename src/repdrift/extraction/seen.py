@@ -38,10 +38,7 @@ def trained_samples_seen(source: dict[str, Any], samples: Samples) -> dict[str, 
         return None
     trained = read_trained_samples(folder)
     if trained is None:
-        logger.info(
-            "%s has a training record but no %s (trained by an older repdrift): cannot tell "
-            "whether it was trained on these samples", folder, TRAINED_SAMPLES,
-        )  # fmt: skip
+        _older_training(folder, source["training"], samples)
         return None
     seen = count_seen(samples.texts, samples.text_pairs, trained)
     if seen:
@@ -59,3 +56,23 @@ def trained_samples_seen(source: dict[str, Any], samples: Samples) -> dict[str, 
             folder, advice,
         )  # fmt: skip
     return {"seen": seen, "of": len(samples), "trained_on": len(trained), "model": str(folder)}
+
+
+def _older_training(folder: str, training: dict[str, Any], samples: Samples) -> None:
+    """A model trained before repdrift saved its training samples: it cannot be counted, but
+    one trained on this very file read every row of it (no part was held out then)."""
+    arguments = training.get("arguments") or {}
+    same_file = arguments.get("data") and arguments["data"] == samples.source.get("path")
+    if same_file and "held_out" not in arguments and samples.source.get("held_out"):
+        every = arguments.get("max_train_samples") is None
+        logger.warning(
+            "%s was trained by an older repdrift on %s before a validation part was held out: "
+            "%s of the %d samples are rows it was trained on; train it again to measure "
+            "held-out rows", folder, arguments["data"], "all" if every else "some",
+            len(samples),
+        )  # fmt: skip
+        return
+    logger.info(
+        "%s has a training record but no %s (trained by an older repdrift): cannot tell "
+        "whether it was trained on these samples", folder, TRAINED_SAMPLES,
+    )  # fmt: skip

@@ -62,7 +62,9 @@ class TaskConfig(Section):
         A local CSV / TSV / JSON(L) / parquet file, a ``save_to_disk`` folder, or a folder of
         files named by split. Without it presets load from the hub.
     split : str
-        Split to draw the samples from (default: the preset's, ``validation``).
+        Split to draw the samples from (default: the preset's, ``validation``). A single
+        ``data`` file is split by repdrift: ``validation`` is a seeded 20 % of its rows held
+        out from training, ``train`` the rest, ``all`` every row.
     text_fields : list of str
         One text column, or two for a pair. Default: the preset's; for your own data detected
         by their common names (``text``, ``sentence``, ``sentence1``/``sentence2``,
@@ -70,7 +72,8 @@ class TaskConfig(Section):
     id_field : str
         Column of unique sample ids (default ``id`` or ``idx`` when present, else row numbers).
     label_field : str
-        Column of labels (default ``label`` or ``labels`` when present).
+        Column of labels (default ``label`` or ``labels`` when present); each distinct value
+        is a class (1-5 is five classes), the mapping recorded in the training record.
     max_length : int
         Tokens per sample, special tokens included (default: the preset's; 512 for your own
         data); longer inputs are truncated with a warning that gives the count.
