@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from repdrift.errors import InputError, IntegrityError
+from repdrift.tasks.data_files import empty_file_error
 from repdrift.tasks.presets import BUNDLED_DATA, PRESETS, TaskSpec, bundled_data
 from repdrift.tasks.splits import file_part
 
@@ -82,6 +83,8 @@ def _load_file(path: Path) -> Any:
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as exc:  # datasets raises many types for a malformed file
+        if (empty := empty_file_error([path], delimiter=options.get("delimiter", ","))):
+            raise empty from None
         raise IntegrityError(f"cannot read {path} as {builder}: {exc}") from exc
 
 
@@ -143,6 +146,8 @@ def _load_local(data: Path, split: str) -> tuple[Any, str]:
             builder, data_files=[str(p) for p in files], split="train", **options
         )
     except Exception as exc:
+        if (empty := empty_file_error(files, delimiter=options.get("delimiter", ","))):
+            raise empty from None
         raise IntegrityError(f"cannot read {', '.join(map(str, files))}: {exc}") from exc
     return ds, ", ".join(str(p) for p in files)
 
