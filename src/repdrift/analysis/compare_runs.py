@@ -23,6 +23,7 @@ import pandas as pd
 
 from repdrift.analysis import stats
 from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
+from repdrift.analysis.stored_headline import store_headline
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
 from repdrift.analysis.tokens import N_BLOCKS, TOKEN_NULL_PERMS, add_token_results, pool_token_runs
 from repdrift.analysis.unpooled import UnpooledMask, apply_masks
@@ -231,6 +232,7 @@ def compare(
     if token_groups:
         add_token_results(results, token_groups, settings, progress=progress)
     results.summary["seconds"] = round(time.perf_counter() - started, 2)  # token tables too
+    store_headline(results)  # the one summary the console, the report and results.json show
     if out is not None:
         results.save(out)
     return results

@@ -9,10 +9,16 @@ and ``repdrift demo`` (:func:`repdrift.cli.views.show_headline`), and the report
 
 Averages over layers (``mean_drift``, ``drift_a``, ``drift_b``, ``mean_diff``) are over the
 transformer blocks; per-layer findings (which layers differ, where drift peaks) cover every
-compared layer, the embeddings (layer index -1) included. Significance is only ever read from
-a test whose unit is the seed: with one seed of a method, no layer is called significant.
-The pre-registered answer (:mod:`repdrift.analysis.answer`) is ``answers`` (per task) and
-``study`` (pooled).
+compared layer, the embeddings (layer index -1) included. Structural zeros (layers a method
+left unchanged, :mod:`repdrift.analysis.structural`) are listed on their own and counted in no
+comparison (neither "lower in" nor "interval excludes 0", nor the averages of the comparison).
+Significance is only ever read from a test whose unit is the seed: with one seed of a method,
+no layer is called significant. The pre-registered answer (:mod:`repdrift.analysis.answer`) is
+``answers`` (per task) and ``study`` (pooled). ``layers`` sets each layer's drift beside its
+seed noise floor and flags drift that lies within it.
+
+The headline is computed once, when the analysis runs, and stored in results.json
+(:mod:`repdrift.analysis.stored_headline`); the CLI and the report read it from there.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pandas as pd
 
 from repdrift.analysis.answer import StudyAnswer, answers_table, study_answer, task_answer
 from repdrift.analysis.structural import structural_zeros
+from repdrift.common.display import number
 from repdrift.errors import InputError
 from repdrift.store.results import Results, default_metric, final_step
 
@@ -61,7 +68,8 @@ class Headline:
         compared), ``n_tested`` (layers with a p-value), ``samples_test`` (True when a
         layer was tested over samples, not seeds) and the fewest seeds per method
         (``n_seeds_a``, ``n_seeds_b``); ``structural`` (layers left out as structural zeros,
-        with ``unchanged_in`` naming the methods).
+        with ``unchanged_in`` naming the methods): no other list and no average of the row
+        counts them.
     answers : DataFrame
         One row per task with both methods: the pre-registered seed-level answer
         (:class:`repdrift.analysis.answer.TaskAnswer` fields).
@@ -72,6 +80,12 @@ class Headline:
     accuracy : DataFrame
         task × method: validation accuracy recorded by :func:`repdrift.training.recipe.train`,
         averaged over seeds (empty when the runs carry no training record).
+    layers : DataFrame
+        One row per task × method × layer (final step): ``drift`` (mean over seeds),
+        ``n_seeds``, ``floor`` (the seed noise floor: drift between two seeds of the method,
+        NaN with one seed), ``structural_zero`` and ``within_floor`` (drift no larger than the
+        floor, structural zeros aside: the layer moved no more from the base than the seeds
+        differ from each other).
     """
 
     metric: str
@@ -86,6 +100,7 @@ class Headline:
     answers: pd.DataFrame
     study: StudyAnswer | None
     zeros: pd.DataFrame
+    layers: pd.DataFrame
 
     def task_methods(self, task: str) -> list[str]:
         """Methods with drift rows for ``task`` (unordered)."""
@@ -107,7 +122,9 @@ class Headline:
         a, b = str(self.answers["method_a"].iloc[0]), str(self.answers["method_b"].iloc[0])
         s = self.study
         if s is None:
-            diffs = ", ".join(f"{r.task} {r.diff:+.4f}" for r in self.answers.itertuples())
+            diffs = ", ".join(
+                f"{r.task} {number(r.diff, 4, signed=True)}" for r in self.answers.itertuples()
+            )
             return (
                 f"answer: no seed-level test of {a} vs {b} (each method needs >= 2 seeds per "
                 f"task, and a block that is not a structural zero); {a} - {b} in block-averaged "
@@ -121,9 +138,36 @@ class Headline:
         )
         return (
             f"answer ({self.metric}, drift averaged over blocks, seeds as the unit): {verdict}; "
-            f"{a} - {b} = {s.estimate:+.4f} ({level:.0%} CI [{s.low:+.4f}, {s.high:+.4f}], "
+            f"{a} - {b} = {number(s.estimate, 4, signed=True)} ({level:.0%} CI "
+            f"[{number(s.low, 4, signed=True)}, {number(s.high, 4, signed=True)}], "
             f"p = {s.p:.2g}, {s.model if s.n_tasks > 1 else 'Welch t-test, one task'})"
         )
+
+    def structural(self, task: str) -> dict[str, list[int]]:
+        """Method → layers of ``task`` left out as structural zeros (this metric)."""
+        return self._layers_where(task, "structural_zero")
+
+    def within_floor(self, task: str) -> dict[str, list[int]]:
+        """Method → layers of ``task`` whose drift lies within the method's seed noise floor."""
+        return self._layers_where(task, "within_floor")
+
+    def layer(self, task: str, method: str, index: int) -> pd.Series | None:
+        """The ``layers`` row of one task × method × layer, or None."""
+        t = self.layers
+        if t.empty:
+            return None
+        rows = t[(t["task"] == task) & (t["method"] == method) & (t["layer_index"] == index)]
+        return None if rows.empty else rows.iloc[0]
+
+    def _layers_where(self, task: str, flag: str) -> dict[str, list[int]]:
+        t = self.layers
+        if t.empty:
+            return {}
+        hit = t[(t["task"] == task) & t[flag].astype(bool)]
+        return {
+            str(m): sorted(int(i) for i in part["layer_index"])
+            for m, part in hit.groupby("method", sort=True)
+        }
 
     def answer(self, task: str) -> pd.Series | None:
         """The ``answers`` row of ``task``, or None."""
@@ -169,6 +213,8 @@ def headline(
     level = float(settings.get("level") or 0.95)
     rng = np.random.default_rng(int(settings.get("seed") or 0) + 2)
     zeros = structural_zeros(final) if not final.empty else pd.DataFrame()
+    floor = results.noise_floor
+    floor = floor[floor["metric"] == metric] if not floor.empty else floor
     answers = [
         a for t in tasks
         if not final.empty
@@ -177,6 +223,7 @@ def headline(
     return Headline(
         metric, correction, alpha, tasks, mean, top_mean, _peaks(final), pd.DataFrame(rows),
         _accuracy(results), answers_table(answers), study_answer(answers, level), zeros,
+        _layer_table(final, floor, zeros),
     )  # fmt: skip
 
 
@@ -199,6 +246,43 @@ def _peaks(final: pd.DataFrame) -> pd.DataFrame:
     return top.reset_index(drop=True)
 
 
+#: Columns of :attr:`Headline.layers`.
+LAYER_COLUMNS = [
+    "task", "method", "layer_index", "drift", "n_seeds", "floor", "structural_zero",
+    "within_floor",
+]  # fmt: skip
+
+
+def _layer_table(final: pd.DataFrame, floor: pd.DataFrame, zeros: pd.DataFrame) -> pd.DataFrame:
+    """Per task × method × layer: mean drift over seeds beside the seed noise floor."""
+    if final.empty:
+        return pd.DataFrame(columns=LAYER_COLUMNS)
+    keys = ["task", "method", "layer_index"]
+    table = final.groupby(keys, as_index=False).agg(
+        drift=("drift", "mean"), n_seeds=("run", "nunique")
+    )
+    if floor.empty or "layer_index" not in floor:
+        table["floor"] = np.nan
+    else:
+        floors = floor[[*keys, "drift"]].rename(columns={"drift": "floor"})
+        floors = floors.groupby(keys, as_index=False)["floor"].mean()
+        table = table.merge(floors, on=keys, how="left")
+    zero_keys = (
+        set(zip(zeros["task"], zeros["method"], zeros["layer_index"].astype(int), strict=True))
+        if not zeros.empty
+        else set()
+    )
+    table["structural_zero"] = [
+        (t, m, int(i)) in zero_keys
+        for t, m, i in zip(table["task"], table["method"], table["layer_index"], strict=True)
+    ]
+    table["within_floor"] = (
+        table["floor"].notna() & ~table["structural_zero"] & (table["drift"] <= table["floor"])
+    )
+    table["layer_index"] = table["layer_index"].astype(int)
+    return table[LAYER_COLUMNS].sort_values(keys).reset_index(drop=True)
+
+
 def _layers(values: np.ndarray) -> list[int]:
     return [int(i) for i in values]
 
@@ -215,10 +299,13 @@ def _compare(part: pd.DataFrame, correction: str, alpha: float) -> dict:
     high = part["ci_high"].to_numpy(float) if "ci_high" in part else nan
     apart = (low > 0) | (high < 0)  # NaN compares False: no interval, not apart
     tests = part["test"].astype(str).to_numpy() if "test" in part else np.full(len(part), "welch")
+    # A structural zero is known by construction: reported on its own, counted in nothing else.
+    measured = tests != "structural zero"
+    apart &= measured
     # Only a test whose unit is the seed can make a layer significant.
     significant = (np.nan_to_num(p, nan=1.0) < alpha) & (tests == "welch")
     less, more = significant & (diff < 0), significant & (diff > 0)
-    blocks = part[part["layer_index"] >= 0]
+    blocks = part[(part["layer_index"] >= 0).to_numpy() & measured]
     block_diff = blocks["drift_diff"].to_numpy(float)
     return {
         "method_a": str(part["method_a"].iloc[0]),
@@ -226,8 +313,8 @@ def _compare(part: pd.DataFrame, correction: str, alpha: float) -> dict:
         "drift_a": float(blocks["drift_a"].mean()),
         "drift_b": float(blocks["drift_b"].mean()),
         "mean_diff": float(np.nanmean(block_diff)) if np.isfinite(block_diff).any() else np.nan,
-        "layers_a_less": _layers(layers[diff < 0]),
-        "layers_a_more": _layers(layers[diff > 0]),
+        "layers_a_less": _layers(layers[(diff < 0) & measured]),
+        "layers_a_more": _layers(layers[(diff > 0) & measured]),
         "significant_less": _layers(layers[less]),
         "significant_more": _layers(layers[more]),
         "layers_significant": _layers(layers[significant]),
@@ -239,7 +326,7 @@ def _compare(part: pd.DataFrame, correction: str, alpha: float) -> dict:
         "n_layers": len(part),
         "n_tested": int((np.isfinite(p) & (tests == "welch")).sum()),
         "samples_test": bool((tests == "samples").any()),
-        "structural": _layers(layers[tests == "structural zero"]),
+        "structural": _layers(layers[~measured]),
         "unchanged_in": _unchanged_in(part),
         "n_seeds_a": int(part["n_seeds_a"].min()),
         "n_seeds_b": int(part["n_seeds_b"].min()),
@@ -270,4 +357,4 @@ def _accuracy(results: Results) -> pd.DataFrame:
     )
 
 
-__all__ = ["CORRECTIONS", "Headline", "headline"]
+__all__ = ["CORRECTIONS", "LAYER_COLUMNS", "Headline", "headline"]

@@ -18,6 +18,7 @@ from repdrift.cli.views import (
     console,
     err_console,
     show_drift,
+    show_headline,
     show_run_summary,
     show_weights,
 )
@@ -282,8 +283,8 @@ def compare(
 ) -> None:
     """Per-layer drift of runs from their reference run, with intervals and tests."""
     from repdrift.analysis.compare_runs import compare as run_compare
+    from repdrift.analysis.stored_headline import headline_of
     from repdrift.analysis.unpooled import UnpooledMask
-    from repdrift.store.results import default_metric, final_step
 
     if (task is None) != (tokenizer is None):
         raise typer.BadParameter("--task and --tokenizer go together (unpooled runs only)")
@@ -307,7 +308,9 @@ def compare(
            if v is not None},
     )  # fmt: skip
     if not quiet():
-        show_drift(final_step(results.drift), default_metric(results))
+        summary = headline_of(results)  # the one stored in results.json, as the report reads it
+        show_drift(summary)
+        show_headline(summary)
         tasks = results.summary["tasks"].values()
         if flagged := [r["name"] for t in tasks for r in t["runs"] if r.get("flags")]:
             console.print(f"[yellow]flagged[/] (see warnings): {escape(', '.join(flagged))}")

@@ -70,7 +70,7 @@ def train(
 def _run_study(
     exp, *, executor: str, ray_address: str | None, shard: str | None, dry_run: bool
 ) -> None:
-    from repdrift.analysis.headline import headline
+    from repdrift.analysis.stored_headline import headline_of
     from repdrift.runner.study import execute, make_plan
     from repdrift.store.results import load_results
 
@@ -96,7 +96,7 @@ def _run_study(
         )
         return
     console.print(", ".join(f"{k}: {v}" for k, v in result.stages.items()))
-    show_headline(headline(load_results(exp.results_dir)))
+    show_headline(headline_of(load_results(exp.results_dir)))
     console.print(f"results: [bold]{escape(short_path(exp.results_dir))}[/]")
     if result.report is not None:
         console.print(f"report: [bold]{escape(short_path(result.report))}[/]")

@@ -1,6 +1,8 @@
 """Console views of the CLI: rich tables of runs, drift, weights, plans and the headline.
 
-Views only format what the API returned; they compute nothing.
+Views only format what the API returned; they compute nothing. Drift and the method comparison
+come from the headline stored in results.json (:mod:`repdrift.analysis.stored_headline`), the
+one summary the report words too; numbers follow :func:`repdrift.common.display.number`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-if TYPE_CHECKING:  # the CLI imports views at start-up; these pull in pandas and torch
-    import pandas as pd
+from repdrift.common.display import STRUCTURAL_MARK, WITHIN_FLOOR_MARK, number
 
+if TYPE_CHECKING:  # the CLI imports views at start-up; these pull in pandas and torch
     from repdrift.analysis.headline import Headline
 
 console = Console()
@@ -55,20 +57,43 @@ def show_run_summary(s: dict) -> None:
     )
 
 
-def show_drift(final: pd.DataFrame, metric: str) -> None:
-    """Mean drift per layer of each task × method for ``metric``; ``final``: the drift rows
-    at each run's final step (:func:`repdrift.store.results.final_step`, the rows the
-    headline, the figures and the report show)."""
-    table = final[final["metric"] == metric].pivot_table(
-        index="layer_index", columns=["task", "method"], values="drift", aggfunc="mean"
-    )
-    view = Table(title=f"mean drift (1 - {metric}) per layer")
+def show_drift(h: Headline) -> None:
+    """Mean drift over seeds per layer of each task × method (``h.layers``: each run's final
+    step, the headline's metric); ``~`` marks drift within the seed noise floor, ``○`` a
+    structural zero."""
+    layers = h.layers
+    if layers.empty:
+        return
+    columns = list(dict.fromkeys(zip(layers["task"], layers["method"], strict=True)))
+    view = Table(title=f"mean drift (1 - {h.metric}) per layer")
     view.add_column("layer", justify="right")
-    for task, method in table.columns:
+    for task, method in columns:
         view.add_column(f"{task} {method}", justify="right")
-    for layer, row in table.iterrows():
-        view.add_row(str(layer), *(f"{v:.4f}" for v in row))
+    for index in sorted(set(layers["layer_index"])):
+        cells = []
+        for task, method in columns:
+            r = h.layer(task, method, int(index))
+            cells.append("" if r is None else _drift_cell(r))
+        view.add_row(_layers([index]), *cells)
     console.print(view)
+    notes = []
+    if layers["within_floor"].any():
+        notes.append(
+            f"{WITHIN_FLOOR_MARK} within the seed noise floor (drift no larger than between two "
+            "seeds of the method)"
+        )
+    if layers["structural_zero"].any():
+        notes.append(f"{STRUCTURAL_MARK} unchanged in every seed (structural zero)")
+    if notes:
+        console.print("; ".join(notes), highlight=False, markup=False)
+
+
+def _drift_cell(r: Any) -> str:
+    mark = (
+        f" {WITHIN_FLOOR_MARK}" if r["within_floor"]
+        else f" {STRUCTURAL_MARK}" if r["structural_zero"] else ""
+    )  # fmt: skip
+    return escape(number(r["drift"], 4)) + mark
 
 
 def show_weights(table: Any, written: list[Path]) -> None:
@@ -162,7 +187,7 @@ def show_headline(h: Headline) -> None:
         view.add_column("validation accuracy", justify="right")
     for task, row in h.mean_drift.iterrows():
         top = h.top_layer_drift.loc[task]
-        cells = [f"{row[m]:.4f} [{top[m]:.4f}]" for m in methods]
+        cells = [f"{number(row[m], 4)} [{number(top[m], 4)}]" for m in methods]
         if not h.accuracy.empty and task in h.accuracy.index:
             acc = h.accuracy.loc[task]
             cells.append(", ".join(f"{m} {acc[m]:.2f}" for m in acc.index if not math.isnan(acc[m])))
@@ -171,15 +196,41 @@ def show_headline(h: Headline) -> None:
         view.add_row(task, *cells)
     console.print(view)
     for _, r in h.methods.iterrows():
-        verdict = "less" if r["mean_diff"] < 0 else "more"
+        d = r["mean_diff"]
+        verdict = "less than" if d < 0 else "more than" if d > 0 else "as much as"
         significant = _layers(r["layers_significant"]) or "none"
-        console.print(
-            f"{r['task']}: {r['method_a']} drifts {verdict} than {r['method_b']} "
-            f"({r['drift_a']:.4f} vs {r['drift_b']:.4f}); {r['method_a']} lower in layers "
-            f"[{_layers(r['layers_a_less']) or 'none'}]; interval of the "
+        line = (
+            f"{r['task']}: {r['method_a']} drifts {verdict} {r['method_b']} "
+            f"({number(r['drift_a'], 4)} vs {number(r['drift_b'], 4)}); {r['method_a']} lower "
+            f"in layers [{_layers(r['layers_a_less']) or 'none'}]; interval of the "
             f"difference excludes 0 in [{_layers(r['layers_interval_excludes_zero'])}]; "
             f"significant {_CORRECTED[h.correction]}: {significant} "
-            f"({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)",
-            highlight=False,
-            markup=False,  # "[emb, 0, 1]" is text, not a style tag
+            f"({r['n_seeds_a']} vs {r['n_seeds_b']} seeds)"
         )
+        if zeros := h.structural(str(r["task"])):
+            line += f"; structural zeros, left out: {_by_method(zeros)}"
+        # "[emb, 0, 1]" is text, not a style tag
+        console.print(line, highlight=False, markup=False)
+    for task in h.tasks:
+        within = h.within_floor(task)
+        if not within:
+            continue
+        parts = []
+        for method, indices in within.items():
+            values = ", ".join(
+                f"{_layers([i])}: {number(r['drift'], 4)} <= {number(r['floor'], 4)}"
+                for i in indices
+                if (r := h.layer(task, method, i)) is not None
+            )
+            parts.append(f"{method} layers [{_layers(indices)}] ({values})")
+        console.print(
+            f"{task}: within seed noise (drift <= the seed floor, drift between two seeds of "
+            f"the method): {'; '.join(parts)}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def _by_method(layers: dict[str, list[int]]) -> str:
+    """``{"lora": [-1, 0]}`` → ``emb, 0 (lora)``."""
+    return "; ".join(f"{_layers(indices)} ({method})" for method, indices in layers.items())

@@ -1,8 +1,10 @@
 """The answer in words: sentences built from :func:`repdrift.analysis.headline.headline`.
 
-The numbers (which layers differ, by how much, where drift peaks) are computed once, by the
-analysis headline the CLI prints too; this module only words them, so the report and the CLI
-never disagree and a sentence can never say more than the numbers do.
+The numbers (which layers differ, by how much, where drift peaks, which layers are structural
+zeros or within the seed noise floor) are computed once, by the analysis headline stored in
+results.json (:func:`repdrift.analysis.stored_headline.headline_of`) that the CLI prints too;
+this module only words them, so the report and the CLI never disagree and a sentence can never
+say more than the numbers do. Numbers follow :func:`repdrift.common.display.number`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from repdrift.analysis.headline import Headline, headline
+from repdrift.analysis.headline import Headline
+from repdrift.analysis.stored_headline import headline_of
+from repdrift.common.display import TYPESET_MINUS, number
 from repdrift.plots.style import method_name, order_methods
 from repdrift.store.results import Results
 
@@ -75,11 +79,15 @@ def fmt_p(p: float) -> str:
 
 
 def _ci(low: float, high: float, level: float) -> str:
-    return f"{level:.0%} CI {low:+.3f} to {high:+.3f}".replace("-", "−")
+    return f"{level:.0%} CI {_signed(low)} to {_signed(high)}"
 
 
 def _signed(x: float, digits: int = 3) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
+    return number(x, digits, signed=True, minus=TYPESET_MINUS)
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return number(x, digits, minus=TYPESET_MINUS)
 
 
 def study_answer(
@@ -90,7 +98,7 @@ def study_answer(
     alpha: float = 0.05,
 ) -> str:
     """The report's first sentence for ``results`` (see :func:`study_sentence`)."""
-    return study_sentence(headline(results, metric, alpha, correction=correction))
+    return study_sentence(headline_of(results, metric, alpha, correction=correction))
 
 
 def study_sentence(h: Headline) -> str:
@@ -166,8 +174,8 @@ def _answer_sentence(r: pd.Series, task: str) -> str | None:
         f"smallest attainable p {r['perm_floor']:.2g})"
     )
     return (
-        f"{task}: {a} − {b} in block-averaged drift = {_signed(r['diff'])} ({r['drift_a']:.3f} "
-        f"vs {r['drift_b']:.3f}{rel}; {_ci(r['low'], r['high'], r['level'])}, Welch over "
+        f"{task}: {a} − {b} in block-averaged drift = {_signed(r['diff'])} ({_num(r['drift_a'])} "
+        f"vs {_num(r['drift_b'])}{rel}; {_ci(r['low'], r['high'], r['level'])}, Welch over "
         f"{r['n_seeds_a']} + {r['n_seeds_b']} seeds {fmt_p(r['p'])}, Hedges g "
         f"{_signed(r['effect_size'], 1)}; permutation of method labels p = {r['p_perm']:.3g}{family})."
     )
@@ -185,6 +193,28 @@ def _structural_sentence(row: pd.Series | None, h: Headline, task: str) -> str |
     return (
         f"Unchanged in every seed (structural zeros, found in the representations): "
         f"{_join(parts)}; reported, but left out of tests, layer averages and relative changes."
+    )
+
+
+def _floor_sentence(h: Headline, task: str) -> str | None:
+    """Layers whose drift lies within the method's seed noise floor, with both numbers."""
+    within = h.within_floor(task)
+    if not within:
+        return None
+    parts = []
+    for method in order_methods(within):
+        values = []
+        for i in within[method]:
+            r = h.layer(task, method, i)
+            if r is not None:
+                values.append(f"{_num(r['drift'])} ≤ {_num(r['floor'])}")
+        parts.append(
+            f"{layer_ranges(within[method])} under {method_name(method)} ({', '.join(values)})"
+        )
+    return (
+        f"Within seed noise: drift no larger than the seed noise floor (the drift between two "
+        f"seeds of the same method) in {_join(parts)}; there the change from the base is not "
+        "told apart from re-training with another seed."
     )
 
 
@@ -267,7 +297,10 @@ def _peak_sentence(h: Headline, task: str) -> str | None:
         return None
     by_method = rows.set_index("method")
     peaks = [
-        (int(by_method.loc[m, "layer_index"]), f"{method_name(m)} ({by_method.loc[m, 'drift']:.3f})")
+        (
+            int(by_method.loc[m, "layer_index"]),
+            f"{method_name(m)} ({_num(by_method.loc[m, 'drift'])})",
+        )
         for m in order_methods(rows["method"])
     ]
 
@@ -308,10 +341,10 @@ def headlines(
     -------
     dict
         Task → sentences: the method comparison (significant layers grouped into ranges,
-        or that nothing is significant), a caveat when seeds are too few, and where drift
-        is largest.
+        or that nothing is significant), a caveat when seeds are too few, the structural
+        zeros left out, the layers within the seed noise floor, and where drift is largest.
     """
-    h = headline(results, metric, alpha, correction=correction)
+    h = headline_of(results, metric, alpha, correction=correction)
     out: dict[str, list[str]] = {}
     for task in h.tasks:
         sentences: list[str] = []
@@ -339,6 +372,9 @@ def headlines(
         zero = _structural_sentence(row, h, task)
         if zero:
             sentences.append(zero)
+        floor = _floor_sentence(h, task)
+        if floor:
+            sentences.append(floor)
         peak = _peak_sentence(h, task)
         if peak:
             sentences.append(peak)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from repdrift.analysis.stored_headline import headline_of
+from repdrift.common.display import MISSING, TYPESET_MINUS, WITHIN_FLOOR_MARK, number
 from repdrift.plots.matrices import stars
 from repdrift.plots.style import method_label, order_methods
 from repdrift.store.results import FINAL_MODEL_STEP, Results, final_step
@@ -32,13 +34,8 @@ class Table:
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:
-    """Fixed decimals; tiny non-zero values in scientific notation; NaN as an en dash."""
-    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
-        return "–"
-    x = float(x)
-    if x != 0 and abs(x) < 10 ** (-digits):
-        return f"{x:.1e}".replace("-", "−")
-    return f"{x:.{digits}f}".replace("-", "−")
+    """Fixed decimals, below them 0 (:func:`repdrift.common.display.number`); NaN as a dash."""
+    return number(x, digits, minus=TYPESET_MINUS, missing=MISSING)
 
 
 def fmt_p(p: Any) -> str:
@@ -214,12 +211,15 @@ def comparison_tables(
 
 
 def drift_tables(results: Results, metric: str) -> list[Table]:
-    """Per task, per-layer drift of each method: mean and range over seeds, interval, floor."""
+    """Per task, per-layer drift of each method: mean and range over seeds, interval, floor.
+
+    The mean, the floor and the flags (structural zero, within the floor) are the headline's
+    (:attr:`repdrift.analysis.headline.Headline.layers`), as the console shows them."""
     drift = final_step(results.drift)
     if drift.empty:
         return []
     drift = drift[drift["metric"] == metric]
-    floor = results.noise_floor
+    h = headline_of(results, metric)
     summary = results.task_ranking
     if summary.empty or "ci_low" not in summary.columns:
         summary = pd.DataFrame(columns=["task", "method", "metric", "layer_index", "ci_low",
@@ -238,7 +238,8 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
             "seeds; seed range: min–max over seeds; interval: of the mean over seeds, with "
             "seed-to-seed and sampling variation (seeds, then samples), or, marked †, the "
             "half-sample interval of a single run (sampling noise only); ○: unchanged in every "
-            "seed (structural zero); seed floor: drift between two seeds of the same method.",
+            "seed (structural zero); seed floor: drift between two seeds of the same method; "
+            f"{WITHIN_FLOOR_MARK}: within seed noise (drift no larger than the seed floor).",
             columns,
             numeric=[False] + [True] * (len(columns) - 1),
             groups=groups,
@@ -247,29 +248,23 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
             cells = [layer_name(index)]
             for m in methods:
                 rows = part[(part["method"] == m) & (part["layer_index"] == index)]
-                f = (
-                    floor[
-                        (floor["task"] == task)
-                        & (floor["method"] == m)
-                        & (floor["metric"] == metric)
-                        & (floor["layer_index"] == index)
-                    ]
-                    if not floor.empty
-                    else floor
-                )
+                shown = h.layer(str(task), str(m), int(index))
                 iv = summary[(summary["task"] == task) & (summary["method"] == m)
                              & (summary["layer_index"] == index)]  # fmt: skip
                 low, high = (iv["ci_low"].iloc[0], iv["ci_high"].iloc[0]) if len(iv) else (
                     math.nan, math.nan)  # fmt: skip
                 single = " †" if len(iv) and iv["interval"].iloc[0] == "samples" else ""
-                zero = " ○" if len(iv) and bool(iv["structural_zero"].iloc[0]) else ""
+                mark = "" if shown is None else (
+                    " ○" if shown["structural_zero"]
+                    else f" {WITHIN_FLOOR_MARK}" if shown["within_floor"] else ""
+                )  # fmt: skip
                 cells += [
-                    fmt_num(rows["drift"].mean()) + zero,
+                    (fmt_num(shown["drift"]) if shown is not None else "–") + mark,
                     f"{fmt_num(rows['drift'].min())}–{fmt_num(rows['drift'].max())}"
                     if len(rows) > 1
                     else "–",
                     f"[{fmt_num(low)}, {fmt_num(high)}]{single}",
-                    fmt_num(f["drift"].iloc[0]) if not f.empty else "–",
+                    fmt_num(shown["floor"]) if shown is not None else "–",
                 ]
             table.add(cells)
         tables.append(table)
