@@ -2,5 +2,5 @@
 
 Modules: :mod:`.atomic` (atomic writes, hashes), :mod:`.progress` (progress bars),
 :mod:`.devices` (device and dtype names), :mod:`.naming` (layer, pooling and run-folder names),
-:mod:`.version`. Imports nothing from the other packages.
+:mod:`.display` (how a number is shown, console and report alike), :mod:`.version`. Imports nothing from the other packages.
 """
