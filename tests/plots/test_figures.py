@@ -471,3 +471,63 @@ def test_deep_models_and_many_tasks_stay_readable(tmp_path):
         sample_cosine_distributions(res.sample_cosine, task="mrpc"),
     ):
         assert_readable(fig)
+
+
+@pytest.fixture(scope="module")
+def one_task(tmp_path_factory):
+    """One task with a long name, two seeds, one checkpoint, no embeddings in the
+    cross-layer table: the figures must still fit and say only what they draw."""
+    paths = write_study(
+        tmp_path_factory.mktemp("one_task"), tasks=(LONG_TASK,), seeds=(1, 2),
+        steps=((0, 1.0),),
+    )  # fmt: skip
+    return compare(paths, n_boot=20, n_perm=0, progress=False, metrics=[METRIC])
+
+
+LONG_TASK = "customer_reviews_with_three_hundred_word_texts_2024_holdout"
+
+
+def assert_colour_bar_labels_fit(fig: Figure) -> None:
+    """Each colour bar's label is no longer than its bar (a few pixels of glyph padding
+    aside): a longer one runs into the next bar's label or a panel title."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bars
+    for ax in bars:
+        label = ax.yaxis.label.get_window_extent(renderer)
+        bar = ax.get_window_extent(renderer)
+        assert label.height <= bar.height + 6, (ax.yaxis.label.get_text(), label, bar)
+
+
+def test_one_task_heatmap_keeps_its_colour_bar_labels_apart(one_task, tmp_path):
+    """With one task row per panel the colour bars were shorter than their labels, which
+    ran into each other and into the difference panel's title."""
+    fig = drift_heatmaps(one_task.drift, one_task.comparison)
+    save_figure(fig, tmp_path / "heatmap.png", dpi=100)
+    assert_readable(fig)
+    assert_colour_bar_labels_fit(fig)
+    assert_colour_bar_labels_fit(drift_heatmaps(one_task.drift, None))
+    assert tick_labels(data_axes(fig)[0], "y") == ["customer_…_holdout"]
+    caption = next(s for s in catalog(one_task) if s.name == "drift_heatmaps").caption
+    assert caption.endswith(f" Rows: customer_…_holdout = {LONG_TASK}.")
+
+
+def test_captions_describe_only_what_is_drawn(one_task):
+    from dataclasses import replace
+
+    specs = {spec.kind: spec for spec in catalog(one_task)}
+    assert "(E: embeddings)" in specs["cross_layer_matrices"].caption  # the study has them
+    cross = one_task.cross_layer
+    blocks_only = replace(one_task, cross_layer=cross[
+        (cross.layer_index >= 0) & (cross.base_layer != "embeddings")])  # fmt: skip
+    spec = next(s for s in catalog(blocks_only) if s.kind == "cross_layer_matrices")
+    assert "E: embeddings" not in spec.caption
+    assert spec.caption.endswith("at the final checkpoint. A bright diagonal means layers kept "
+                                 "their role.")  # fmt: skip
+    assert "Dashed: drift between two seeds" in specs["drift_profile"].caption
+    single = replace(one_task, noise_floor=one_task.noise_floor.iloc[0:0])
+    spec = next(s for s in catalog(single) if s.kind == "drift_profile")
+    assert "Dashed" not in spec.caption
+    for spec in catalog(blocks_only):
+        assert_readable(spec.draw())  # long task titles are elided, not cut off

@@ -14,6 +14,8 @@ from matplotlib.patches import Patch
 from repdrift.errors import InputError
 from repdrift.plots.style import (
     COLUMN_WIDTH,
+    TASK_TICK_CHARS,
+    elide,
     figure_and_axes,
     layer_tick_label,
     method_color,
@@ -25,11 +27,16 @@ from repdrift.plots.style import (
     select,
     set_layer_axis,
     styled,
+    task_title,
     thin_ticks,
 )
 from repdrift.store.results import final_step
 
 _DRIFT_COLUMNS = ("task", "method", "run", "step", "layer_index", "metric", "drift")
+
+
+#: Most layer lines :func:`drift_over_steps` draws by default (evenly spaced over depth).
+MAX_STEP_LINES = 8
 
 
 def drift_ylabel(metric: str) -> str:
@@ -161,10 +168,10 @@ def drift_profile(
     )  # drift starts at 0: anchoring there keeps scale honest
     ax.grid(axis="y")
     if own_figure:
-        fig.suptitle(task, x=0.02, ha="left")
+        task_title(fig, task)
         fig.legend(handles=handles, loc="outside lower center", ncols=2)
     else:
-        ax.set_title(task)
+        ax.set_title(elide(task, TASK_TICK_CHARS * 2))
         ax.legend(handles=handles)
     return fig
 
@@ -208,7 +215,7 @@ def drift_over_steps(
     metric: str = "cka_debiased",
     layers: Sequence[int] | None = None,
     methods: Sequence[str] | None = None,
-    max_lines: int = 8,
+    max_lines: int = MAX_STEP_LINES,
 ) -> Figure:
     """Drift at each training checkpoint, one panel per method, one line per layer.
 
@@ -268,7 +275,7 @@ def drift_over_steps(
     axes[-1].set_xlabel("training step")
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside right upper", title="layer")
-    fig.suptitle(task, x=0.02, ha="left")
+    task_title(fig, task)
     return fig
 
 

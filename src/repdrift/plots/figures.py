@@ -16,17 +16,25 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from repdrift.errors import InputError, IntegrityError
-from repdrift.plots.curves import drift_over_steps, drift_profile
+from repdrift.plots.curves import MAX_STEP_LINES, drift_over_steps, drift_profile
 from repdrift.plots.matrices import CORRECTION_LABELS, cross_layer_matrices, drift_heatmaps
 from repdrift.plots.samples import sample_cosine_distributions
 from repdrift.plots.style import (
+    TASK_TICK_CHARS,
     check_format,
+    elide,
     method_label,
     metric_label,
     order_methods,
     save_figure,
 )
-from repdrift.plots.tokens import token_drift_profile
+from repdrift.plots.tokens import (
+    MIN_POSITION_SAMPLES,
+    POSITION_LEVEL,
+    TYPE_ORDER,
+    position_profile,
+    token_drift_profile,
+)
 from repdrift.plots.weights import intruder_counts, weight_change
 from repdrift.store.results import WEIGHTS_FILES, Results, default_metric, load_results
 
@@ -123,6 +131,15 @@ def catalog(
     for task in tasks:
         part = rows[rows["task"] == task]
         band = _band_caption(summary, part, task, metric, level)
+        floor = results.noise_floor
+        has_floor = not floor.empty and (
+            (floor["task"] == task) & (floor["metric"] == metric)
+        ).any()
+        dashed = (
+            " Dashed: drift between two seeds of the same method (seed noise floor)."
+            if has_floor
+            else ""
+        )
         specs.append(
             FigureSpec(
                 f"drift_profile_{_slug(task)}",
@@ -130,8 +147,7 @@ def catalog(
                 task,
                 f"Drift from the base model per layer for {task} (1 − {mlabel}, final "
                 f"checkpoints; seeds: {_seeds(part)}). Thick lines: mean over seeds; thin "
-                f"lines: single seeds.{band} Dashed: drift between two seeds of the same "
-                "method (seed noise floor).",
+                f"lines: single seeds.{band}{dashed}",
                 lambda t=task: drift_profile(
                     drift, results.noise_floor, task=t, metric=metric, level=level,
                     summary=summary,
@@ -142,6 +158,9 @@ def catalog(
     if tasks:
         has_comp = not comp.empty and (comp["metric"] == metric).any()
         diff = _difference_caption(comp[comp["metric"] == metric], correction) if has_comp else ""
+        long = [t for t in tasks if elide(t, TASK_TICK_CHARS) != t]
+        if long:
+            diff += " Rows: " + "; ".join(f"{elide(t, TASK_TICK_CHARS)} = {t}" for t in long) + "."
         specs.append(
             FigureSpec(
                 "drift_heatmaps",
@@ -155,14 +174,16 @@ def catalog(
     cross = results.cross_layer
     for task in sorted(cross["task"].unique()) if not cross.empty else []:
         cmetric = str(cross.loc[cross["task"] == task, "metric"].iloc[0])
+        has_emb = bool((cross.loc[cross["task"] == task, "layer_index"] < 0).any())
         specs.append(
             FigureSpec(
                 f"cross_layer_{_slug(task)}",
                 "cross_layer_matrices",
                 task,
                 f"Similarity ({metric_label(cmetric)}) of every base layer with every "
-                f"fine-tuned layer for {task}, mean over seeds at the final checkpoint (E: "
-                "embeddings). A bright diagonal means layers kept their role.",
+                f"fine-tuned layer for {task}, mean over seeds at the final checkpoint"
+                f"{' (E: embeddings)' if has_emb else ''}. A bright diagonal means layers kept "
+                "their role.",
                 lambda t=task, m=cmetric: cross_layer_matrices(cross, task=t, metric=m),
             )
         )
@@ -190,10 +211,7 @@ def catalog(
                 f"token_drift_{_slug(task)}",
                 "token_drift_profile",
                 task,
-                f"Which tokens moved in {task} (token-level runs, final checkpoints): drift "
-                "(1 − cosine) of each token's base and fine-tuned vectors, averaged by token "
-                "position per layer (left) and by token type per layer (right; special tokens "
-                "vs text, first vs second text of pairs).",
+                _token_caption(tokens, task),
                 lambda t=task: token_drift_profile(tokens, task=t),
             )
         )
@@ -202,19 +220,30 @@ def catalog(
         if part.groupby("run")["step"].nunique().max() < 2:
             skip(f"drift_steps_{_slug(task)}", f"runs of {task} hold a single checkpoint")
             continue
+        steps = set(part["step"])
+        n_layers = part["layer_index"].nunique()
+        lines = f" ({MAX_STEP_LINES} of {n_layers}, evenly spaced)" if n_layers > MAX_STEP_LINES else ""
+        final = (
+            " 'final' is the saved final model; the dotted segment marks an unrecorded gap."
+            if 0 in steps and len(steps) > 1
+            else ""
+        )
         specs.append(
             FigureSpec(
                 f"drift_steps_{_slug(task)}",
                 "drift_over_steps",
                 task,
                 f"Drift (1 − {mlabel}) over training for {task}, mean over seeds, one line "
-                "per layer. 'final' is the saved final model; the dotted segment marks an "
-                "unrecorded gap.",
+                f"per layer{lines}.{final}",
                 lambda t=task: drift_over_steps(drift, task=t, metric=metric),
             )
         )
     if weights is None or weights.empty:
-        skip("weight_change, intruder_counts", "no weights table in the results folder")
+        skip(
+            "weight_change, intruder_counts",
+            "no weights table in the results folder (`repdrift weights BASE VARIANT... "
+            "--out RESULTS` writes one there)",
+        )
     else:
         specs.append(
             FigureSpec(
@@ -239,6 +268,39 @@ def catalog(
             )
         )
     return specs
+
+
+def _token_caption(tokens: pd.DataFrame, task: str) -> str:
+    """What the per-token figure of ``task`` draws: its method, band, sample counts, the
+    positions left out for too few samples, and the token types present."""
+    rows = tokens[tokens["task"] == task]
+    method = order_methods(rows["method"])[0]
+    prof = position_profile(tokens, task=task, method=method)
+    text = (
+        f"Which tokens moved in {task} (token-level runs, final checkpoints): drift (1 − cosine) "
+        "of each token's base and fine-tuned vectors. Left: mean over the tokens at each "
+        f"position (one per sample that long) per layer, {method_label(method)} runs"
+    )
+    if prof["ci_low"].notna().any():
+        text += f"; band: {POSITION_LEVEL:.0%} interval of the mean over samples"
+    if prof["n_samples"].notna().any():
+        text += "; below: how many samples reach each position"
+        hidden = prof.loc[~prof["shown"], "position"]
+        if not hidden.empty:
+            text += (
+                f"; positions reached by fewer than {MIN_POSITION_SAMPLES} samples (from "
+                f"position {int(hidden.min())} on) are not drawn"
+            )
+    kinds = set(rows.loc[rows["by"] == "type", "key"].astype(str))
+    named = [k for k in TYPE_ORDER if k in kinds] + sorted(kinds - set(TYPE_ORDER))
+    text += ". Right: mean by token type per layer"
+    text += f" ({', '.join(named)})" if named else ""
+    methods = order_methods(rows["method"])
+    if len(methods) > 1:
+        others = ", ".join(method_label(m) for m in methods[1:])
+        text += f"; solid: {method_label(method)}, dashed: {others}"
+    return text + "."
+    return text
 
 
 def _band_caption(

@@ -16,6 +16,8 @@ from repdrift.plots.style import (
     COLUMN_WIDTH,
     DIVERGING_CMAP,
     SEQUENTIAL_CMAP,
+    TASK_TICK_CHARS,
+    elide,
     layer_tick_label,
     method_label,
     metric_label,
@@ -24,6 +26,7 @@ from repdrift.plots.style import (
     require_columns,
     select,
     styled,
+    task_title,
     thin_ticks,
 )
 from repdrift.store.results import final_step
@@ -31,6 +34,8 @@ from repdrift.store.results import final_step
 #: Significance markers: (threshold, marker), strictest first.
 STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 CORRECTION_LABELS = {"p_holm": "Holm", "p_bh": "Benjamini–Hochberg", "p": "unadjusted"}
+#: Smallest height of one task × layer panel of the drift heatmaps (inches).
+_MIN_PANEL_HEIGHT = 0.8
 
 
 def stars(p: float) -> str:
@@ -57,7 +62,7 @@ def _heatmap(ax: Axes, grid: pd.DataFrame, cmap, norm) -> object:
     cols = list(grid.columns)
     shown = thin_ticks(list(range(len(cols))), 13)
     ax.set_xticks(shown, [layer_tick_label(cols[i], compact=True) for i in shown])
-    ax.set_yticks(range(len(grid.index)), list(grid.index))
+    ax.set_yticks(range(len(grid.index)), [elide(t, TASK_TICK_CHARS) for t in grid.index])
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -105,7 +110,9 @@ def drift_heatmaps(
         comp = comparison[comparison["metric"] == metric]
         comp = None if comp.empty else comp
     n_panels = len(methods) + (comp is not None)
-    panel_h = 0.45 + 0.2 * len(tasks)
+    # A panel is at least _MIN_PANEL_HEIGHT tall: with one or two tasks, shorter panels leave
+    # colour bars shorter than their labels, and the labels of neighbouring bars overlap.
+    panel_h = max(0.45 + 0.2 * len(tasks), _MIN_PANEL_HEIGHT)
     fig = new_figure(COLUMN_WIDTH, 0.3 + panel_h * n_panels)
     axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
 
@@ -125,8 +132,9 @@ def drift_heatmaps(
         im = _heatmap(ax, grids[method], cmap, norm)
         ax.set_title(method_label(method), loc="left")
     fig.colorbar(
-        im, ax=list(axes[: len(methods)]), label=f"drift (1 − {metric_label(metric)})", shrink=0.9
-    )
+        im, ax=list(axes[: len(methods)]), label=f"drift\n(1 − {metric_label(metric)})",
+        shrink=0.9,
+    )  # fmt: skip
     if comp is not None:
         ax = axes[-1]
         a, b = comp["method_a"].iloc[0], comp["method_b"].iloc[0]
@@ -154,8 +162,9 @@ def drift_heatmaps(
             if tested
             else "no test: < 2 seeds per method"
         )
-        ax.set_title(f"{method_label(a)} − {method_label(b)}  ({note})", loc="left")
-        fig.colorbar(dim, ax=ax, label="drift difference", shrink=0.9)
+        # The note on a line of its own: on one line it runs into the colour bar's label.
+        ax.set_title(f"{method_label(a)} − {method_label(b)}\n({note})", loc="left")
+        fig.colorbar(dim, ax=ax, label="drift\ndifference", shrink=0.9)
     axes[-1].set_xlabel("layer (E: embeddings)" if layers and layers[0] < 0 else "layer")
     return fig
 
@@ -231,5 +240,5 @@ def cross_layer_matrices(
             spine.set_visible(False)
     axes[0].set_ylabel("base layer")
     fig.colorbar(im, ax=list(axes), label=f"similarity ({metric_label(metric)})", shrink=0.85)
-    fig.suptitle(task, x=0.02, ha="left")
+    task_title(fig, task)
     return fig

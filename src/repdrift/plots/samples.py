@@ -12,6 +12,8 @@ from matplotlib.patches import Patch
 
 from repdrift.plots.style import (
     COLUMN_WIDTH,
+    TASK_TICK_CHARS,
+    elide,
     figure_and_axes,
     method_color,
     method_label,
@@ -20,6 +22,7 @@ from repdrift.plots.style import (
     select,
     set_layer_axis,
     styled,
+    task_title,
 )
 from repdrift.store.results import final_step
 
@@ -93,9 +96,9 @@ def sample_cosine_distributions(
     ax.set_ylabel("per-sample cosine\n(base vs fine-tuned)")
     ax.grid(axis="y")
     if own_figure:
-        fig.suptitle(task, x=0.02, ha="left")
+        task_title(fig, task)
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     else:
-        ax.set_title(task, loc="left")
+        ax.set_title(elide(task, TASK_TICK_CHARS * 2), loc="left")
         ax.legend(handles=handles, loc="lower left")
     return fig

@@ -169,6 +169,27 @@ def layer_tick_label(index: int, compact: bool = False) -> str:
     return str(int(index))
 
 
+def elide(text: str, max_chars: int) -> str:
+    """``text`` shortened in the middle to at most ``max_chars`` characters (``abc…xyz``), so
+    that a long task name keeps its start and end and still fits a label."""
+    text = str(text)
+    if len(text) <= max_chars:
+        return text
+    head = max_chars // 2
+    tail = max_chars - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail > 0 else "")
+
+
+#: Characters of a tick label naming a task (heatmap rows) before it is elided.
+TASK_TICK_CHARS = 18
+
+
+def task_title(fig: Figure, task: str) -> None:
+    """The task as the figure's title, elided to the figure's width (about 13 characters
+    per inch at the title's size) instead of running off its edge."""
+    fig.suptitle(elide(task, int(fig.get_figwidth() * 13)), x=0.02, ha="left")
+
+
 def thin_ticks(positions: Sequence[float], max_ticks: int = 8) -> list[float]:
     """Every k-th position so that at most ``max_ticks`` remain, always keeping the last."""
     positions = list(positions)
