@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from repdrift.errors import InputError
+from repdrift.metrics._identical import identical_pairs, same_values, snap_array, snapped
 from repdrift.metrics._inputs import check_layers, check_pair, check_paired, resolve_device
 from repdrift.metrics.definitions import DEFAULT_METRICS
 from repdrift.metrics.definitions import METRICS as _METRICS
@@ -110,12 +111,15 @@ def compute(name: str, X: Any, Y: Any, *, device: Any = None, **params: Any) -> 
     Returns
     -------
     float
+        Exactly the upper bound (1.0) when X and Y hold the same values, so an unchanged
+        layer shows drift 0 (see :mod:`repdrift.metrics._identical`).
     """
     spec = get(name)
     _check_params(spec, params)
     dev = _device_for(spec, device)
     X, Y = check_pair(X, Y, min_n=spec.min_n, metric=spec.name, device=dev)
-    return float(spec.one_pair(X, Y, **params))
+    value = float(spec.one_pair(X, Y, **params))
+    return snapped(value, spec.bounds[1]) if same_values(X, Y) else value
 
 
 def matrix(
@@ -158,16 +162,21 @@ def matrix(
             f"layers_a hold n={la.n} samples and layers_b n={lb.n}; rows must be paired by sample"
         )
     if spec.all_pairs is not None:
-        return np.asarray(spec.all_pairs(la, lb, **params), dtype=np.float64)
-    xs = [la[i] for i in range(len(la))]  # generic fallback: convert each layer once
-    ys = xs if same else [lb[j] for j in range(len(lb))]
-    out = np.empty((len(xs), len(ys)))
-    for i, X in enumerate(xs):
-        for j, Y in enumerate(ys):
-            if same and spec.symmetric and j < i:
-                out[i, j] = out[j, i]
-            else:
-                out[i, j] = spec.one_pair(X, Y, **params)
+        out = np.asarray(spec.all_pairs(la, lb, **params), dtype=np.float64)
+    else:
+        xs = [la[i] for i in range(len(la))]  # generic fallback: convert each layer once
+        ys = xs if same else [lb[j] for j in range(len(lb))]
+        out = np.empty((len(xs), len(ys)))
+        for i, X in enumerate(xs):
+            for j, Y in enumerate(ys):
+                if same and spec.symmetric and j < i:
+                    out[i, j] = out[j, i]
+                else:
+                    out[i, j] = spec.one_pair(X, Y, **params)
+    raw_a = [la.raw(i) for i in range(len(la))]
+    raw_b = raw_a if same else [lb.raw(j) for j in range(len(lb))]
+    for i, j in identical_pairs(raw_a, raw_b, same):
+        out[i, j] = snapped(float(out[i, j]), spec.bounds[1])
     return out
 
 
@@ -229,7 +238,23 @@ def resample(
             subsets=None if idx is None else np.empty((0, len(idx))),
             null=None if perms is None else np.empty((0, len(perms))),
         )
-    return spec.resampling.replicates(X, Ys, idx, perms, **full)
+    return _snap_identical(spec, X, Ys, spec.resampling.replicates(X, Ys, idx, perms, **full))
+
+
+def _snap_identical(spec: MetricSpec, X: Any, Ys: Sequence[Any], reps: Replicates) -> Replicates:
+    """Values and subset replicates of each ``Ys[r]`` identical to ``X`` at the upper bound
+    exactly, as :func:`compute` gives them (shuffled pairings are left as computed)."""
+    same = [r for r, Y in enumerate(Ys) if same_values(X, Y)]
+    if not same:
+        return reps
+    upper = spec.bounds[1]
+    values = np.array(reps.values, dtype=np.float64, copy=True)
+    values[same] = snap_array(values[same], upper)
+    subsets = reps.subsets
+    if subsets is not None:
+        subsets = np.array(subsets, dtype=np.float64, copy=True)
+        subsets[same] = snap_array(subsets[same], upper)
+    return Replicates(values=values, subsets=subsets, null=reps.null)
 
 
 #: Metrics whose replicates :func:`resample_many` computes together (one centred Gram per
@@ -269,7 +294,10 @@ def resample_many(
         A, Bs = check_paired(X, Ys, min_n=get("cka_debiased").min_n, metric="cka_debiased")
         try:
             both = linear_cka_replicates(A, Bs, idx, perms)
-            out = {"cka_linear": both[False], "cka_debiased": both[True]}
+            out = {
+                name: _snap_identical(get(name), A, Bs, both[name == "cka_debiased"])
+                for name in LINEAR_CKAS
+            }
         except InputError:  # e.g. a Gram one estimator cannot normalise: each on its own
             out = {}
     for name in names:
