@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from _synthetic_results import PLANTED, TASKS, L, build, write_study
+from _synthetic_tokens import with_token_tables
 from repdrift.analysis.compare_runs import compare
 from repdrift.errors import InputError
 from repdrift.plots import catalog, drift_heatmaps, read_weights, save_figure
@@ -200,7 +201,7 @@ def test_report_is_self_contained_and_says_the_answer(planted, report):
     assert f"half-samples (n_boot): {settings['n_boot']}" in page
     assert f"permutations (n_perm): {settings['n_perm']}" in page
     assert f"repdrift version: <code>{res.summary['repdrift_version']}</code>" in page
-    assert "<td>toy-bert (BertModel)</td>" in page  # the base model from results.json
+    assert '<td class="text">toy-bert (BertModel)</td>' in page  # the base model, results.json
     assert "Welch" in page and "Holm" in page and "Benjamini–Hochberg" in page
     assert "Weight space" in page and "Intruder dimensions" in page
     row = res.comparison[(res.comparison.metric == METRIC) & (res.comparison.task == "sst2")]
@@ -267,6 +268,46 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- on a laptop screen
+
+
+LONG_TASK = "customer_reviews_with_three_hundred_word_texts_2024_holdout"
+NAV_LINK = re.compile(r'<li><a href="#([^"]+)">([^<]+)</a></li>')
+SECTION = re.compile(r'<section id="([^"]+)"[^>]*>\s*<h2>([^<]+)</h2>')
+
+
+@pytest.fixture(scope="module")
+def laptop_report(tmp_path_factory) -> Path:
+    """A study as a user names it: a long task name (so long run names), token-level tables
+    with 300-word texts (one with a long URL); its report."""
+    root = tmp_path_factory.mktemp("laptop")
+    paths = write_study(root / "runs", tasks=(LONG_TASK,), seeds=(1, 2), steps=ONE_STEP)
+    res = compare(paths, out=root / "results", n_boot=20, n_perm=0, progress=False,
+                  metrics=[METRIC])  # fmt: skip
+    return write_report(with_token_tables(res, n_layers=3), root / "report.html")
+
+
+def test_contents_list_every_section_and_point_somewhere(report, laptop_report):
+    for page in (report.read_text(encoding="utf-8"), laptop_report.read_text(encoding="utf-8")):
+        nav = page.split('<nav aria-label="Contents">')[1].split("</nav>")[0]
+        links = NAV_LINK.findall(nav)
+        assert links == SECTION.findall(page)  # every h2 section, in page order
+        for anchor, _ in links:
+            assert page.count(f'id="{anchor}"') == 1
+    titles = [title for _, title in links]
+    assert titles == [
+        "The answer", "What was compared", "Figures", "Tables", "Token level", "Methods",
+    ]  # fmt: skip
+
+
+def test_token_tables_name_the_layer_and_let_long_text_wrap(laptop_report):
+    page = laptop_report.read_text(encoding="utf-8")
+    assert f"{LONG_TASK}: the most-moved samples at layer 5 (mean per-token drift" in page
+    assert '<td class="prose">I bought this after reading' in page
+    # Run names break after their underscores rather than mid-word.
+    assert '<td class="text">customer_<wbr>reviews_<wbr>with_<wbr>' in page
+
+
 @pytest.mark.slow
 def test_report_loads_in_chromium(report, browser):
     browser.get(report.as_uri())
@@ -289,3 +330,45 @@ def test_report_loads_in_chromium(report, browser):
         "return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)"
     )
     assert headings == ["The answer", "What was compared", "Figures", "Tables", "Methods"]
+
+
+#: A common laptop screen; the report must not clip or hide anything at this width.
+LAPTOP = (1366, 900)
+
+
+@pytest.mark.slow
+def test_report_fits_a_laptop_screen(report, laptop_report, browser):
+    """At 1366 px nothing is cut: the page does not scroll sideways, no table is wider than
+    its box (long run names and token texts wrap), no figure runs off the page, and every
+    contents entry leads to a section."""
+    browser.set_window_size(*LAPTOP)
+    try:
+        for page in (report, laptop_report):
+            browser.get(page.as_uri())
+            width = browser.execute_script("return document.documentElement.clientWidth")
+            assert LAPTOP[0] - 30 <= width <= LAPTOP[0]  # the window is a laptop's
+            assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+            tables = browser.execute_script(
+                "return Array.from(document.querySelectorAll('.table-wrap')).map(w => ["
+                "w.querySelector('caption').textContent.slice(0, 60), "
+                "w.querySelector('table').scrollWidth, w.clientWidth])"
+            )
+            assert len(tables) >= 5
+            for caption, table_width, box_width in tables:
+                assert table_width <= box_width, caption
+            right = browser.execute_script(
+                "return Math.max(...Array.from(document.querySelectorAll('img, figure, table, p'))"
+                ".map(e => e.getBoundingClientRect().right))"
+            )
+            assert right <= width
+            missing = browser.execute_script(
+                "return Array.from(document.querySelectorAll('nav a'))"
+                ".filter(a => !document.getElementById(a.hash.slice(1))).map(a => a.href)"
+            )
+            assert missing == []
+        headings = browser.execute_script(
+            "return Array.from(document.querySelectorAll('nav a')).map(a => a.textContent)"
+        )
+        assert "Token level" in headings
+    finally:
+        browser.set_window_size(1100, 900)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.errors import InputError
@@ -60,14 +61,23 @@ class EmbeddedFigure:
     width_px: int
 
 
+def _breakable(text: object) -> markupsafe.Markup:
+    """Escaped text with a line-break opportunity (``<wbr>``) after each ``_`` and ``/``, so
+    run names and paths wrap at their parts rather than mid-word in a narrow column."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(re.sub(r"([_/])(?=.)", r"\1<wbr>", escaped))
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("repdrift.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,  # a misspelt variable fails loudly, not blank
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["breakable"] = _breakable
+    return env
 
 
 def _draw(specs: list[FigureSpec]) -> list[EmbeddedFigure]:

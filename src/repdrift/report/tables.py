@@ -27,10 +27,18 @@ class Table:
     strong: list[bool] = field(default_factory=list)
     numeric: list[bool] = field(default_factory=list)  # right-align these columns
     groups: list[tuple[str, int]] = field(default_factory=list)  # header cells spanning columns
+    prose: list[bool] = field(default_factory=list)  # free text: wraps anywhere, given room
 
     def add(self, cells: list[str], strong: bool = False) -> None:
         self.rows.append(cells)
         self.strong.append(strong)
+
+    def cell_class(self, column: int) -> str:
+        """CSS class of a column's cells: ``num`` (right-aligned, never wrapped), ``prose``
+        (long free text) or ``text`` (wraps at spaces)."""
+        if self.numeric and self.numeric[column]:
+            return "num"
+        return "prose" if self.prose and self.prose[column] else "text"
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:

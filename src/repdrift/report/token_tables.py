@@ -104,10 +104,12 @@ def _moved(results: Results, task: str) -> Table | None:
     deepest = rows["layer_index"].max()
     rows = rows[rows["layer_index"] == deepest].sort_values(["run", "rank"])
     table = Table(
-        f"{task}: the most-moved samples at {layer_name(int(deepest))} (mean per-token drift "
+        f"{task}: the most-moved samples at "
+        f"{'the embeddings' if deepest < 0 else f'layer {int(deepest)}'} (mean per-token drift "
         "1 − cosine), their most-moved tokens (token@position) and text.",
         ["run", "#", "sample", "drift", "most-moved tokens", "text"],
         numeric=[False, True, False, True, False, False],
+        prose=[False, False, False, False, True, True],
     )
     for _, row in rows.iterrows():
         text = str(row["text"])
