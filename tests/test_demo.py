@@ -105,3 +105,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert "jobs run: 0, already done: 13" in again.stdout  # base + 2 methods × 3 seeds × 2
     assert "analysis: up to date, weights: up to date, figures: up to date, report: up to date" in again.stdout  # fmt: skip
+    # ... and says so, instead of "demo finished in 0 s"
+    again_words = " ".join(again.stdout.split())
+    assert "demo finished in" not in again_words
+    assert "demo: nothing left to do; reused the 13 finished job(s) (models and runs) and the results, figures and report in" in again_words  # fmt: skip

@@ -48,6 +48,8 @@ def test_ctrl_c_prints_the_resume_line_keeps_chunks_and_the_rerun_resumes(tmp_pa
     # 120 samples in batches of 8: chunks of ceil(120 / 8) = 15 samples, recorded in the manifest
     assert kept["status"] == "partial" and kept["chunk_size"] == 15
     assert 1 <= len(kept["chunks"]) < 8
+    shown = subprocess.run([str(REPDRIFT), "inspect", str(out)], capture_output=True, text=True)
+    assert f"step 0: not finished ({len(kept['chunks'])} chunk(s) done)" in shown.stdout
 
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr

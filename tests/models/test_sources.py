@@ -9,7 +9,13 @@ import pytest
 
 from repdrift.errors import InputError
 from repdrift.models.loading import _resolve_lora_base
-from repdrift.models.sources import is_hub_id, local_or_hub, normalize_source
+from repdrift.models.sources import (
+    check_hub,
+    is_hub_id,
+    local_or_hub,
+    normalize_source,
+    source_in_folder,
+)
 
 # (value as the user writes it, what it is, the path it stands for relative to the tmp folder)
 CASES = [
@@ -91,3 +97,24 @@ def test_path_objects_and_empty_values(here: Path) -> None:
         local_or_hub("")
     assert local_or_hub("~") == Path(os.path.expanduser("~")).resolve()
     assert not is_hub_id("org/..") and not is_hub_id("../x") and not is_hub_id("a/b/c")
+
+
+def test_bundled_names_follow_the_same_rule_everywhere(here: Path, minilm_path: Path) -> None:
+    folder = minilm_path.resolve()
+    # the API, the CLI and the study file all go through local_or_hub
+    assert local_or_hub("bundled:minilm") == folder
+    assert local_or_hub("bundled:minilm", root=here / "models") == folder
+    assert normalize_source("bundled:minilm", "model") == folder
+    assert source_in_folder("bundled:minilm", here / "models", "base") == folder
+    with pytest.raises(InputError) as err:
+        normalize_source("bundled:bert", "model")
+    assert str(err.value) == "unknown bundled model 'bert' (bundled:bert); expected bundled:minilm"
+    with pytest.raises(InputError, match="or bundled:minilm"):
+        normalize_source("./no-such-model", "model")
+
+
+def test_check_hub_passes_folders_and_fails_fast_offline(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_hub(here / "models" / "base", "model")  # a folder never needs the hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match="HF_HUB_OFFLINE is set, so it cannot be downloaded"):
+        check_hub("someorg/no-such-model", "model")

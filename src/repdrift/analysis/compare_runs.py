@@ -160,15 +160,11 @@ def compare(
     for name in (*metric_names, cross_layer_metric):
         registry.get(name)  # unknown names fail here, before any work
     params = _resolve_params(metric_params, (*metric_names, cross_layer_metric))
+    values_only: list[str] = []  # said once the runs pair, not before an error
     if resampled is None:
         resampled = tuple(m for m in metric_names if registry.get(m).fast_resampling)
-        slow = [m for m in metric_names if m not in resampled]
-        if slow and (n_boot or n_perm):
-            logger.info(
-                "%s: values only (no fast resampling path); name them in resampled= "
-                "(--resample) for intervals and nulls by recomputation",
-                ", ".join(slow),
-            )
+        if n_boot or n_perm:
+            values_only = [m for m in metric_names if m not in resampled]
     resampled = tuple(resampled)
     missing = set(resampled) - set(metric_names)
     if missing:
@@ -190,6 +186,14 @@ def compare(
         allow_different_inputs=allow_different_inputs,
     )  # fmt: skip
     groups = apply_masks(groups, unpooled_mask)
+    if values_only:
+        one = len(values_only) == 1
+        logger.info(
+            "%s: values only, without intervals or p-values (%s no fast resampling path; "
+            "--resample %s, resampled= in Python, recomputes %s on every replicate, slowly)",
+            " and ".join(values_only), "it has" if one else "they have",
+            " --resample ".join(values_only), "it" if one else "them",
+        )  # fmt: skip
     # token-level runs: analysed mean-pooled here, and over all tokens by analysis.tokens
     groups, token_groups = pool_token_runs(groups)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -69,7 +70,8 @@ def train(
 
 def _run_study(
     exp, *, executor: str, ray_address: str | None, shard: str | None, dry_run: bool
-) -> None:
+) -> Any:
+    """Show the plan, run it and show the answer; the runner's result (None on a dry run)."""
     from repdrift.analysis.stored_headline import headline_of
     from repdrift.runner.study import execute, make_plan
     from repdrift.store.results import load_results
@@ -78,7 +80,7 @@ def _run_study(
     if not quiet() or dry_run:
         show_plan(plan)
     if dry_run:
-        return
+        return None
     result = execute(
         plan,
         executor=executor,
@@ -86,7 +88,7 @@ def _run_study(
         progress=not quiet(),  # type: ignore[arg-type]
     )
     if quiet():
-        return
+        return result
     console.print(f"jobs run: {len(result.outcome.ran)}, already done: {len(result.skipped)}")
     if result.analysis_skipped == "shard":
         console.print(
@@ -94,12 +96,13 @@ def _run_study(
             "finished, run the same command without --shard: it runs what is left, then the "
             "analysis, figures and report."
         )
-        return
+        return result
     console.print(", ".join(f"{k}: {v}" for k, v in result.stages.items()))
     show_headline(headline_of(load_results(exp.results_dir)))
     console.print(f"results: [bold]{escape(short_path(exp.results_dir))}[/]")
     if result.report is not None:
         console.print(f"report: [bold]{escape(short_path(result.report))}[/]")
+    return result
 
 
 @app.command()
@@ -142,6 +145,18 @@ def demo(
 
     started = time.perf_counter()
     exp = demo_experiment(out, quick=quick)
-    _run_study(exp, executor=executor, ray_address=None, shard=None, dry_run=dry_run)
-    if not quiet() and not dry_run:
-        console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    result = _run_study(exp, executor=executor, ray_address=None, shard=None, dry_run=dry_run)
+    if quiet() or result is None:
+        return
+    ran, reused = len(result.outcome.ran), len(result.skipped)
+    if ran or "ran" in result.stages.values():
+        console.print(
+            f"demo finished in {time.perf_counter() - started:.0f} s ({ran} job(s) run, "
+            f"{reused} reused)"
+        )
+    else:  # a re-run: say what was reused rather than "finished in 0 s"
+        console.print(
+            f"demo: nothing left to do; reused the {reused} finished job(s) (models and runs) "
+            f"and the results, figures and report in {escape(short_path(exp.output))} "
+            "(delete that folder to run the demo from scratch)"
+        )

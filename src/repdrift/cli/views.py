@@ -8,6 +8,8 @@ one summary the report words too; numbers follow :func:`repdrift.common.display.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +22,25 @@ from repdrift.common.display import STRUCTURAL_MARK, WITHIN_FLOOR_MARK, number
 if TYPE_CHECKING:  # the CLI imports views at start-up; these pull in pandas and torch
     from repdrift.analysis.headline import Headline
 
-console = Console()
-err_console = Console(stderr=True)
+#: Columns of the consoles when their output is piped or captured (rich's default there is 80,
+#: which wraps every table); a terminal keeps its own width, and COLUMNS still decides.
+PIPED_WIDTH = 200
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped and "COLUMNS" not in os.environ else None)  # fmt: skip
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def show_rows(title: str, rows: dict) -> None:
-    table = Table(title=title, show_header=False, title_justify="left")
+    # the title on its own line: a table's title is folded to the table's width
+    console.print(escape(title), soft_wrap=True, highlight=False)
+    table = Table(show_header=False)
     for key, value in rows.items():
         if value not in (None, {}, []):
             table.add_row(key, escape(str(value)))
@@ -49,12 +64,25 @@ def show_run_summary(s: dict) -> None:
             else None,
             "dims": ", ".join(map(str, dims)) or None,
             "pooling": s.get("pooling"),
+            "max length": s.get("max_length"),
+            "dtype": s.get("dtype"),
             "steps": ", ".join(map(str, s.get("steps") or [])),
             "format": s.get("format"),
             "size": f"{s.get('size_bytes', 0) / 2**20:.1f} MiB",
-            "seconds": s.get("seconds"),
+            "time": _step_times(s.get("seconds") or {}, s.get("chunks_done") or {}),
         },
     )
+
+
+def _step_times(seconds: dict, chunks_done: dict) -> str | None:
+    """``{0: 11.001}`` as "step 0: 11.0 s"; a partial step says so, with its chunks done."""
+    parts = []
+    for step, value in seconds.items():
+        if step in chunks_done:
+            parts.append(f"step {step}: not finished ({chunks_done[step]} chunk(s) done)")
+        elif value is not None:
+            parts.append(f"step {step}: {value:.1f} s")
+    return ", ".join(parts) or None
 
 
 def show_drift(h: Headline) -> None:
