@@ -29,6 +29,7 @@ from repdrift.models.tokenizer import load_tokenizer
 from repdrift.store.legacy_pt import load_pt_mmap
 from repdrift.tasks.encoding import encode
 from repdrift.tasks.samples import load_samples
+from repdrift.tasks.splits import ALL_ROWS
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ class UnpooledMask:
     tokenizer
         Folder or hub id of the tokenizer the runs were extracted with.
     data, split, seed
-        The samples, as :func:`repdrift.tasks.samples.load_samples` reads them; their number
-        is the file's. They must be the original's samples in the file's row order: when it
+        The samples, as :func:`repdrift.tasks.samples.load_samples` reads them (a single file
+        without a split: every row, split ``all``); their number is the file's. They must be the original's samples in the file's row order: when it
         took the first rows of a split, give ``data`` holding exactly those rows.
     max_length, text_fields
         Token budget per sample and text column(s) (default: the task's).
@@ -77,9 +78,11 @@ def real_token_counts(mask: UnpooledMask, n: int) -> tuple[np.ndarray, str]:
     InputError
         Fewer than ``n`` samples in the data, or an unknown padding side.
     """
+    # one file is read whole (split 'all'), not the validation part repdrift holds out of it
+    one_file = mask.data is not None and Path(mask.data).expanduser().is_file()
     samples = load_samples(
-        mask.task, data=mask.data, split=mask.split, n=n, seed=mask.seed,
-        max_length=mask.max_length, text_fields=mask.text_fields,
+        mask.task, data=mask.data, split=mask.split or (ALL_ROWS if one_file else None), n=n,
+        seed=mask.seed, max_length=mask.max_length, text_fields=mask.text_fields,
     )  # fmt: skip
     if len(samples) != n:
         raise InputError(
