@@ -99,8 +99,9 @@ def _positions(ax_pos: Axes, ax_count: Axes, prof: pd.DataFrame) -> None:
                                   color=color, lw=0)  # fmt: skip
         ax_count.axhline(MIN_POSITION_SAMPLES, color="0.2", ls=":", lw=0.8)
         if not kept.all():
-            ax_count.legend(handles=[Patch(color="0.75", lw=0, label=f"< {MIN_POSITION_SAMPLES}: "
-                                           "not drawn")], loc="upper right", fontsize="small")  # fmt: skip
+            sparse = Patch(color="0.75", lw=0, label=f"< {MIN_POSITION_SAMPLES}: not drawn")
+            ax_count.legend(handles=[sparse], loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                            fontsize="small")  # fmt: skip
         ax_count.set_ylim(0, float(counts.max()) * 1.05)
     ax_count.set_ylabel("samples")
     ax_count.set_xlabel("token position")
