@@ -14,7 +14,9 @@ from repdrift.store.results import Results, final_step
 #: A review of about 300 words, with a long URL that has no space to break at.
 LONG_TEXT = (
     "I bought this after reading the reviews and honestly expected more. " * 20
-    + "see https://example.com/" + "a-very-long-path-without-any-space-" * 6 + " for details."
+    + "see https://example.com/"
+    + "a-very-long-path-without-any-space-" * 6
+    + " for details."
 )
 
 

@@ -337,7 +337,8 @@ def test_weight_change_is_the_variant_mean_on_a_log_scale(weights):
 
 def test_intruder_counts_compare_the_modules_both_methods_changed(weights):
     fig = intruder_counts(weights)
-    (ax,) = fig.axes
+    ax, share_ax = fig.axes  # counts with the random-direction reference; energy share
+    assert "ε = 0.5" in ax.get_ylabel()
     assert "attn.query, attn.value" in ax.get_title(loc="left")
     shared = weights[weights.module.isin(["attention.self.query", "attention.self.value"])]
     for method, color in (("lora", METHOD_COLORS["lora"]), ("full", METHOD_COLORS["full"])):
@@ -353,8 +354,15 @@ def test_intruder_counts_compare_the_modules_both_methods_changed(weights):
         np.testing.assert_allclose(
             [b.get_height() for b in sorted(bars, key=lambda b: b.get_x())], per_variant
         )
+        share = shared[shared.method == method].groupby("layer")["intruder_energy"].mean()
+        share_bars = [
+            p for p in share_ax.patches if mpl.colors.to_hex(p.get_facecolor()) == color.lower()
+        ]
+        np.testing.assert_allclose(
+            [b.get_height() for b in sorted(share_bars, key=lambda b: b.get_x())], share
+        )
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == ["LoRA (2 variants)", "Full FT (2 variants)"]
+    assert legend == ["LoRA (2 variants)", "Full FT (2 variants)", "random directions"]
     assert_readable(fig)
 
 
@@ -513,8 +521,12 @@ def test_one_task_heatmap_keeps_its_colour_bar_labels_apart(one_task, tmp_path):
     assert caption.endswith(f" Rows: customer_…_holdout = {LONG_TASK}.")
 
 
-def test_captions_describe_only_what_is_drawn(one_task):
+def test_captions_describe_only_what_is_drawn(one_task, res):
     from dataclasses import replace
+
+    steps = next(s for s in catalog(res) if s.kind == "drift_over_steps").caption
+    assert steps.endswith("one line per layer. 'final' is the saved final model; the dotted "
+                          "segment marks an unrecorded gap.")  # fmt: skip
 
     specs = {spec.kind: spec for spec in catalog(one_task)}
     assert "(E: embeddings)" in specs["cross_layer_matrices"].caption  # the study has them

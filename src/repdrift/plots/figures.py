@@ -132,14 +132,9 @@ def catalog(
         part = rows[rows["task"] == task]
         band = _band_caption(summary, part, task, metric, level)
         floor = results.noise_floor
-        has_floor = not floor.empty and (
-            (floor["task"] == task) & (floor["metric"] == metric)
-        ).any()
-        dashed = (
-            " Dashed: drift between two seeds of the same method (seed noise floor)."
-            if has_floor
-            else ""
-        )
+        drawn = not floor.empty and ((floor["task"] == task) & (floor["metric"] == metric)).any()
+        dashed = " Dashed: drift between two seeds of the same method (seed noise floor)."
+        dashed = dashed if drawn else ""
         specs.append(
             FigureSpec(
                 f"drift_profile_{_slug(task)}",
@@ -222,12 +217,10 @@ def catalog(
             continue
         steps = set(part["step"])
         n_layers = part["layer_index"].nunique()
-        lines = f" ({MAX_STEP_LINES} of {n_layers}, evenly spaced)" if n_layers > MAX_STEP_LINES else ""
-        final = (
-            " 'final' is the saved final model; the dotted segment marks an unrecorded gap."
-            if 0 in steps and len(steps) > 1
-            else ""
-        )
+        lines = f" ({MAX_STEP_LINES} of {n_layers}, evenly spaced)"
+        lines = lines if n_layers > MAX_STEP_LINES else ""
+        final = " 'final' is the saved final model; the dotted segment marks an unrecorded gap."
+        final = final if 0 in steps and len(steps) > 1 else ""
         specs.append(
             FigureSpec(
                 f"drift_steps_{_slug(task)}",
@@ -263,7 +256,9 @@ def catalog(
                 "Intruder dimensions per layer (singular vectors of the fine-tuned weight "
                 "among its top k with no close match in the base weight; Shuttleworth et al. "
                 "2024), summed over the modules every method changed. Bars: mean over "
-                "variants; dots: single variants.",
+                "variants; dots: single variants; black ticks: the count expected for random "
+                "directions (where a count saturates). Lower panel: share of the top-k "
+                "spectral energy in intruder directions, mean over modules and variants.",
                 lambda: intruder_counts(weights),
             )
         )
