@@ -125,19 +125,43 @@ def _drift_cell(r: Any) -> str:
 
 
 def show_weights(table: Any, written: list[Path]) -> None:
+    """Per variant: mean relative change and effective rank over modules, the intruder count
+    (of the k x modules examined slots) beside the count random directions would give and the
+    mean share of the top-k energy in intruders; k and epsilon named in the title."""
     summary = table.groupby(["variant", "method"]).agg(
         modules=("module", "size"), rel_change=("rel_change", "mean"),
         effective_rank=("effective_rank", "mean"), intruders=("intruder_count", "sum"),
+        slots=("k", "sum"),
+        **({"null": ("intruder_null", "sum")} if "intruder_null" in table else {}),
+        **({"energy": ("intruder_energy", "mean")} if "intruder_energy" in table else {}),
     )  # fmt: skip
-    view = Table(title="weight-space drift (means over modules)")
-    for col in ("variant", "method", "modules", "mean rel. change", "mean eff. rank", "intruder dims"):
+    ks = "/".join(str(int(k)) for k in sorted(table["k"].unique()))
+    eps = "/".join(f"{float(e):g}" for e in sorted(table["epsilon"].unique()))
+    view = Table(
+        title=f"weight-space drift (means over modules); intruders: top k = {ks} singular "
+        f"vectors of W' per module, epsilon = {eps}",
+        title_justify="left",
+    )
+    columns = ["variant", "method", "modules", "mean rel. change", "mean eff. rank",
+               "intruder dims", "random dirs", "intruder energy"]  # fmt: skip
+    for col in columns:
         view.add_column(col)
     for (variant, method), row in summary.iterrows():
+        null = f"{row.null:.1f}" if "null" in summary else ""
+        energy = number(row.energy, 2) if "energy" in summary else ""
         view.add_row(
-            variant, method, str(row.modules), f"{row.rel_change:.4g}",
-            f"{row.effective_rank:.2f}", str(row.intruders),
+            variant, method, str(int(row.modules)), f"{row.rel_change:.4g}",
+            f"{row.effective_rank:.2f}", f"{int(row.intruders)} of {int(row.slots)}", null,
+            energy,
         )  # fmt: skip
     console.print(view)
+    console.print(
+        "random dirs: intruders expected if the examined directions were random (same shapes, "
+        "k, epsilon); a count near it has saturated. intruder energy: mean share of the top-k "
+        "energy (squared singular values of W') in intruder directions.",
+        highlight=False,
+        markup=False,
+    )
     console.print(f"written: {', '.join(map(str, written))}")
 
 

@@ -27,6 +27,8 @@ from repdrift.plots.style import (
 )
 
 _COLUMNS = ("variant", "method", "layer", "module", "rel_change", "intruder_count")
+#: Legend entry of the intruder count expected for random directions.
+_NULL_LABEL = "random directions"
 
 
 def short_module(name: str) -> str:
@@ -133,12 +135,17 @@ def intruder_counts(
     methods: Sequence[str] | None = None,
     modules: Sequence[str] | None = None,
 ) -> Figure:
-    """Intruder dimensions per layer, bars per method (Shuttleworth et al. 2024).
+    """Intruder dimensions per layer, bars per method (Shuttleworth et al. 2024), with the
+    count random directions would give and the share of spectral energy in intruders.
 
-    A bar is the mean over a method's variants of the layer's intruder count summed over
-    ``modules``; dots are the individual variants. By default ``modules`` are those every
-    method changed, so a LoRA adapter on two modules is compared with full fine-tuning on the
-    same two.
+    Top panel: a bar is the mean over a method's variants of the layer's intruder count summed
+    over ``modules``; dots are the individual variants; a black tick marks the count expected
+    if the examined directions were uniformly random (``intruder_null``, same sum), the level
+    at which the count saturates. Bottom panel (tables with ``intruder_energy``): the share of
+    the top-k spectral energy of W' in intruder directions, mean over ``modules`` and variants;
+    it keeps separating methods where counts saturate. ``k`` and ``epsilon`` are named on the
+    axis. By default ``modules`` are those every method changed, so a LoRA adapter on two
+    modules is compared with full fine-tuning on the same two.
 
     Parameters
     ----------
@@ -160,10 +167,13 @@ def intruder_counts(
     rows = weights[weights["module"].isin(modules) & weights["method"].isin(methods)]
     if rows.empty:
         raise InputError(f"weights: no rows for modules {list(modules)} and methods {methods}")
-    totals = rows.groupby(["method", "variant", "layer"], as_index=False)["intruder_count"].sum()
+    has_energy = "intruder_energy" in rows.columns
+    sums = ["intruder_count", *(["intruder_null"] if "intruder_null" in rows.columns else [])]
+    totals = rows.groupby(["method", "variant", "layer"], as_index=False)[sums].sum()
     layers = sorted(totals["layer"].unique())
-    fig = new_figure(COLUMN_WIDTH, 2.4)
-    ax = fig.add_subplot()
+    fig = new_figure(COLUMN_WIDTH, 3.9 if has_energy else 2.4)
+    axes = fig.subplots(2 if has_energy else 1, 1, sharex=True, squeeze=False)[:, 0]
+    ax = axes[0]
     width = 0.8 / len(methods)
     rng = np.random.default_rng(0)  # fixed jitter: the same figure every time
     for k, method in enumerate(methods):
@@ -183,13 +193,46 @@ def intruder_counts(
             marker="o", markersize=2.2, markerfacecolor="white", markeredgecolor="black",
             markeredgewidth=0.4,
         )  # fmt: skip
-    set_layer_axis(ax, layers)
+        if "intruder_null" in part:
+            null = part.groupby("layer")["intruder_null"].mean().reindex(layers)
+            ax.hlines(
+                null.to_numpy(), np.asarray(layers) + offset - width * 0.45,
+                np.asarray(layers) + offset + width * 0.45, colors="black", lw=1.0,
+                label=_NULL_LABEL if k == 0 else None,
+            )  # fmt: skip
+        if has_energy:
+            share = (
+                rows[rows["method"] == method].groupby("layer")["intruder_energy"].mean()
+            ).reindex(layers)
+            axes[1].bar(
+                np.asarray(layers) + offset, share.to_numpy(), width * 0.9, color=color,
+                alpha=0.75,
+            )  # fmt: skip
+    set_layer_axis(axes[-1], layers)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("layer")
-    k_top = sorted(rows["k"].unique())
+    axes[-1].set_xlabel("layer")
     names = ", ".join(short_module(m) for m in modules)
-    ax.set_ylabel(f"intruder dimensions\n(top {'/'.join(map(str, k_top))} per module)")
+    ax.set_ylabel(f"intruder dimensions\n({_threshold_text(rows)})")
     ax.set_title(f"summed over {names}", loc="left", fontsize=7)
     ax.grid(axis="y")
-    fig.legend(loc="outside lower center", ncols=len(methods))
+    if has_energy:
+        axes[1].set_ylabel("share of top-k energy\nin intruders (mean)")
+        axes[1].set_ylim(0, 1)
+        axes[1].grid(axis="y")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == _NULL_LABEL)  # methods first
+    fig.legend(
+        [handles[i] for i in order], [labels[i] for i in order], loc="outside lower center",
+        ncols=len(methods),  # the reference on a row of its own: a column figure stays narrow
+    )  # fmt: skip
     return fig
+
+
+def _threshold_text(rows: pd.DataFrame) -> str:
+    """``top k = 10 per module, ε = 0.5``: the parameters the counts depend on."""
+    k_top = "/".join(str(int(k)) for k in sorted(rows["k"].unique()))
+    text = f"top k = {k_top} per module"
+    if "epsilon" in rows.columns:
+        eps = "/".join(f"{float(e):g}" for e in sorted(rows["epsilon"].dropna().unique()))
+        text += f", ε = {eps}" if eps else ""
+    return text

@@ -61,6 +61,8 @@ COLUMNS: tuple[str, ...] = (
     "effective_rank",
     "stable_rank",
     "intruder_count",
+    "intruder_energy",
+    "intruder_null",
     "min_alignment",
     "k",
     "epsilon",
@@ -248,7 +250,10 @@ def weight_drift(
         layer, then module; columns :data:`COLUMNS`. Full checkpoints report every matched
         module (unchanged ones with 0 change); LoRA adapters report the modules they adapt.
         ``shape`` is "out x in" in nn.Linear layout (GPT-2 Conv1D weights are transposed to
-        it); ``lora_rank`` / ``lora_scale`` are missing for full variants.
+        it); ``lora_rank`` / ``lora_scale`` are missing for full variants. Beside
+        ``intruder_count``: ``intruder_energy``, the share of the top-k spectral energy of W'
+        in intruder directions, and ``intruder_null``, the count expected for random
+        directions at that shape, ``k`` and ``epsilon`` (see :func:`module_drift`).
 
     Raises
     ------

@@ -23,6 +23,14 @@ Fine-tuning: An Illusion of Equivalence", Algorithm 1)
     ``reduce_intruder_dimension`` follows the same recipe with k = 10, epsilon = 0.5, which
     are our defaults. For a tall matrix (out > in) U0 spans only an in-dimensional subspace
     of the output space, as in the paper's thin SVD.
+intruder energy share
+    sum of s'_j^2 over the intruders among the top k / sum of s'_j^2 over the top k, with s'
+    the singular values of W': how much of the top-k spectral energy lies in intruder
+    directions. It keeps separating methods where the count saturates.
+random-direction reference
+    The count expected if the top-k directions of W' were uniformly random, at that shape and
+    epsilon (:mod:`repdrift.weights.intruder_null`): a count near it says the top directions
+    are as unaligned with the base as chance, whatever their number.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import numpy as np
 import torch
 
 from repdrift.errors import InputError
+from repdrift.weights.intruder_null import expected_random_intruders
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -287,9 +296,11 @@ def module_drift(
     dict
         ``rel_change`` = ||ΔW||_F / ||W||_F, ``delta_fro``, ``base_fro``, ``delta_spectral`` =
         ||ΔW||_2, ``base_spectral`` = ||W||_2, ``spectral_ratio`` = ||ΔW||_2 / ||W||_2,
-        ``effective_rank`` and ``stable_rank`` of ΔW, ``intruder_count``, ``min_alignment``
-        (smallest max-|cos| among the examined singular vectors of W'; 1 when ΔW = 0) and
-        ``k`` (examined vectors, min(k, out, in)).
+        ``effective_rank`` and ``stable_rank`` of ΔW, ``intruder_count``, ``intruder_energy``
+        (share of the top-k energy sum s'_j^2 of W' in intruder directions; 0 when there are
+        none), ``intruder_null`` (count expected for random directions at this shape and
+        epsilon), ``min_alignment`` (smallest max-|cos| among the examined singular vectors of
+        W'; 1 when ΔW = 0) and ``k`` (examined vectors, min(k, out, in)).
     """
     check_intruder_params(k, epsilon)
     if isinstance(w_base, BaseSpectrum):
@@ -315,9 +326,13 @@ def module_drift(
     if delta_fro == 0.0:
         # W' = W exactly: every singular vector of W' is one of W's.
         alignment = np.ones(k_used)
+        energy = base.singular_values[:k_used].square().cpu().numpy()
     else:
-        u_tuned = torch.linalg.svd(base.weight + d, full_matrices=False).U[:, :k_used]
-        alignment = max_abs_cosine(base.left, u_tuned)
+        u_all, s_all, _ = torch.linalg.svd(base.weight + d, full_matrices=False)
+        alignment = max_abs_cosine(base.left, u_all[:, :k_used])
+        energy = s_all[:k_used].square().cpu().numpy()
+    intruder = alignment < epsilon
+    out_f, in_f = d.shape
     return {
         "rel_change": delta_fro / base_fro if base_fro > 0 else float("nan"),
         "delta_fro": delta_fro,
@@ -327,7 +342,17 @@ def module_drift(
         "spectral_ratio": delta_spectral / base_spectral if base_spectral > 0 else float("nan"),
         "effective_rank": effective_rank(s_delta),
         "stable_rank": stable_rank(s_delta),
-        "intruder_count": int((alignment < epsilon).sum()),
+        "intruder_count": int(intruder.sum()),
+        "intruder_energy": _share(energy, intruder),
+        "intruder_null": expected_random_intruders(out_f, min(out_f, in_f), k_used, epsilon),
         "min_alignment": float(alignment.min()) if alignment.size else float("nan"),
         "k": k_used,
     }
+
+
+def _share(energy: np.ndarray, chosen: np.ndarray) -> float:
+    """sum(energy[chosen]) / sum(energy); 0 when nothing is chosen, NaN for zero energy."""
+    if not chosen.any():
+        return 0.0
+    total = float(energy.sum())
+    return float(energy[chosen].sum()) / total if total > 0 else float("nan")
