@@ -113,6 +113,17 @@ def test_a_hub_id_fails_fast_and_says_why_when_offline(tmp_path: Path) -> None:
     )
 
 
+def test_train_from_a_hub_id_fails_fast_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    command = ["train", "--task", "demo-sst", "--method", "full", "--model", "someorg/no-such-model"]
+    result = runner.invoke(app, [*command, "--out", str(tmp_path / "m")])
+    assert isinstance(result.exception, InputError), result.output
+    assert str(result.exception).startswith(
+        "tokenizer 'someorg/no-such-model' is no local folder and is not in the local hub cache, "
+        "and HF_HUB_OFFLINE is set"
+    )
+
+
 def test_a_hub_id_fails_in_seconds_when_the_hub_cannot_be_reached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repdrift.errors import IntegrityError
-from repdrift.models.sources import Source
+from repdrift.models.sources import Source, check_hub
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -98,6 +98,7 @@ def load_tokenizer(
     for src in candidates:
         if src is None or not _has_tokenizer(src):
             continue
+        check_hub(src, "tokenizer")  # an unreachable hub fails in seconds, not after a minute
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as exc:
