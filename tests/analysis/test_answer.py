@@ -18,6 +18,7 @@ from scipy import stats as sps
 
 from repdrift.analysis import stats
 from repdrift.analysis.answer import permutation_floor, study_answer, task_answer
+from repdrift.analysis.intervals import half_sample_interval, half_sample_variance
 from repdrift.analysis.structural import structural_zeros
 
 METHODS = ("lora", "full")
@@ -70,15 +71,15 @@ def test_hierarchical_interval_is_the_written_out_formula():
     reps = values[:, None] + rng.normal(0, 0.01, (4, 200))
     iv = stats.hierarchical_interval(values, reps, 0.9)
     a = values.var(ddof=1) / 4
-    c = reps.mean(axis=0).var(ddof=1)
+    c = half_sample_variance(reps.mean(axis=0))  # the paired half-sample variance
     df = (a + c) ** 2 / (a**2 / 3)
     half = sps.t.ppf(0.95, df) * math.sqrt(a + c)
     assert (iv.low, iv.high, iv.df) == pytest.approx((values.mean() - half, values.mean() + half, df),
                                                      rel=1e-12)  # fmt: skip
     assert iv.kind == "seeds+samples"
     one = stats.hierarchical_interval(values[:1], reps[:1], 0.9)
-    ref = stats.basic_interval(values[0], reps[0], 0.9)
-    assert (one.low, one.high, one.kind) == (ref.low, ref.high, "samples")
+    assert (one.low, one.high, one.kind) == (*half_sample_interval(values[0], reps[0], 0.9),
+                                             "samples")  # fmt: skip
 
 
 def _synthetic_seeds(rng, n_seeds, seed_sd, sample_sd, n=40, n_rep=100, theta=0.3):
@@ -87,7 +88,7 @@ def _synthetic_seeds(rng, n_seeds, seed_sd, sample_sd, n=40, n_rep=100, theta=0.
     shared = sample_sd * rng.normal(size=n)
     own = sample_sd * rng.normal(size=(n_seeds, n))
     x = theta + seed_sd * rng.normal(size=(n_seeds, 1)) + shared + own
-    halves = np.argsort(rng.random((n_rep, n)), axis=1)[:, : n // 2]
+    halves = stats.half_samples(n, n_rep, rng)  # in disjoint pairs, as the analysis draws them
     values = x.mean(axis=1)
     reps = np.stack([x[:, h].mean(axis=1) for h in halves], axis=1)
     return values, reps

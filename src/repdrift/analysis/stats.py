@@ -9,7 +9,7 @@ Resampling scheme (documented once, used everywhere)
 ----------------------------------------------------
 Intervals over samples use **half-sampling**: each replicate draws ``m = n // 2`` distinct
 samples without replacement (the delete-n/2 jackknife of Shao & Wu 1989; McCarthy's 1969
-half-samples). Two reasons:
+half-samples), in disjoint pairs. Two reasons:
 
 * The ordinary bootstrap duplicates rows. A duplicated row makes an off-diagonal Gram entry
   equal to a self-similarity ``k(x, x)``, exactly the term the debiased (U-statistic) HSIC
@@ -17,11 +17,17 @@ half-samples). Two reasons:
   d >> n. Half-samples never duplicate a row, so every replicate is a valid U-statistic.
 * For a statistic whose variance is ``σ²/n``, a half-sample estimate has variance ``2σ²/n``
   and covariance ``σ²/n`` with the full-sample estimate, so ``θ*_m − θ̂`` has variance
-  ``σ²/n``: its spread matches the sampling spread of ``θ̂`` without any rescaling.
+  ``σ²/n``: the Shao–Wu factor ``(n − m)/m`` is 1. For a U-statistic with a large
+  second-order part (debiased CKA at large width or weak signal) the spread overstates the
+  sampling spread (up to 1.7x); the disjoint pairs measure the excess and
+  :mod:`repdrift.analysis.intervals` removes it.
 
 The interval is the *basic* (pivotal) interval ``[θ̂ − q_hi, θ̂ − q_lo]`` where ``q`` are
-quantiles of ``θ* − θ̂``. It also removes first-order O(1/n) bias, such as that of biased CKA
-(the half-sample carries twice the bias of the full sample).
+quantiles of ``θ* − θ̂`` (:func:`basic_interval`; the analysis uses its width-corrected form
+on the logit scale of the quantity's range, :func:`repdrift.analysis.intervals.
+half_sample_interval`). It also removes first-order O(1/n) bias, such as that of biased CKA
+(the half-sample carries twice the bias of the full sample); the bias of biased CKA at
+d/n >= 0.5 is larger than that and its intervals miss the population value (docs/statistics.md).
 
 Permutation nulls shuffle the pairing of rows between the two representations.
 """
@@ -35,11 +41,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from repdrift.analysis import intervals
+from repdrift.analysis.intervals import Range
 from repdrift.errors import InputError
 
 
 def half_samples(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``n_resamples`` half-samples of ``range(n)``, without replacement.
+    """Indices of ``n_resamples`` half-samples of ``range(n)``, without replacement, in
+    disjoint pairs.
+
+    Rows ``2k`` and ``2k + 1`` are disjoint (complements, less one random sample when ``n`` is
+    odd): each row alone is a uniform random half, and each pair gives the paired variance of
+    :func:`repdrift.analysis.intervals.half_sample_variance`.
 
     Returns
     -------
@@ -47,10 +60,11 @@ def half_samples(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarr
     """
     if n < 8:
         raise InputError(f"half-sampling needs n >= 8 samples; got n = {n}")
-    keys = rng.random((n_resamples, n))
-    idx = np.argpartition(keys, n // 2, axis=1)[:, : n // 2]
+    m = n // 2
+    order = np.argsort(rng.random(((n_resamples + 1) // 2, n)), axis=1)
+    idx = np.stack([order[:, :m], order[:, m : 2 * m]], axis=1).reshape(-1, m)[:n_resamples]
     idx.sort(axis=1)
-    return idx
+    return idx.astype(np.int64, copy=False)
 
 
 def permutations(n: int, n_perms: int, rng: np.random.Generator) -> np.ndarray:
@@ -179,17 +193,11 @@ def t_interval(
     return estimate - half, estimate + half, float(df)
 
 
-def replicate_variance(replicates: np.ndarray) -> float:
-    """Variance over half-samples of replicates of one estimate: its sampling variance (a
-    half-sample replicate deviates from the full-sample value by about one full-sample SE,
-    see the module notes). NaN with fewer than 10 finite replicates."""
-    r = np.asarray(replicates, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    return float(r.var(ddof=1)) if r.size >= 10 else math.nan
-
-
 def hierarchical_interval(
-    values: Sequence[float], replicates: np.ndarray | None, level: float = 0.95
+    values: Sequence[float],
+    replicates: np.ndarray | None,
+    level: float = 0.95,
+    within: Range | None = None,
 ) -> SeedInterval:
     """Interval of the mean over seeds: seeds, then samples within each seed.
 
@@ -199,17 +207,23 @@ def hierarchical_interval(
         Each seed's estimate on all samples.
     replicates : (S, B) or None
         The same estimates on B half-samples, column b using the same samples in every seed.
+    within
+        The range of the values (e.g. :func:`repdrift.analysis.intervals.drift_range`): the
+        interval is drawn on its logit scale and cut to the population range.
 
     Notes
     -----
     With S >= 2 seeds the variance of the mean is ``s²/S`` (between-seed variance; it also
     holds each seed's own sampling noise) plus the half-sample variance of the mean over
-    seeds (the sampling noise the seeds share, because every seed sees the same samples);
+    seeds (the sampling noise the seeds share, because every seed sees the same samples; the
+paired estimate of :func:`repdrift.analysis.intervals.half_sample_variance`);
     the interval is ``mean ± t_ν`` with Welch–Satterthwaite ``ν`` (S − 1 degrees of freedom
     for the seed part, the samples' part treated as known). This counts each seed's own
     sampling noise twice, so it errs on the wide side. Without replicates only the seed part
-    is used. With one seed the interval is the basic half-sample interval of that run
-    (``kind = "samples"``).
+    is used. With ``within`` the interval ``mean ± h`` is redrawn on the logit scale of the
+    range (:func:`repdrift.analysis.intervals.delta_t_interval`). With one seed the interval is
+    the half-sample interval of that run (``kind = "samples"``,
+    :func:`repdrift.analysis.intervals.half_sample_interval`).
     """
     v = np.asarray(values, dtype=np.float64)
     est = float(v.mean())
@@ -217,12 +231,13 @@ def hierarchical_interval(
     if v.size < 2:
         if reps is None:
             return SeedInterval(est, math.nan, math.nan, level, math.nan, "samples")
-        iv = basic_interval(est, reps[0], level)
-        return SeedInterval(est, iv.low, iv.high, level, math.inf, "samples")
+        low, high = intervals.half_sample_interval(est, reps[0], level, within)
+        return SeedInterval(est, low, high, level, math.inf, "samples")
     parts = [(float(v.var(ddof=1)) / v.size, v.size - 1.0)]
     if reps is not None:
-        parts.append((replicate_variance(reps.mean(axis=0)), math.inf))
+        parts.append((intervals.half_sample_variance(reps.mean(axis=0)), math.inf))
     low, high, df = t_interval(est, parts, level)
+    low, high = intervals.delta_t_interval(est, low, high, within)
     return SeedInterval(est, low, high, level, df, "seeds+samples")
 
 
@@ -248,6 +263,7 @@ def compare_groups(
     *,
     rng: np.random.Generator | None = None,
     level: float = 0.95,
+    within: Range | None = None,
 ) -> GroupComparison:
     """Compare the mean drift of two groups of fine-tuned runs, seeds being the unit.
 
@@ -260,6 +276,9 @@ def compare_groups(
         the sample pairing between runs is kept.
     rng
         Unused; kept so callers of the earlier seed-bootstrap interval keep working.
+    within
+        The range of one drift: the interval of the difference stays inside the range of a
+        difference (:func:`repdrift.analysis.intervals.difference_range`).
 
     Notes
     -----
@@ -283,16 +302,19 @@ def compare_groups(
     diff = float(a.mean() - b.mean())
     n_rep = ra.shape[1]
     shared = ra.mean(axis=0) - rb.mean(axis=0)  # half-sample b of the difference of means
+    span = None if within is None else intervals.difference_range(within)
     if a.size >= 2 and b.size >= 2:
         w = welch(a, b)
         va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-        parts = [(va, a.size - 1.0), (vb, b.size - 1.0), (replicate_variance(shared), math.inf)]
+        shared_var = intervals.half_sample_variance(shared)
+        parts = [(va, a.size - 1.0), (vb, b.size - 1.0), (shared_var, math.inf)]
         low, high, _ = t_interval(diff, parts, level)
+        low, high = intervals.delta_t_interval(diff, low, high, span)
         return GroupComparison(diff, low, high, w.p, "welch", hedges_g(a, b), a.size, b.size)
-    iv = basic_interval(diff, shared, level)
+    low, high = intervals.half_sample_interval(diff, shared, level, span)
     dev = shared - diff
     p = float(min(1.0, 2 * min(np.mean(dev >= diff), np.mean(dev <= diff)) + 1 / (n_rep + 1)))
-    return GroupComparison(diff, iv.low, iv.high, p, "samples", math.nan, int(a.size), int(b.size))
+    return GroupComparison(diff, low, high, p, "samples", math.nan, int(a.size), int(b.size))
 
 
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from repdrift.analysis import stats
+from repdrift.analysis.intervals import metric_drift_range
 from repdrift.analysis.pairing import RunInfo, TaskGroup
 from repdrift.analysis.structural import structural_zeros, zero_methods
 from repdrift.common.naming import layer_index
@@ -118,6 +119,7 @@ def compare_methods(
                 np.stack([replicates[k] for k in keys_b]),
                 rng=rng,
                 level=level,
+                within=metric_drift_range(metric),
             )
             row.update(
                 drift_diff=res.diff,
@@ -179,7 +181,8 @@ def rank_tasks(
     samples; :func:`repdrift.analysis.stats.hierarchical_interval`) with ``interval =
     "seeds+samples"``, or with one seed that run's half-sample interval (``interval =
     "samples"``, a statement about one training only). ``replicates`` maps (run, step, layer,
-    metric) to half-sample drifts; without them an interval uses the seeds alone.
+    metric) to half-sample drifts; without them an interval uses the seeds alone. Intervals
+    stay inside the range drift of the metric can take (drawn on its logit scale).
     ``structural_zero`` marks layers every seed of the method left unchanged.
     """
     final = final_step(drift)
@@ -193,7 +196,7 @@ def rank_tasks(
                 for r, s in zip(part["run"], part["step"], strict=True)]  # fmt: skip
         stacked = np.stack(reps) if reps and all(r is not None for r in reps) else None
         values = part["drift"].to_numpy(float)
-        iv = stats.hierarchical_interval(values, stacked, level)
+        iv = stats.hierarchical_interval(values, stacked, level, metric_drift_range(row["metric"]))
         known = len(values) >= 2 or stacked is not None
         row.update(
             mean_drift=float(values.mean()),

@@ -57,6 +57,7 @@ METRICS: dict[str, MetricSpec] = {
             "which removes the finite-sample bias of the biased estimator; it can be slightly "
             "negative for unrelated representations",
             fast_resampling=True, resampling=_SHORTCUT["cka_debiased"],
+            population_bounds=(0.0, 1.0),
         ),
         MetricSpec(
             name="cka_rbf", one_pair=cka.cka_rbf, all_pairs=cka.cka_rbf_matrix,
@@ -75,6 +76,7 @@ METRICS: dict[str, MetricSpec] = {
             label="minibatch CKA",
             convention="minibatch CKA: unbiased HSIC averaged over minibatches "
             "(Nguyen et al. 2021)",
+            population_bounds=(0.0, 1.0),
         ),
         MetricSpec(
             name="cosine", one_pair=cosine.cosine, all_pairs=cosine.cosine_matrix,

@@ -38,6 +38,10 @@ class MetricSpec:
         Whether ``f(X, Y) == f(Y, X)``.
     bounds : (float, float)
         Range of values; identical inputs give the upper bound.
+    population_bounds : (float, float) or None
+        Range of the population value the estimator targets, when narrower than ``bounds``
+        (debiased CKA estimates can be slightly negative, population CKA is in [0, 1]); None
+        means ``bounds``. Intervals are kept inside it (:mod:`repdrift.analysis.intervals`).
     on_device : bool
         Whether the math runs in torch on a requested device (else numpy on the CPU).
     summary : str
@@ -70,7 +74,13 @@ class MetricSpec:
     convention: str
     fast_resampling: bool = False
     resampling: ResamplingPath | None = None
+    population_bounds: tuple[float, float] | None = None
     params: dict[str, Any] = field(init=False)
+
+    @property
+    def target_bounds(self) -> tuple[float, float]:
+        """Range of the population value: ``population_bounds``, else ``bounds``."""
+        return self.population_bounds or self.bounds
 
     def __post_init__(self) -> None:
         sig = inspect.signature(self.one_pair)
