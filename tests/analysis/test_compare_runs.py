@@ -11,6 +11,7 @@ import pytest
 from repdrift import metrics
 from repdrift.analysis import stats
 from repdrift.analysis.compare_runs import compare
+from repdrift.analysis.intervals import half_sample_interval, metric_drift_range
 from repdrift.errors import InputError
 from repdrift.metrics import kernels
 from repdrift.store.reader import load_run
@@ -210,8 +211,8 @@ def test_cka_rbf_with_sigma_reproduces_the_registry_on_the_stored_layers(rbf_stu
         assert row.p_perm == stats.permutation_pvalue(want, null)
         X64, Y64 = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
         boot = np.array([_rbf_subset_cka(X64, Y64, r, sigma or 1.0) for r in idx])
-        iv = stats.basic_interval(1 - want, 1 - boot, 0.95)
-        assert abs(row.ci_low - iv.low) <= 1e-10 and abs(row.ci_high - iv.high) <= 1e-10
+        low, high = half_sample_interval(1 - want, 1 - boot, 0.95, metric_drift_range("cka_rbf"))
+        assert abs(row.ci_low - low) <= 1e-10 and abs(row.ci_high - high) <= 1e-10
     for row in res.cross_layer.itertuples():
         X, Y = base.layer(row.base_layer), runs[row.run].layer(row.layer, row.step)
         assert abs(row.similarity - metrics.compute("cka_rbf", X, Y, **params)) <= 1e-10

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from repdrift.analysis import stats
+from repdrift.analysis.intervals import half_sample_interval, metric_drift_range
 from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
 from repdrift.analysis.stored_headline import store_headline
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
@@ -268,8 +269,10 @@ def _layer(
             row = _row(info, step, layer, name, values[j], len(X))
             row["unchanged"] = unchanged[j]
             if boot is not None:
-                iv = stats.basic_interval(1 - values[j], 1 - boot[j], settings.level)
-                row.update(ci_low=iv.low, ci_high=iv.high)
+                low, high = half_sample_interval(
+                    1 - values[j], 1 - boot[j], settings.level, metric_drift_range(name)
+                )
+                row.update(ci_low=low, ci_high=high)
                 reps[(info.name, step, layer, name)] = 1 - boot[j]
             if null is not None:
                 null_mean = float(np.mean(null[j]))
@@ -389,7 +392,8 @@ def _summary(groups: list[TaskGroup], settings: Settings, seconds: float) -> dic
         "settings": {
             **settings.__dict__,
             "interval": "per run: basic interval from half-samples without replacement "
-            "(delete-n/2 jackknife); per method (task_ranking) and for differences "
+            "(delete-n/2 jackknife) in disjoint pairs, its width from the paired variance, on "
+            "the logit scale of the drift's range; per method (task_ranking) and for differences "
             "(comparison): hierarchical, between-seed variance plus the half-sample variance "
             "of the seed mean, t with Satterthwaite df (one seed: that run's half-sample "
             "interval, labelled 'samples')",

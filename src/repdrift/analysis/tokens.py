@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from repdrift.analysis import stats
+from repdrift.analysis.intervals import half_sample_interval, metric_drift_range
 from repdrift.analysis.pairing import RunInfo, TaskGroup
 from repdrift.analysis.token_null import (
     TOKEN_NULL_PERMS,
@@ -282,8 +283,10 @@ def _row(
         "n": n, "n_tokens": n_tokens, "n_blocks": n_blocks, "null_shuffled": shuffled,
     }  # fmt: skip
     if name in res["boot"]:
-        iv = stats.basic_interval(1 - value, 1 - res["boot"][name], level)
-        row.update(ci_low=iv.low, ci_high=iv.high)
+        low, high = half_sample_interval(
+            1 - value, 1 - res["boot"][name], level, metric_drift_range(name)
+        )
+        row.update(ci_low=low, ci_high=high)
     if name in res["null"] and math.isfinite(res["null_observed"][name]):
         # the null's own observed value: the same (truncated) tokens as its shuffles
         observed, null = res["null_observed"][name], res["null"][name]
