@@ -103,8 +103,10 @@ def _planted(m: int = 32, q: int = 8, sigmas=(40.0, 35.0, 30.0), seed: int = 0):
     bottom = 1.0 + 0.001 * np.arange(q)
     w = u0 @ np.diag(np.concatenate([top, bottom])) @ v0.T
     h = hadamard(q)[1 : 1 + len(sigmas)] / np.sqrt(q)
-    delta = sum(s * np.outer(u0[:, -q:] @ hl, v0[:, -q:] @ hl) for s, hl in zip(sigmas, h))
-    block = np.diag(bottom) + sum(s * np.outer(hl, hl) for s, hl in zip(sigmas, h))
+    delta = sum(
+        s * np.outer(u0[:, -q:] @ hl, v0[:, -q:] @ hl) for s, hl in zip(sigmas, h, strict=True)
+    )
+    block = np.diag(bottom) + sum(s * np.outer(hl, hl) for s, hl in zip(sigmas, h, strict=True))
     return w, delta, top, np.linalg.eigvalsh(block)[::-1]
 
 
