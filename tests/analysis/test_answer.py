@@ -169,31 +169,40 @@ def test_single_seeds_give_no_seed_level_answer():
     assert study_answer([ans]) is None
 
 
-def test_study_answer_pools_tasks_by_random_effects():
-    from statsmodels.stats.meta_analysis import combine_effects
+def test_study_answer_permutes_labels_within_tasks():
+    from repdrift.analysis.study_test import stratified_answer
 
     rng = np.random.default_rng(6)
     table = _null_study(rng, tasks=("a", "b", "c"), effect=-0.05)
     answers = [task_answer(table, t, METHODS, rng=rng) for t in ("a", "b", "c")]
     study = study_answer(answers)
-    d = np.array([a.diff for a in answers])
-    v = np.array([a.se**2 for a in answers])
-    ref = combine_effects(d, v, method_re="pm")
-    tau2 = max(float(ref.tau2), 0.0)
-    w = 1 / (v + tau2)
-    assert study.estimate == pytest.approx(np.sum(w * d) / w.sum(), rel=1e-10)
-    assert study.n_tasks == 3 and study.tau2 == pytest.approx(tau2)
-    c = w / w.sum()
-    parts = [c**2 * v, [np.sum(c**2) * tau2]]
-    dfs = [[a.df for a in answers], [2.0]]
-    total = sum(np.sum(p) for p in parts)
-    df = total**2 / sum(np.sum(np.asarray(p) ** 2 / np.asarray(f)) for p, f in zip(parts, dfs,
-                                                                                  strict=True))  # fmt: skip
-    assert study.df == pytest.approx(df, rel=1e-10)
-    t = study.estimate / math.sqrt(total)
-    assert study.p == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-10)
+    direct = stratified_answer(
+        [(np.asarray(a.values_a), np.asarray(a.values_b)) for a in answers]
+    )
+    assert (study.estimate, study.low, study.high, study.p) == (
+        direct.estimate, direct.low, direct.high, direct.p,
+    )  # fmt: skip
+    assert study.n_tasks == 3 and study.scope == "these tasks" and study.exact
+    assert study.n_relabelings == 20**3 and study.p_floor == pytest.approx(2 / 20**3)
+    assert math.isnan(study.general_p)  # 3 tasks say little about tasks in general
+    # the per-seed values are the block-averaged drift of each run
+    per_run = table[table.layer_index >= 0].groupby("run")["drift"].mean()
+    assert answers[0].values_a == pytest.approx(
+        per_run[[f"a_lora_seed{s}" for s in range(3)]].tolist(), abs=1e-15
+    )
     one = study_answer(answers[:1])
-    assert (one.estimate, one.p) == (answers[0].diff, answers[0].p)
+    assert (one.estimate, one.p, one.test) == (answers[0].diff, answers[0].p, "welch")
+
+
+def test_study_answer_about_tasks_in_general_from_five_tasks():
+    rng = np.random.default_rng(8)
+    tasks = ("a", "b", "c", "d", "e")
+    table = _null_study(rng, tasks=tasks, effect=-0.05)
+    answers = [task_answer(table, t, METHODS, rng=rng) for t in tasks]
+    study = study_answer(answers)
+    ref = sps.ttest_1samp([a.diff for a in answers], 0.0)
+    assert study.general_p == pytest.approx(ref.pvalue, rel=1e-12)
+    assert study.general_df == 4 and study.general_low < study.general_estimate
 
 
 @pytest.mark.parametrize("tasks", [("t",), ("t", "u")])

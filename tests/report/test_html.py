@@ -194,8 +194,9 @@ def test_report_is_self_contained_and_says_the_answer(planted, report):
     answer = page.split('<section id="answer">')[1]
     first = re.search(r'<p class="study-answer" id="study-answer">(.*?)</p>', answer).group(1)
     assert answer.index(first) < answer.index('class="headline"')
-    assert first.startswith("Across 2 tasks, LoRA drifted less than full fine-tuning")
-    assert "95% CI −0." in first and "random-effects" in first
+    assert first.startswith("In these 2 tasks (") and "LoRA drifted less than full" in first
+    assert "95% CI −0." in first and "method labels permuted within each task" in first
+    assert "tasks in general is not tested" in first
     # Setup, tables and methods carry the numbers of results.json and the tables.
     settings = res.summary["settings"]
     assert f"half-samples (n_boot): {settings['n_boot']}" in page

@@ -14,8 +14,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from repdrift.analysis.answer import StudyAnswer
 from repdrift.analysis.headline import Headline
 from repdrift.analysis.stored_headline import headline_of
+from repdrift.analysis.study_test import MIN_TASKS_GENERAL
 from repdrift.common.display import TYPESET_MINUS, number
 from repdrift.plots.style import method_name, order_methods
 from repdrift.store.results import Results
@@ -128,33 +130,61 @@ def study_sentence(h: Headline) -> str:
             f"training seeds of each method per task (seeds {seeds}). The difference in {what} "
             f"({a} − {b}: {diffs}) describes those particular trainings, not the methods."
         )
-    verdict = (
-        f"{a} drifted {'less' if s.estimate < 0 else 'more'} than {b}"
-        if s.p < h.alpha
-        else f"no significant difference in drift between {a} and {b} was found"
-    )
+    level = float(h.answers["level"].iloc[0])
     seeds = ", ".join(
         f"{r.n_seeds_a} + {r.n_seeds_b}" for r in h.answers.itertuples() if r.test == "welch"
+    )
+    if np.isfinite(s.p_floor) and s.p_floor > h.alpha and s.test != "welch":
+        verdict = (
+            f"whether {a} drifts less than {b} cannot be decided at {h.alpha:g} with these "
+            f"seeds: the smallest p-value they can give is {s.p_floor:.3g}"
+        )
+    elif s.p < h.alpha:
+        verdict = f"{a} drifted {'less' if s.estimate < 0 else 'more'} than {b}"
+    else:
+        verdict = f"no significant difference in drift between {a} and {b} was found"
+    interval = (
+        _ci(s.low, s.high, level)
+        if np.isfinite(s.low) and np.isfinite(s.high)
+        else f"no {level:.0%} interval: no data could reject a difference at these seed counts"
     )
     if s.n_tasks == 1:
         r = h.answer(s.tasks[0])
         how = (
-            f"Welch t-test with seeds as the unit, {seeds} seeds, t df {s.df:.1f}; exact "
-            f"permutation of the method labels p = {r['p_perm']:.3g}, the smallest attainable "
-            f"with these seeds being {r['perm_floor']:.3g}"
+            f"Welch t-test with seeds as the unit, {seeds} seeds, t df {s.df:.1f}. It rests on "
+            "the seeds' drift being roughly normal: the exact permutation of the method labels, "
+            f"which assumes nothing of the kind, gives p = {r['p_perm']:.3g} and cannot go below "
+            f"{r['perm_floor']:.3g} with these seeds"
         )
-        where = f"In {s.tasks[0]}"
+        where = f"In {s.tasks[0]} (this task only)"
+        general = ""
     else:
         how = (
-            f"random-effects pooling of the per-task seed-level differences over {s.n_tasks} "
-            f"tasks (seeds per task {seeds}), between-task variance τ² = {s.tau2:.2g}, t df "
-            f"{s.df:.1f}"
+            f"method labels permuted within each task, seeds as the unit (seeds per task "
+            f"{seeds}; {'exact over' if s.exact else 'Monte-Carlo,'} {s.n_relabelings:,} "
+            f"relabelings, smallest attainable p {s.p_floor:.2g}); the estimate weights each "
+            "task by its seed-to-seed precision"
         )
-        where = f"Across {s.n_tasks} tasks"
-    level = float(h.answers["level"].iloc[0])
+        where = f"In these {s.n_tasks} tasks ({', '.join(s.tasks)})"
+        general = _general_sentence(s, a, b, level)
     return (
         f"{where}, {verdict}: {a} − {b} in {what} = {_signed(s.estimate)} "
-        f"({_ci(s.low, s.high, level)}, {fmt_p(s.p)}; {how})."
+        f"({interval}, {fmt_p(s.p)}; {how}).{general}"
+    )
+
+
+def _general_sentence(s: StudyAnswer, a: str, b: str, level: float) -> str:
+    """Whether the difference holds for tasks in general, or why that is not said."""
+    if not np.isfinite(s.general_p):
+        return (
+            f" Whether it holds for tasks in general is not tested: that rests on the spread of "
+            f"the task differences and needs at least {MIN_TASKS_GENERAL} tasks (here "
+            f"{s.n_tasks})."
+        )
+    return (
+        f" For tasks in general (t-test of the {s.n_tasks} task differences, {s.general_df:.0f} "
+        f"df): {a} − {b} = {_signed(s.general_estimate)} "
+        f"({_ci(s.general_low, s.general_high, level)}, {fmt_p(s.general_p)})."
     )
 
 
