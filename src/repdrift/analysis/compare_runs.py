@@ -149,12 +149,9 @@ def compare(
         position (see :mod:`repdrift.analysis.unpooled`). Without it such runs are pooled as
         the original analysis did (``mean_unmasked``), with a warning.
     token_blocks, token_null
-        Token-level runs only: blocks of whole samples the intervals resample, and the
-        shuffles the token-level null draws (at most ``n_perm``; each one pass over the
-        tokens; default 0: none, as that null tests whether the variant's tokens carry
-        information about their own sample beyond position, true for any real pair, and its
-        p-values are no smaller than ``1 / (1 + token_null)``); see
-        :mod:`repdrift.analysis.tokens` and :mod:`repdrift.analysis.token_null`.
+        Token-level runs only: blocks of whole samples the intervals resample, and shuffles
+        of the token-level null (default 0: none; at most ``n_perm``); what that null tests and
+        its floor ``1 / (1 + token_null)``: :mod:`repdrift.analysis.token_null`.
     """
     started = time.perf_counter()
     metric_names = tuple(metrics)
