@@ -19,7 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 import repdrift
 from _perturbed import perturb_blocks
 
-PUBLIC_FUNCTIONS = ("extract", "compare", "load_run", "load_results")
+PUBLIC_FUNCTIONS = ("extract", "compare", "load_run", "load_results", "plan_seeds")
 
 
 def _import_everything() -> list[str]:

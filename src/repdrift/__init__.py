@@ -10,6 +10,9 @@ compare(runs, out=...)
     Per-layer drift of fine-tuned runs from their base run, with statistics.
 load_results(path)
     Read a results folder back (tables as pandas DataFrames).
+plan_seeds(results, effect=None)
+    The study-level answer's power at the seeds at hand, and the seeds per method that would
+    reach 80 % power.
 metrics
     The similarity registry: ``metrics.names()``, ``metrics.compute(name, X, Y)``,
     ``metrics.matrix(name, layers_a, layers_b)``.
@@ -27,14 +30,16 @@ from repdrift import metrics
 from repdrift.common.version import __version__
 from repdrift.errors import InputError, IntegrityError, RepdriftError
 
-# The one function-local import of the package face: these four pull in torch and transformers,
+# The one function-local import of the package face: these pull in torch and transformers,
 # so they are imported on first use and ``import repdrift`` stays fast. The names are functions,
-# never modules: no subpackage is called extract, compare, load_run or load_results.
+# never modules: no subpackage is called extract, compare, load_run, load_results or
+# plan_seeds.
 _LAZY = {
     "extract": "repdrift.extraction.api",
     "load_run": "repdrift.store.reader",
     "compare": "repdrift.analysis.compare_runs",
     "load_results": "repdrift.store.results",
+    "plan_seeds": "repdrift.analysis.seed_planner",
 }
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "load_results",
     "load_run",
     "metrics",
+    "plan_seeds",
 ]
 
 

@@ -93,7 +93,7 @@ def shrunk_variances(variances: np.ndarray, dfs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _splits(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+def splits(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """Boolean (R, n_a + n_b) masks of method a: every split while there are at most
     :data:`MAX_SPLITS`, else the observed one (first n_a seeds) and random others."""
     n = n_a + n_b
@@ -117,7 +117,7 @@ class _Null:
 
     def __init__(self, groups: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator):
         self.groups = [(np.asarray(a, np.float64), np.asarray(b, np.float64)) for a, b in groups]
-        split = [_splits(len(a), len(b), rng) for a, b in self.groups]
+        split = [splits(len(a), len(b), rng) for a, b in self.groups]
         self.masks = [m for m, _ in split]
         sizes = [len(m) for m in self.masks]
         total = math.prod(sizes)
@@ -292,5 +292,6 @@ __all__ = [
     "StratifiedAnswer",
     "across_tasks",
     "shrunk_variances",
+    "splits",
     "stratified_answer",
 ]

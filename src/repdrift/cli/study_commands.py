@@ -16,7 +16,7 @@ from repdrift.cli.app import app, quiet
 from repdrift.cli.commands import IdField, LabelField, MaxLength, TextFields, column_options
 from repdrift.cli.views import console, short_path, show_headline, show_plan
 
-__all__ = ["demo", "run", "train"]
+__all__ = ["demo", "run", "seeds", "train"]
 
 
 @app.command()
@@ -160,3 +160,21 @@ def demo(
             f"and the results, figures and report in {escape(short_path(exp.output))} "
             "(delete that folder to run the demo from scratch)"
         )
+
+
+@app.command()
+def seeds(
+    results: Path = typer.Argument(..., help="Results folder written by `repdrift compare`."),
+    effect: float | None = typer.Option(
+        None, help="Difference in block-averaged drift to detect (default: the one observed)."
+    ),
+    power: float = typer.Option(0.8, min=0.05, max=0.99, help="Power to reach."),
+    alpha: float = typer.Option(0.05, min=0.0001, max=0.5, help="Level of the study-level test."),
+    metric: str | None = typer.Option(None, help="Metric of the answer (default: cka_debiased)."),
+) -> None:
+    """How many seeds would answer the question: the study-level answer's power now and the
+    seeds per method that reach --power, simulated from the seed-to-seed spread at hand."""
+    from repdrift.analysis.seed_planner import plan_seeds, plan_sentence
+
+    plan = plan_seeds(results, effect=effect, alpha=alpha, target=power, metric=metric)
+    console.print(escape(plan_sentence(plan)), soft_wrap=True)

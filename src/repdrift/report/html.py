@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from repdrift.analysis.seed_planner import plan_seeds, plan_sentence
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.errors import InputError
 from repdrift.metrics import registry
@@ -188,6 +189,14 @@ def _methods_context(results: Results, weights: Any, correction: str, alpha: flo
     }
 
 
+def _seed_plan(results: Results, metric: str, alpha: float) -> str | None:
+    """The seed planner's line under the answer, or None when there is no seed-level answer."""
+    try:
+        return plan_sentence(plan_seeds(results, metric=metric, alpha=alpha))
+    except InputError:
+        return None
+
+
 def write_report(
     results_path: str | Path | Results,
     out_html: str | Path,
@@ -234,6 +243,7 @@ def write_report(
     metric = metric or default_metric(results)
     text = headlines(results, metric=metric, correction=correction, alpha=alpha)
     answer = study_answer(results, metric=metric, correction=correction, alpha=alpha)
+    seed_plan = _seed_plan(results, metric, alpha)
     specs = catalog(results, weights, metric=metric, correction=correction)
     embedded = _embed_files(figures, specs) if figures is not None else _draw(specs)
     level = results.summary.get("settings", {}).get("level")
@@ -255,6 +265,7 @@ def write_report(
             metric_label=metric_label(metric),
             headlines=text,
             answer=answer,
+            seed_plan=seed_plan,
             figures=embedded,
             tables=tables,
             methods=_methods_context(results, weights, correction, alpha),
