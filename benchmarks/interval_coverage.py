@@ -140,11 +140,13 @@ def main() -> None:
     started = time.perf_counter()
     print(f"load {os.getloadavg()[0]:.1f}; {reps} datasets per cell, {args.n_boot} half-samples")
     print(range_table().round(3).to_string(index=False), flush=True)
-    table = coverage_table(ns, tuple(args.ratios), spectra=tuple(args.spectra), reps=reps,
-                           n_boot=args.n_boot)  # fmt: skip
-    if args.out:
-        table.to_csv(args.out, index=False)
-    print(table.round(4).to_string(index=False))
+    parts = []
+    for n in ns:  # printed as each n finishes: the largest take longest
+        parts.append(coverage_table((n,), tuple(args.ratios), spectra=tuple(args.spectra),
+                                    reps=reps, n_boot=args.n_boot, seed=n))  # fmt: skip
+        print(parts[-1].round(4).to_string(index=False), flush=True)
+        if args.out:
+            pd.concat(parts).to_csv(args.out, index=False)
     print(f"{time.perf_counter() - started:.0f} s")
 
 

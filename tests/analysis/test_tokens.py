@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import repdrift
 from _perturbed import perturb_blocks
 from repdrift.analysis import tokens as token_analysis
+from repdrift.analysis.intervals import metric_drift_range
 from repdrift.cli.commands import app
 from repdrift.errors import InputError
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
@@ -140,11 +141,16 @@ def test_intervals_and_null_present(study):
     # every sample takes part in the null, truncated to its length group's shortest
     assert ((table["null_shuffled"] > 0.8) & (table["null_shuffled"] <= 1)).all()
     assert (table["n_null"] == 6).all()
-    # the debiased estimator and the mean cosine are unbiased enough for the basic interval
-    # to hold the estimate; biased linear CKA's half-samples are shifted by its bias, and the
-    # basic interval corrects for that shift, so it may exclude the (biased) estimate
+    # the mean cosine is unbiased on half-samples of blocks, so its basic interval holds the
+    # estimate; the CKAs' half-samples of blocks are shifted (linear CKA's bias; token-level
+    # CKA over blocks of unequal token counts is no U-statistic in the blocks: its halves
+    # drift ~10% less at layer 5 here), the basic interval corrects for that shift, so it may
+    # exclude the estimate. Every interval stays in the range of drift.
     tol = 1e-12
-    for metric in ("cka_debiased", "cosine"):
+    for row in table.itertuples():
+        r = metric_drift_range(row.metric)
+        assert r.target_low <= row.ci_low <= row.ci_high <= r.target_high, row
+    for metric in ("cosine",):
         part = table[table["metric"] == metric]
         assert (part["ci_low"] <= part["drift"] + tol).all(), metric
         assert (part["drift"] <= part["ci_high"] + tol).all(), metric

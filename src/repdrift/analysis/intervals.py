@@ -133,7 +133,12 @@ def half_sample_variance(replicates: np.ndarray) -> float:
 
 
 def half_sample_interval(
-    estimate: float, replicates: np.ndarray, level: float = 0.95, within: Range | None = None
+    estimate: float,
+    replicates: np.ndarray,
+    level: float = 0.95,
+    within: Range | None = None,
+    *,
+    paired: bool = True,
 ) -> tuple[float, float]:
     """Basic interval from paired half-samples, its width from :func:`half_sample_variance`.
 
@@ -148,6 +153,11 @@ def half_sample_interval(
     within
         The quantity's range: the interval is computed on its logit scale when the estimate
         and every replicate are strictly inside, and cut to the population range either way.
+    paired
+        Whether to narrow the deviations to the paired variance. The argument holds for a
+        U-statistic in the resampled units (samples); token-level CKA resamples blocks of
+        samples of unequal token counts, a ratio of sums over blocks, and keeps the plain
+        spread (``False``).
 
     Returns
     -------
@@ -167,7 +177,7 @@ def half_sample_interval(
         z_hat, z = float(estimate), r
     dev = z[np.isfinite(z)] - z_hat
     plain = float(dev.var(ddof=1)) if dev.size > 1 else 0.0
-    shrink = math.sqrt(half_sample_variance(z) / plain) if plain > 0 else 1.0
+    shrink = math.sqrt(half_sample_variance(z) / plain) if paired and plain > 0 else 1.0
     dev = dev.mean() + shrink * (dev - dev.mean())
     q_lo, q_hi = np.quantile(dev, [(1 - level) / 2, (1 + level) / 2])
     low, high = z_hat - float(q_hi), z_hat - float(q_lo)

@@ -284,8 +284,8 @@ def _row(
     }  # fmt: skip
     if name in res["boot"]:
         low, high = half_sample_interval(
-            1 - value, 1 - res["boot"][name], level, metric_drift_range(name)
-        )
+            1 - value, 1 - res["boot"][name], level, metric_drift_range(name), paired=False
+        )  # blocks of unequal token counts: the plain spread (see half_sample_interval)
         row.update(ci_low=low, ci_high=high)
     if name in res["null"] and math.isfinite(res["null_observed"][name]):
         # the null's own observed value: the same (truncated) tokens as its shuffles
