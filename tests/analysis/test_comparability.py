@@ -174,3 +174,10 @@ def test_cli_refuses_runs_extracted_at_two_max_lengths(minilm_path, tmp_path):
     result = runner.invoke(app, ["report", str(out), "-o", str(report)])
     assert result.exit_code == 0, result.output
     assert "compared on purpose with different inputs: max_length 32 vs 8" in report.read_text()
+
+
+def test_a_run_of_samples_its_model_was_trained_on_is_flagged(tmp_path):
+    ref, run = _pair(tmp_path)
+    _edit_manifest(run, extra={"trained_samples": {"seen": 20, "of": 24, "trained_on": 96}})
+    (flag,) = _flags(_fast([ref, run]))
+    assert flag.startswith("20 of its 24 samples are samples its model was trained on")

@@ -24,6 +24,7 @@ import pandas as pd
 from repdrift.analysis import stats
 from repdrift.analysis.intervals import half_sample_interval, metric_drift_range
 from repdrift.analysis.pairing import RunInfo, TaskGroup, pair_runs
+from repdrift.analysis.run_summary import run_summary
 from repdrift.analysis.stored_headline import store_headline
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
 from repdrift.analysis.tokens import N_BLOCKS, TOKEN_NULL_PERMS, add_token_results, pool_token_runs
@@ -31,7 +32,6 @@ from repdrift.analysis.unpooled import UnpooledMask, apply_masks
 from repdrift.common.devices import metrics_device
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
-from repdrift.common.version import __version__
 from repdrift.errors import InputError
 from repdrift.metrics import registry
 from repdrift.metrics.registry import DEFAULT_METRICS
@@ -229,7 +229,7 @@ def compare(
         cross_layer=pd.DataFrame(cross),
         sample_cosine=pd.DataFrame(cosines),
         task_ranking=rank_tasks(drift_df, replicates, level=level),
-        summary=_summary(groups, settings, time.perf_counter() - started),
+        summary=run_summary(groups, settings.__dict__, time.perf_counter() - started),
     )
     if token_groups:
         add_token_results(results, token_groups, settings, progress=progress)
@@ -365,54 +365,3 @@ def _cross_layer(
                 }
             )
     return rows
-
-
-def _summary(groups: list[TaskGroup], settings: Settings, seconds: float) -> dict[str, Any]:
-
-    def run_entry(info: RunInfo) -> dict[str, Any]:
-        m = info.run.manifest
-        return {
-            "path": str(info.run.path),
-            "name": info.name,
-            "task": info.task,
-            "method": info.method,
-            "seed": info.seed,
-            "steps": info.run.steps,
-            "model": m.model if m else None,
-            "n_samples": m.n_samples if m else None,
-            "pooling": info.run.pooling,
-            "flags": list(info.flags),
-        }
-
-    return {
-        "repdrift_version": __version__,
-        "settings": {
-            **settings.__dict__,
-            "interval": "per run: basic interval from half-samples without replacement "
-            "(delete-n/2 jackknife) in disjoint pairs, its width from the paired variance, on "
-            "the logit scale of the drift's range; per method (task_ranking) and for differences "
-            "(comparison): hierarchical, between-seed variance plus the half-sample variance "
-            "of the seed mean, t with Satterthwaite df (one seed: that run's half-sample "
-            "interval, labelled 'samples')",
-            "null": "shuffled pairing of samples (permutation), p = (1 + #null >= observed) / (1 + n_perm)",
-            "comparison": "seeds as unit: Welch t-test on per-seed drift (one seed per method: "
-            "a sample-level description of those two trainings, test 'samples'); structural "
-            "zeros (layers a method left unchanged in every seed) are not tested",
-            "answer": "pre-registered: per task, Welch t-test on seeds of the drift averaged "
-            "over the blocks that are not structural zeros, with exact permutation of method "
-            "labels and a max-|t| family-wise test over layers; study (these tasks): method "
-            "labels permuted within tasks, tasks weighted by their seed-to-seed precision, "
-            "interval by test inversion; tasks in general: t-test of the task differences "
-            "from 5 tasks on",
-            "correction": "Holm (p_holm) and Benjamini-Hochberg (p_bh) per metric across "
-            "layers x tasks, structural zeros excluded",
-        },
-        "tasks": {
-            g.task: {
-                "reference": run_entry(g.reference),
-                "runs": [run_entry(v) for v in g.variants],
-            }
-            for g in groups
-        },
-        "seconds": round(seconds, 2),
-    }

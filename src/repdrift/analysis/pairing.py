@@ -29,6 +29,7 @@ from typing import Any
 from repdrift.analysis.comparability import check_comparable
 from repdrift.common.naming import BASE, canonical_method, parse_run_name
 from repdrift.errors import InputError
+from repdrift.store.manifest import TRAINED_SAMPLES_KEY
 from repdrift.store.reader import Run, load_run
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def describe(
     elif named is not None:
         labels = {"task": named.task, "method": named.method, "seed": named.seed}
     labels.update(over)
+    seen = (run.manifest.extra or {}).get(TRAINED_SAMPLES_KEY) if run.manifest else None
+    if isinstance(seen, dict) and seen.get("seen"):
+        flags.append(
+            f"{seen['seen']} of its {seen.get('of', '?')} samples are samples its model was "
+            "trained on (counted at extraction): its drift is partly of training data"
+        )
     for field in ("task", "method"):
         if not labels.get(field):
             raise InputError(

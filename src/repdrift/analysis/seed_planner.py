@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-from repdrift.analysis.study_test import splits, shrunk_variances
+from repdrift.analysis.stored_headline import headline_of
+from repdrift.analysis.study_test import shrunk_variances, splits
 from repdrift.errors import InputError
-from repdrift.store.results import Results
+from repdrift.store.results import Results, load_results
 
 #: Simulated studies per design.
 N_STUDIES = 400
@@ -189,9 +190,6 @@ def plan_seeds(
         No task has at least 2 seeds of each method, or the results predate per-seed values
         (re-run compare).
     """
-    from repdrift.analysis.stored_headline import headline_of
-    from repdrift.store.results import load_results
-
     res = results if isinstance(results, Results) else load_results(results)
     h = headline_of(res, metric)
     rows = h.answers[h.answers["test"] == "welch"] if not h.answers.empty else h.answers

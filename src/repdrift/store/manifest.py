@@ -30,6 +30,10 @@ PARTIAL_DIR = ".partial"
 
 Format = Literal["safetensors", "pt"]
 
+#: ``extra`` key of the count of samples the model was trained on (written at extraction by
+#: :mod:`repdrift.extraction.seen`, flagged by analysis): ``{"seen", "of", "trained_on", "model"}``.
+TRAINED_SAMPLES_KEY = "trained_samples"
+
 #: ``token_ids_sha256`` of a run written from arrays made elsewhere (:func:`repdrift.write_run`):
 #: the token ids it came from are not known.
 EXTERNAL_TOKEN_IDS = hashlib.sha256(b"external arrays").hexdigest()
