@@ -84,6 +84,12 @@ def test_planted_difference_names_the_layer_range(planted):
         answer = text[task][0]  # the pre-registered seed-level answer comes first
         assert answer.startswith(f"{task}: LoRA − full fine-tuning in block-averaged drift = −")
         assert "Welch over 3 + 3 seeds" in answer and "smallest attainable p 0.1" in answer
+        answers = res.summary["headline"]["answers"]
+        row = dict(zip(answers["columns"], next(r for r in answers["data"] if r[0] == task),
+                       strict=True))  # fmt: skip
+        # a Welch p below what 3 + 3 seeds can give by permutation says what it rests on
+        rests = "rests on the seeds' drift being roughly normal" in answer
+        assert rests == (row["p"] < row["perm_floor"]) and rests  # planted: Welch p < 0.1
         first = text[task][1]
         assert first.startswith("LoRA drifted ")
         assert f"less than full fine-tuning in layers 3–5 of {task}" in first

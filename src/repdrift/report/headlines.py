@@ -203,11 +203,19 @@ def _answer_sentence(r: pd.Series, task: str) -> str | None:
         else "; no single layer differs family-wise (max-|t| permutation of the labels, "
         f"smallest attainable p {r['perm_floor']:.2g})"
     )
+    rests = (
+        f"; a Welch p below {r['perm_floor']:.2g} rests on the seeds' drift being roughly "
+        f"normal, as the exact permutation of {r['n_seeds_a']} + {r['n_seeds_b']} seeds cannot "
+        "go lower"
+        if r["exact"] and r["p"] < r["perm_floor"]
+        else ""
+    )
     return (
         f"{task}: {a} − {b} in block-averaged drift = {_signed(r['diff'])} ({_num(r['drift_a'])} "
         f"vs {_num(r['drift_b'])}{rel}; {_ci(r['low'], r['high'], r['level'])}, Welch over "
         f"{r['n_seeds_a']} + {r['n_seeds_b']} seeds {fmt_p(r['p'])}, Hedges g "
-        f"{_signed(r['effect_size'], 1)}; permutation of method labels p = {r['p_perm']:.3g}{family})."
+        f"{_signed(r['effect_size'], 1)}; permutation of method labels p = {r['p_perm']:.3g}"
+        f"{rests}{family})."
     )
 
 
