@@ -139,6 +139,24 @@ def auto_dtype(device: str | torch.device | None) -> torch.dtype:
 _FAST_FLOAT64_CAPABILITIES = {(6, 0), (7, 0), (8, 0), (9, 0)}
 
 
+def has_fast_float64(device: str | torch.device | None) -> bool:
+    """Whether ``device`` computes float64 GEMMs at a useful rate: the CPU (numpy's, or torch's
+    BLAS), a CUDA device of :data:`_FAST_FLOAT64_CAPABILITIES`; not consumer GPUs nor MPS (which
+    has no float64). Where it is False the analysis multiplies in float32 and accumulates in
+    float64 (:mod:`repdrift.metrics.streaming`)."""
+    if device is None:
+        return True
+    import torch
+
+    resolved = torch.device(device) if not isinstance(device, torch.device) else device
+    if resolved.type == "cpu":
+        return True
+    if resolved.type != "cuda":
+        return False
+    index = resolved.index if resolved.index is not None else torch.cuda.current_device()
+    return tuple(torch.cuda.get_device_capability(index)) in _FAST_FLOAT64_CAPABILITIES
+
+
 def metrics_device(device: str | None = "auto") -> str | None:
     """Where the analysis's float64 Gram and GEMM work runs: a CUDA device, or None (numpy).
 
@@ -155,7 +173,7 @@ def metrics_device(device: str | None = "auto") -> str | None:
 
         if not torch.cuda.is_available():
             return None
-        if tuple(torch.cuda.get_device_capability()) not in _FAST_FLOAT64_CAPABILITIES:
+        if not has_fast_float64(torch.device("cuda")):
             return None
         return "cuda"
     resolved = resolve_device(device)

@@ -11,28 +11,46 @@
   minibatch; equals ``cka_minibatch`` for the same batches and is *not* equal to one-shot CKA
   by design.
 
-Both accept numpy arrays or torch tensors (converted to float64 numpy on the CPU), support
-``merge`` for sharded/parallel accumulation, and can be pickled.
+All accept numpy arrays or torch tensors, support ``merge`` for sharded/parallel
+accumulation, and can be pickled. The two exact CKAs also take ``device``: None (the default)
+keeps their state in float64 numpy on the CPU; a device (``"cpu"``, ``"cuda"``, a
+``torch.device``) keeps it as float64 torch tensors there, and each chunk's d × d products run
+on it, in float64 where the device has it fast
+(:func:`repdrift.common.devices.has_fast_float64`: the CPU, datacentre GPUs) and otherwise in
+float32 about the chunk's own means, each chunk's product then added in float64. Both paths
+agree to rounding (1e-10 in the tests, with the torch path on the CPU).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
 import numpy as np
 
+from repdrift.common.devices import has_fast_float64
 from repdrift.errors import InputError
-from repdrift.metrics._inputs import as_float64, check_min_n, refuse_zero_variance, zero_variance
+from repdrift.metrics._inputs import (
+    as_float64,
+    check_min_n,
+    is_torch,
+    refuse_zero_variance,
+    resolve_device,
+    zero_variance,
+)
 from repdrift.metrics.cka import _use_features, debiased_numerator
 from repdrift.metrics.cosine import check_same_width, unit_rows
 from repdrift.metrics.kernels import center_features, u_center_gram
 
 
-def paired_chunk(X: Any, Y: Any, dims: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one chunk of paired rows as float64 numpy, widths checked against ``dims``."""
-    X = as_float64(X, "X_chunk")
-    Y = as_float64(Y, "Y_chunk")
+def paired_chunk(
+    X: Any, Y: Any, dims: tuple[int, int] | None, device: Any = None
+) -> tuple[Any, Any]:
+    """Validate one chunk of paired rows as float64 (numpy, or torch on ``device``), widths
+    checked against ``dims``."""
+    X = as_float64(X, "X_chunk", device)
+    Y = as_float64(Y, "Y_chunk", device)
     if X.shape[0] != Y.shape[0]:
         raise InputError(
             f"X_chunk has {X.shape[0]} rows and Y_chunk has {Y.shape[0]}; rows must be paired"
@@ -45,6 +63,49 @@ def paired_chunk(X: Any, Y: Any, dims: tuple[int, int] | None) -> tuple[np.ndarr
     return X, Y
 
 
+def outer(a: Any, b: Any) -> Any:
+    """(d1, d2) outer product of (d1,) and (d2,) vectors, numpy or torch."""
+    return a[:, None] * b[None, :]
+
+
+def trace(M: Any) -> float:
+    """Trace of a square numpy array or torch tensor, as a float."""
+    return float(M.diagonal().sum())
+
+
+def sq_sum(M: Any) -> float:
+    """Sum of squares of a numpy array or torch tensor (its squared Frobenius norm)."""
+    return float((M * M).sum())
+
+
+def row_sq(A: Any) -> Any:
+    """(m,) squared norm of each row of A (m, d), numpy or torch."""
+    return (A * A).sum(1)
+
+
+def cross(A: Any, B: Any, fast64: bool = True) -> Any:
+    """(d1, d2) ``Aᵀ B`` of float64 A (m, d1), B (m, d2): in float64, or, where the device lacks
+    fast float64, multiplied in float32 and returned in float64 (torch only)."""
+    if fast64 or not is_torch(A):
+        return A.T @ B
+    import torch
+
+    return (A.to(torch.float32).T @ B.to(torch.float32)).to(torch.float64)
+
+
+def _moved(v: Any, device: Any) -> Any:
+    """A copy of one state entry (array, tensor or scalar) on ``device`` (None: numpy)."""
+    if is_torch(v):
+        return v.detach().to("cpu").numpy().copy() if device is None else v.to(device).clone()
+    if isinstance(v, np.ndarray):
+        if device is None:
+            return v.copy()
+        import torch
+
+        return torch.as_tensor(v, device=device).clone()
+    return v
+
+
 class CoMoments:
     """Row count, means and centred co-moments of paired rows, merged exactly.
 
@@ -52,9 +113,17 @@ class CoMoments:
     co-moment matrices ``sxx`` (d1, d1), ``syy`` (d2, d2), ``sxy`` (d1, d2), combined with the
     pairwise update of Chan, Golub & LeVeque (1979). A subclass that keeps more statistics
     about the mean adds them in :meth:`_merge_more`.
+
+    Parameters
+    ----------
+    device : None, str or torch.device
+        None: numpy float64 state on the CPU. Else float64 torch tensors on that device (see
+        the module docstring for its float32 products on devices without fast float64).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, device: Any = None) -> None:
+        self.device = resolve_device(device)
+        self.fast64 = has_fast_float64(self.device)
         self.n = 0
         self.mean_x: np.ndarray | None = None
         self.mean_y: np.ndarray | None = None
@@ -76,11 +145,17 @@ class CoMoments:
             raise InputError(f"can only merge a {name}, got {type(other).__name__}")
         if other.n == 0:
             return self
-        if self.n == 0:
-            self.__dict__.update(
-                {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(other).items()}
-            )
-            return self
+        if self.n == 0 or other.device != self.device:
+            state = {
+                k: _moved(v, self.device)
+                for k, v in vars(other).items()
+                if k not in ("device", "fast64")
+            }
+            if self.n == 0:
+                self.__dict__.update(state)
+                return self
+            other = copy.copy(other)
+            other.__dict__.update(state, device=self.device)
         if other.dims != self.dims:
             raise InputError(f"cannot merge accumulators of widths {self.dims} and {other.dims}")
         n = self.n + other.n
@@ -90,11 +165,11 @@ class CoMoments:
         f = self.n * other.n / n
         # Chan et al.: S = S_a + S_b + (n_a n_b / n) δ δᵀ
         self.sxx += other.sxx
-        self.sxx += f * np.outer(dx, dx)
+        self.sxx += f * outer(dx, dx)
         self.syy += other.syy
-        self.syy += f * np.outer(dy, dy)
+        self.syy += f * outer(dy, dy)
         self.sxy += other.sxy
-        self.sxy += f * np.outer(dx, dy)
+        self.sxy += f * outer(dx, dy)
         self.mean_x += dx * (other.n / n)
         self.mean_y += dy * (other.n / n)
         self.n = n
@@ -105,7 +180,7 @@ class CoMoments:
 
     def _check_variance(self, metric: str) -> None:
         for label, s, mean in (("X", self.sxx, self.mean_x), ("Y", self.syy, self.mean_y)):
-            tr = float(np.trace(s))
+            tr = trace(s)
             if zero_variance(tr, tr + self.n * float(mean @ mean)):
                 refuse_zero_variance(label, metric)
 
@@ -113,10 +188,8 @@ class CoMoments:
         """Linear CKA (biased HSIC) of everything seen so far: ``||Sxy||² / (||Sxx|| ||Syy||)``."""
         check_min_n(self.n, 2, type(self).__name__)
         self._check_variance("cka_linear")
-        xy = float(np.sum(self.sxy * self.sxy))
-        return xy / math.sqrt(
-            float(np.sum(self.sxx * self.sxx)) * float(np.sum(self.syy * self.syy))
-        )
+        xy = sq_sum(self.sxy)
+        return xy / math.sqrt(sq_sum(self.sxx) * sq_sum(self.syy))
 
 
 class StreamingLinearCKA(CoMoments):
@@ -124,6 +197,7 @@ class StreamingLinearCKA(CoMoments):
 
     State (:class:`CoMoments`): row count n, means and centred co-moment matrices
     ``Sxx`` (d1, d1), ``Syy`` (d2, d2), ``Sxy`` (d1, d2). ``CKA = ||Sxy||² / (||Sxx|| ||Syy||)``.
+    ``device``: see :class:`CoMoments`.
 
     Examples
     --------
@@ -135,15 +209,17 @@ class StreamingLinearCKA(CoMoments):
 
     def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingLinearCKA:
         """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
-        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims)
+        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims, self.device)
         m = X.shape[0]
         if m == 0:
             return self
-        mx, my = X.mean(axis=0), Y.mean(axis=0)
+        mx, my = X.mean(0), Y.mean(0)
         Xc, Yc = X - mx, Y - my
-        other = StreamingLinearCKA()
+        other = StreamingLinearCKA(self.device)
         other.n, other.mean_x, other.mean_y = m, mx, my
-        other.sxx, other.syy, other.sxy = Xc.T @ Xc, Yc.T @ Yc, Xc.T @ Yc
+        f64 = self.fast64
+        other.sxx, other.syy = cross(Xc, Xc, f64), cross(Yc, Yc, f64)
+        other.sxy = cross(Xc, Yc, f64)
         return self.merge(other)
 
     def compute(self) -> float:

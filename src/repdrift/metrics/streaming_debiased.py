@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from repdrift.metrics._inputs import check_min_n, refuse_zero_variance
-from repdrift.metrics.streaming import CoMoments, paired_chunk
+from repdrift.metrics.streaming import CoMoments, cross, paired_chunk, row_sq, sq_sum, trace
 
 # The vector and scalar statistics, besides the three co-moment matrices.
 _VECTORS = ("ax", "bx", "ay", "by")
@@ -59,7 +59,9 @@ class StreamingDebiasedCKA(CoMoments):
     :meth:`compute`. State (see the module docstring): the co-moments of
     :class:`~repdrift.metrics.streaming.CoMoments` (row count, means, centred ``sxx``, ``syy``,
     ``sxy``, whose :meth:`linear_cka` gives the biased estimate from the same pass), four
-    vectors and three scalars. Inputs are numpy arrays or torch tensors (float64 numpy).
+    vectors and three scalars. Inputs are numpy arrays or torch tensors; ``device`` (None:
+    float64 numpy; else float64 torch tensors on that device) as for
+    :class:`~repdrift.metrics.streaming.CoMoments`.
 
     Examples
     --------
@@ -69,8 +71,8 @@ class StreamingDebiasedCKA(CoMoments):
     >>> acc.compute()                             # doctest: +SKIP
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, device: Any = None) -> None:
+        super().__init__(device)
         self.ax: np.ndarray | None = None  # Σ ‖u‖² u  (d1,)
         self.bx: np.ndarray | None = None  # Σ ‖v‖² u  (d1,)
         self.ay: np.ndarray | None = None  # Σ ‖v‖² v  (d2,)
@@ -81,10 +83,10 @@ class StreamingDebiasedCKA(CoMoments):
 
     def update(self, X_chunk: Any, Y_chunk: Any) -> StreamingDebiasedCKA:
         """Add paired rows X_chunk (m, d1), Y_chunk (m, d2). Returns self."""
-        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims)
+        X, Y = paired_chunk(X_chunk, Y_chunk, self.dims, self.device)
         if X.shape[0] == 0:
             return self
-        return self.merge(_chunk_statistics(X, Y))
+        return self.merge(_chunk_statistics(X, Y, self))
 
     def _merge_more(self, other: CoMoments, dx: np.ndarray, dy: np.ndarray) -> None:
         """Re-centre both sides' vectors and scalars on the pooled mean, then add them (before
@@ -98,7 +100,7 @@ class StreamingDebiasedCKA(CoMoments):
 
     def shifted(self, d: np.ndarray, e: np.ndarray) -> dict[str, Any]:
         """The vector and scalar statistics of rows shifted by ``d`` (X) and ``e`` (Y)."""
-        n, qx, qy = self.n, float(np.trace(self.sxx)), float(np.trace(self.syy))
+        n, qx, qy = self.n, trace(self.sxx), trace(self.syy)
         D, E = float(d @ d), float(e @ e)
         sxx_d, syy_e = self.sxx @ d, self.syy @ e
         sxy_e, syx_d = self.sxy @ e, self.sxy.T @ d
@@ -119,19 +121,15 @@ class StreamingDebiasedCKA(CoMoments):
         """``n (n - 3)`` times the unbiased HSIC: (HSIC(X, Y), HSIC(X, X), HSIC(Y, Y))."""
         check_min_n(self.n, 4, "StreamingDebiasedCKA")
         n = self.n
-        qx, qy = float(np.trace(self.sxx)), float(np.trace(self.syy))
+        qx, qy = trace(self.sxx), trace(self.syy)
 
         def num(cross_sq: float, f: float, q1: float, q2: float) -> float:
             return cross_sq - f + q1 * q2 / ((n - 1) * (n - 2)) - 2.0 * f / (n - 2)
 
-        def sq(M: np.ndarray) -> float:
-            flat = M.reshape(-1)
-            return float(flat @ flat)
-
         return (
-            num(sq(self.sxy), self.fxy, qx, qy),
-            num(sq(self.sxx), self.fxx, qx, qx),
-            num(sq(self.syy), self.fyy, qy, qy),
+            num(sq_sum(self.sxy), self.fxy, qx, qy),
+            num(sq_sum(self.sxx), self.fxx, qx, qx),
+            num(sq_sum(self.syy), self.fyy, qy, qy),
         )
 
     def compute(self) -> float:
@@ -146,15 +144,16 @@ class StreamingDebiasedCKA(CoMoments):
         return xy / math.sqrt(xx * yy)
 
 
-def _chunk_statistics(X: np.ndarray, Y: np.ndarray) -> StreamingDebiasedCKA:
-    """An accumulator holding one chunk's statistics, about the chunk's own means."""
-    acc = StreamingDebiasedCKA()
+def _chunk_statistics(X: Any, Y: Any, like: StreamingDebiasedCKA) -> StreamingDebiasedCKA:
+    """An accumulator (on ``like``'s device) holding the statistics of the chunk X (m, d1),
+    Y (m, d2), about the chunk's own means."""
+    acc = StreamingDebiasedCKA(like.device)
     acc.n = X.shape[0]
-    acc.mean_x, acc.mean_y = X.mean(axis=0), Y.mean(axis=0)
+    acc.mean_x, acc.mean_y = X.mean(0), Y.mean(0)
     U, V = X - acc.mean_x, Y - acc.mean_y
-    a = np.einsum("ij,ij->i", U, U)
-    b = np.einsum("ij,ij->i", V, V)
-    acc.sxx, acc.syy, acc.sxy = U.T @ U, V.T @ V, U.T @ V
+    a, b = row_sq(U), row_sq(V)
+    f64 = like.fast64
+    acc.sxx, acc.syy, acc.sxy = cross(U, U, f64), cross(V, V, f64), cross(U, V, f64)
     acc.ax, acc.bx, acc.ay, acc.by = a @ U, b @ U, b @ V, a @ V
     acc.fxx, acc.fyy, acc.fxy = float(a @ a), float(b @ b), float(a @ b)
     return acc

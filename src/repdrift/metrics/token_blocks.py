@@ -22,6 +22,10 @@ subset with weights ``w`` (0/1 per block; counts also work) has ``n = Σ w n_b``
 :meth:`StreamingDebiasedCKA.numerators`, so a replicate costs O(B³), not O(B d²), and equals
 merging the chosen blocks' accumulators (tested to 1e-10).
 
+Blocks whose accumulators live on a torch device (``StreamingDebiasedCKA(device=...)``) are
+re-expressed there, in float64: the B × B Grams and B × B × B tensors (the O(B² d²) work) are
+computed on that device and only they come back to numpy; the replicates are numpy either way.
+
 Memory: the block co-moments once, ``B (d1² + d2² + d1 d2)`` float64 (e.g. B = 50, d = 384:
 177 MB; d = 1024: 1.26 GB), plus ``3 B³`` floats.
 """
@@ -34,9 +38,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from repdrift.errors import InputError
+from repdrift.metrics.kernels import array_module
+from repdrift.metrics.streaming import outer, trace
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 
 __all__ = ["BlockStatistics"]
+
+
+def _np(a: object) -> np.ndarray:
+    """A float64 numpy copy of a numpy array or torch tensor (from any device)."""
+    if isinstance(a, np.ndarray):
+        return a
+    return a.detach().to("cpu").numpy()  # type: ignore[attr-defined]
 
 
 def _quad(W: np.ndarray, G: np.ndarray) -> np.ndarray:
@@ -56,12 +69,13 @@ class BlockStatistics:
     Parameters
     ----------
     blocks : sequence of StreamingDebiasedCKA
-        One accumulator per block (B >= 1), all of the same widths, none empty.
+        One accumulator per block (B >= 1), all of the same widths and device, none empty.
     """
 
     def __init__(self, blocks: Sequence[StreamingDebiasedCKA]) -> None:
         if not blocks or any(b.n == 0 for b in blocks):
             raise InputError("BlockStatistics needs at least one block, and no empty block")
+        xp = array_module(blocks[0].sxx)
         n = np.array([b.n for b in blocks], dtype=np.float64)
         g = sum(b.n * b.mean_x for b in blocks) / n.sum()
         h = sum(b.n * b.mean_y for b in blocks) / n.sum()
@@ -79,24 +93,24 @@ class BlockStatistics:
             AY.append(shifted["ay"])
             BY.append(shifted["by"])
             F[k] = shifted["fxx"], shifted["fyy"], shifted["fxy"]
-            Rxx.append((b.sxx + b.n * np.outer(d, d)).reshape(-1))
-            Ryy.append((b.syy + b.n * np.outer(e, e)).reshape(-1))
-            rxy = b.sxy + b.n * np.outer(d, e)
+            Rxx.append((b.sxx + b.n * outer(d, d)).reshape(-1))
+            Ryy.append((b.syy + b.n * outer(e, e)).reshape(-1))
+            rxy = b.sxy + b.n * outer(d, e)
             Rxy.append(rxy)
-            A[k] = float(np.trace(b.sxx)) + b.n * float(d @ d), float(np.trace(b.syy)) + b.n * float(e @ e)
-        SU, SV = np.stack(su), np.stack(sv)
+            A[k] = trace(b.sxx) + b.n * float(d @ d), trace(b.syy) + b.n * float(e @ e)
+        SU, SV = xp.stack(su), xp.stack(sv)
         self.n, self.F, self.A = n, F, A
-        self.Puu, self.Pvv = SU @ SU.T, SV @ SV.T
-        self.Q_vBY, self.Q_uBX = SV @ np.stack(BY).T, SU @ np.stack(BX).T
-        self.Q_uAX, self.Q_vAY = SU @ np.stack(AX).T, SV @ np.stack(AY).T
+        self.Puu, self.Pvv = _np(SU @ SU.T), _np(SV @ SV.T)
+        self.Q_vBY, self.Q_uBX = _np(SV @ xp.stack(BY).T), _np(SU @ xp.stack(BX).T)
+        self.Q_uAX, self.Q_vAY = _np(SU @ xp.stack(AX).T), _np(SV @ xp.stack(AY).T)
         d1, d2 = SU.shape[1], SV.shape[1]
-        Mxx, Myy = np.stack(Rxx), np.stack(Ryy)
-        Mxy = np.stack([r.reshape(-1) for r in Rxy])
-        self.Gxx, self.Gyy, self.Gxy = Mxx @ Mxx.T, Myy @ Myy.T, Mxy @ Mxy.T
+        Mxx, Myy = xp.stack(Rxx), xp.stack(Ryy)
+        Mxy = xp.stack([r.reshape(-1) for r in Rxy])
+        self.Gxx, self.Gyy, self.Gxy = _np(Mxx @ Mxx.T), _np(Myy @ Myy.T), _np(Mxy @ Mxy.T)
         # T[b, c, e] = su_cᵀ R_b s_e
-        self.Txx = np.einsum("ci,bie->bce", SU, Mxx.reshape(-1, d1, d1) @ SU.T)
-        self.Tyy = np.einsum("ci,bie->bce", SV, Myy.reshape(-1, d2, d2) @ SV.T)
-        self.Txy = np.einsum("ci,bie->bce", SU, np.stack(Rxy) @ SV.T)
+        self.Txx = _np(xp.einsum("ci,bie->bce", SU, Mxx.reshape(-1, d1, d1) @ SU.T))
+        self.Tyy = _np(xp.einsum("ci,bie->bce", SV, Myy.reshape(-1, d2, d2) @ SV.T))
+        self.Txy = _np(xp.einsum("ci,bie->bce", SU, xp.stack(Rxy) @ SV.T))
 
     @property
     def n_blocks(self) -> int:
