@@ -159,3 +159,96 @@ def test_init_files_only_hand_names_on():
                 and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["__all__"]
             )
             assert ok, f"{path}: line {node.lineno} is logic, not a re-export"
+
+
+# The package face's lazy ``__getattr__`` is the one place that may import by name.
+IMPORT_BY_NAME_ALLOWED = {"repdrift"}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_imports_by_name(module):
+    """``importlib.import_module`` / ``__import__`` hide an arrow from the floors test (and an
+    ImportError in our own code would silently skip what it loads)."""
+    if module in IMPORT_BY_NAME_ALLOWED:
+        return
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name == "importlib"]
+        elif isinstance(node, ast.ImportFrom) and node.module == "importlib":
+            found += [f"importlib.{a.name}" for a in node.names if a.name == "import_module"]
+        elif isinstance(node, (ast.Name, ast.Attribute)):
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            if name in ("import_module", "__import__"):
+                found.append(name)
+    assert not found, f"{module} imports by name: {found}"
+
+
+# Small rules with one home each (shared/LAYOUT.md: "one home per rule").
+ONE_HOME = {
+    "Method": "repdrift.common.naming",
+    "layer_names": "repdrift.common.naming",
+    "layer_name": "repdrift.common.naming",
+    "checkpoint_name": "repdrift.common.naming",
+    "checkpoint_step": "repdrift.common.naming",
+    "find_checkpoints": "repdrift.common.naming",
+    "checkpoint_folder": "repdrift.common.naming",
+    "row_cosines": "repdrift.metrics.cosine",
+    "DEFAULT_METRICS": "repdrift.metrics.definitions",
+    "CROSS_LAYER_METRIC": "repdrift.metrics.definitions",
+    "PREFERRED_METRIC": "repdrift.store.results",
+    "TOKEN_METRICS": "repdrift.analysis.tokens",
+    "DTYPE_CODES": "repdrift.store.tensorfile",
+    "STARS": "repdrift.common.display",
+    "stars": "repdrift.common.display",
+    "DEFAULT_LR": "repdrift.models.training_record",
+}
+
+
+def _defined_names(tree: ast.Module) -> set[str]:
+    """Names a module binds at its top level by assignment or definition (not by import)."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def test_small_rules_are_defined_once():
+    homes: dict[str, list[str]] = {name: [] for name in ONE_HOME}
+    for module, path in MODULES.items():
+        for name in _defined_names(ast.parse(path.read_text(encoding="utf-8"))) & set(ONE_HOME):
+            homes[name].append(module)
+    wrong = {name: found for name, found in homes.items() if found != [ONE_HOME[name]]}
+    assert not wrong, f"defined elsewhere or more than once (name: modules): {wrong}"
+
+
+def _literal_rules(tree: ast.Module) -> list[str]:
+    """Spellings that belong to one home: ``f"checkpoint-{n}"`` and ``f"layer_{i}"`` (names),
+    ``Literal["full", "lora"]`` (the Method type) and ``"cka_debiased"`` as a default value."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and node.values:
+            head = node.values[0]
+            if isinstance(head, ast.Constant) and head.value in ("checkpoint-", "layer_"):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Subscript) and ast.unparse(node) == "Literal['full', 'lora']":
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.arguments):
+            for default in [*node.defaults, *node.kw_defaults]:
+                if isinstance(default, ast.Constant) and default.value == "cka_debiased":
+                    found.append(f"line {default.lineno}: default 'cka_debiased'")
+    return found
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if m not in {"repdrift.common.naming"})
+)
+def test_named_rules_are_spelled_only_in_their_home(module):
+    found = _literal_rules(ast.parse(MODULES[module].read_text(encoding="utf-8")))
+    assert not found, f"{module} spells a rule of common/naming or the metric registry: {found}"

@@ -34,6 +34,8 @@ from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
 from repdrift.errors import InputError
 from repdrift.metrics import registry
+from repdrift.metrics.cosine import row_cosines
+from repdrift.metrics.definitions import CROSS_LAYER_METRIC
 from repdrift.metrics.registry import DEFAULT_METRICS
 from repdrift.store.results import Results
 
@@ -79,7 +81,7 @@ def compare(
     n_perm: int = 1000,
     level: float = 0.95,
     seed: int = 0,
-    cross_layer_metric: str = "cka_debiased",
+    cross_layer_metric: str = CROSS_LAYER_METRIC,
     methods: tuple[str, str] = ("lora", "full"),
     labels: Mapping[str, Mapping[str, Any]] | None = None,
     verify: bool = True,
@@ -281,9 +283,7 @@ def _layer(
             rows.append(row)
     for (info, step), Y in zip(jobs, Ys, strict=True):
         if Y.shape[1] == X.shape[1]:
-            per_sample = np.sum(X * Y, axis=1) / (
-                np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1)
-            )
+            per_sample = row_cosines(X, Y)
             cosines += [
                 {**_labels(info, step, layer), "sample": i, "cosine": float(c)}
                 for i, c in enumerate(per_sample)

@@ -18,6 +18,16 @@ MISSING = "–"
 WITHIN_FLOOR_MARK = "~"
 #: Marks a structural zero: a layer the method left unchanged in every seed.
 STRUCTURAL_MARK = "○"
+#: Significance markers by p-value threshold, strictest first (figures and report alike).
+STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+
+
+def stars(p: float) -> str:
+    """``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05, else empty (NaN too)."""
+    for threshold, marker in STARS:
+        if p < threshold:  # False for NaN
+            return marker
+    return ""
 
 
 def number(

@@ -1,9 +1,11 @@
-"""Names shared across stages: layer names, pooling names, run-folder names and method aliases."""
+"""Names shared across stages: layer names, pooling names, run-folder names, method names and
+aliases, and the Trainer's ``checkpoint-N`` folders."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 from repdrift.errors import InputError
@@ -13,7 +15,12 @@ def layer_names(n_blocks: int, *, embeddings: bool = False) -> list[str]:
     """Canonical layer names: ``["embeddings"]`` (optional) then ``layer_0 … layer_{n-1}``."""
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
         raise InputError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
-    return (["embeddings"] if embeddings else []) + [f"layer_{i}" for i in range(n_blocks)]
+    return (["embeddings"] if embeddings else []) + [layer_name(i) for i in range(n_blocks)]
+
+
+def layer_name(index: int) -> str:
+    """The canonical name of block ``index``: ``layer_{index}``."""
+    return f"layer_{index}"
 
 
 Pooling = Literal["mean", "first", "last", "max", "tokens"]
@@ -38,6 +45,9 @@ def layer_index(layer: str) -> int:
 
 #: The label of base runs.
 BASE = "base"
+
+#: The fine-tuning methods repdrift trains and reads.
+Method = Literal["full", "lora"]
 
 #: Canonical method → every spelling of it in folder names, the canonical one first and the
 #: rest in the order the original study's trees are searched.
@@ -117,3 +127,48 @@ def base_folder_names(task: str) -> list[str]:
     """Every folder name a task's base run may have in the original study's trees, in the
     order they are tried (:func:`run_name`'s spelling first; a bare ``{task}`` last)."""
     return [run_name(task, BASE, None), f"base_pretrained_{task}", f"{task}_base_seed0", task]
+
+
+# ------------------------------------------------------------------------ checkpoint folders
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint saved at optimiser step ``step``: ``checkpoint-{step}``
+    (the Hugging Face Trainer's spelling, which repdrift.training also writes)."""
+    return f"checkpoint-{step}"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step N of a ``checkpoint-N`` folder name, or None for any other name."""
+    match = _CHECKPOINT.match(name)
+    return int(match.group(1)) if match else None
+
+
+def find_checkpoints(model: str | Path) -> dict[int, Path]:
+    """``checkpoint-N`` folders of a model, by step N (increasing).
+
+    Looked for inside ``model`` and, if there are none, beside it (its parent folder, the
+    Trainer's ``output_dir`` when ``model`` is the final save).
+    """
+    model = Path(model)
+    for folder in (model, model.parent):
+        if not folder.is_dir():
+            continue
+        found = {
+            step: p
+            for p in folder.iterdir()
+            if p.is_dir() and (step := checkpoint_step(p.name)) is not None
+        }
+        if found:
+            return dict(sorted(found.items()))
+    return {}
+
+
+def checkpoint_folder(model: Path, step: int) -> Path:
+    """``checkpoint-{step}`` inside the variant folder ``model`` (where training saves it), else
+    beside it when only that one exists."""
+    inside = model / checkpoint_name(step)
+    beside = model.parent / checkpoint_name(step)
+    return beside if not inside.exists() and beside.exists() else inside

@@ -22,7 +22,6 @@ after the last requested layer).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from repdrift.common.naming import Pooling
+from repdrift.common.naming import Pooling, find_checkpoints, layer_name
 from repdrift.errors import InputError
 from repdrift.extraction.options import ExtractionOptions, extraction_options
 from repdrift.extraction.request import REQUEST_KEY, check_request
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ADAPTER_FILE = "adapter_weights/lora.safetensors"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 # --------------------------------------------------------------------------- LoRA weights
@@ -77,7 +75,7 @@ def lora_tensors(blocks: Sequence[nn.Module]) -> tuple[dict[str, torch.Tensor], 
             active = [a for a in getattr(module, "active_adapters", list(lora_a)) if a in lora_a]
             for adapter in active:
                 suffix = "" if len(active) == 1 else f".{adapter}"
-                key = f"layer_{i}.{path}{suffix}"
+                key = f"{layer_name(i)}.{path}{suffix}"
                 tensors[f"{key}.lora_A"] = (
                     lora_a[adapter].weight.detach().float().cpu().contiguous()
                 )
@@ -202,29 +200,6 @@ def extract_loaded(
         with loaded.adapter_disabled():
             return run()
     return run()
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def find_checkpoints(model: str | Path) -> dict[int, Path]:
-    """Hugging Face Trainer ``checkpoint-N`` folders of a model, by step N.
-
-    Looked for inside ``model`` and, if there are none, beside it (its parent folder, the
-    Trainer's ``output_dir`` when ``model`` is the final save).
-    """
-    model = Path(model)
-    for folder in (model, model.parent):
-        if not folder.is_dir():
-            continue
-        found = {
-            int(m.group(1)): p
-            for p in folder.iterdir()
-            if p.is_dir() and (m := _CHECKPOINT.match(p.name))
-        }
-        if found:
-            return dict(sorted(found.items()))
-    return {}
 
 
 def extract(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from repdrift.common.naming import layer_name, layer_names
 from repdrift.errors import InputError
 
 _LAYER_NAME = re.compile(r"^layer_(\d+)$")
@@ -43,9 +44,9 @@ def resolve_layers(
         Unique names, ``embeddings`` first then ``layer_i`` by increasing ``i``.
     """
     if spec is None:
-        return [f"layer_{i}" for i in range(n_blocks)]
+        return layer_names(n_blocks)
     if isinstance(spec, str) and spec == "all":
-        return (["embeddings"] if has_embeddings else []) + [f"layer_{i}" for i in range(n_blocks)]
+        return layer_names(n_blocks, embeddings=has_embeddings)
     items = [spec] if isinstance(spec, (int, str)) else list(spec)
     if not items:
         raise InputError("layers is empty; pass None for all layers or at least one layer")
@@ -77,7 +78,7 @@ def resolve_layers(
                 f"layer {item!r} is out of range: the model has {n_blocks} blocks (layer_0 to layer_{n_blocks - 1})"
             )
         indices.add(index)
-    return (["embeddings"] if want_embeddings else []) + [f"layer_{i}" for i in sorted(indices)]
+    return (["embeddings"] if want_embeddings else []) + [layer_name(i) for i in sorted(indices)]
 
 
 def layer_modules(

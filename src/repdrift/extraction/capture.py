@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from repdrift.common.devices import dispatch_device
-from repdrift.common.naming import Pooling, check_pooling
+from repdrift.common.naming import Pooling, check_pooling, layer_name
 from repdrift.common.progress import progress_bar
 from repdrift.errors import InputError
 from repdrift.extraction.batching import (
@@ -247,7 +247,7 @@ def iter_pooled_chunks(
     lengths = _check_token_ids(token_ids)
     targets = layer_modules(layers, blocks, embeddings)
     last_name = layers[-1]
-    normed = f"layer_{len(blocks) - 1}" if final_norm is not None else None
+    normed = layer_name(len(blocks) - 1) if final_norm is not None else None
     forward_inputs = forward_inputs or default_forward_inputs(model)
     device = input_device(model)
     chunks = plan_chunks(lengths, chunk_size, token_level=pooling == "tokens")

@@ -27,6 +27,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from repdrift.common.naming import layer_name
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
 from repdrift.extraction.batching import plan_chunks, resolve_layers
@@ -220,7 +221,7 @@ def extract_to_run(
     rec = record if record is not None else StepRecord()
     pooling = opts.pooling
     names = resolve_layers(opts.layers, len(blocks), has_embeddings=embeddings is not None)
-    norm = final_norm if opts.final_norm and f"layer_{len(blocks) - 1}" in names else None
+    norm = final_norm if opts.final_norm and layer_name(len(blocks) - 1) in names else None
     if len(sample_ids) != len(token_ids):
         raise InputError(f"{len(sample_ids)} sample_ids for {len(token_ids)} token-id lists")
     info = dict(rec.model)

@@ -41,6 +41,24 @@ def check_same_width(d1: int, d2: int, la: str, lb: str) -> None:
         )
 
 
+def row_cosines(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Cosine of each pair of rows: ``<x_i, y_i> / (||x_i|| ||y_i||)``.
+
+    Parameters
+    ----------
+    X, Y : ndarray, shape (n, d)
+        Paired rows in one basis (equal widths; the caller checks).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        In [-1, 1], in the inputs' dtype; NaN where a row is all zero (not refused, so a
+        per-row table keeps the other rows; :func:`cosine` refuses such rows).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.einsum("ij,ij->i", X, Y) / (np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1))
+
+
 def cosine(X: Any, Y: Any) -> float:
     """Mean row-wise cosine of X (n, d) and Y (n, d)."""
     check_same_width(X.shape[1], Y.shape[1], "X", "Y")

@@ -19,6 +19,9 @@ from repdrift.metrics.spec import MetricSpec
 #: The metrics :func:`repdrift.analysis.compare_runs.compare` and an experiment file's
 #: ``analysis.metrics`` use unless told otherwise.
 DEFAULT_METRICS = ("cka_debiased", "cka_linear", "cosine", "procrustes")
+#: The metric of the base x fine-tuned cross-layer matrices unless told otherwise (compare, the
+#: experiment file's ``analysis.cross_layer_metric``, the CLI's ``--cross-layer-metric``).
+CROSS_LAYER_METRIC = "cka_debiased"
 
 
 def _as_is(K: np.ndarray) -> np.ndarray:

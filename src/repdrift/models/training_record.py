@@ -17,6 +17,10 @@ TRAINING_RECORD = "repdrift_training.json"
 # Beside it: a uint64 hash of each training sample's text (repdrift.tasks.splits.sample_hashes),
 # so extraction can count the samples a model was trained on without reading its training data.
 TRAINED_SAMPLES = "repdrift_trained_samples.npy"
+# The peak learning rate per method when none is given: the record's ``arguments.lr`` then holds
+# it (repdrift.training.recipe fills it in; the runner compares a record against it). Here, not in
+# repdrift.training, so that reading a record needs no torch.
+DEFAULT_LR: dict[str, float] = {"full": 5e-5, "lora": 1e-3}
 
 
 def read_training_record(folder: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -9,9 +9,10 @@ changes global rcParams. :func:`plot_all` writes every figure a results folder h
 
 from __future__ import annotations
 
+from repdrift.common.display import stars
 from repdrift.plots.curves import drift_over_steps, drift_profile
 from repdrift.plots.figures import FigureSpec, catalog, plot_all, read_weights
-from repdrift.plots.matrices import cross_layer_matrices, drift_heatmaps, stars
+from repdrift.plots.matrices import cross_layer_matrices, drift_heatmaps
 from repdrift.plots.samples import sample_cosine_distributions
 from repdrift.plots.style import FORMATS, METHOD_COLORS, RC, save_figure
 from repdrift.plots.weights import intruder_counts, weight_change

@@ -30,7 +30,7 @@ from repdrift.plots.style import (
     task_title,
     thin_ticks,
 )
-from repdrift.store.results import final_step
+from repdrift.store.results import PREFERRED_METRIC, final_step
 
 _DRIFT_COLUMNS = ("task", "method", "run", "step", "layer_index", "metric", "drift")
 
@@ -63,7 +63,7 @@ def drift_profile(
     noise_floor: pd.DataFrame | None = None,
     *,
     task: str,
-    metric: str = "cka_debiased",
+    metric: str = PREFERRED_METRIC,
     methods: Sequence[str] | None = None,
     level: float | None = None,
     ax: Axes | None = None,
@@ -212,7 +212,7 @@ def drift_over_steps(
     drift: pd.DataFrame,
     *,
     task: str,
-    metric: str = "cka_debiased",
+    metric: str = PREFERRED_METRIC,
     layers: Sequence[int] | None = None,
     methods: Sequence[str] | None = None,
     max_lines: int = MAX_STEP_LINES,

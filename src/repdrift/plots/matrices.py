@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from repdrift.common.display import STRUCTURAL_MARK, stars
 from repdrift.errors import InputError
 from repdrift.plots.style import (
     COLUMN_WIDTH,
@@ -29,21 +30,11 @@ from repdrift.plots.style import (
     task_title,
     thin_ticks,
 )
-from repdrift.store.results import final_step
+from repdrift.store.results import PREFERRED_METRIC, final_step
 
-#: Significance markers: (threshold, marker), strictest first.
-STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 CORRECTION_LABELS = {"p_holm": "Holm", "p_bh": "Benjamini–Hochberg", "p": "unadjusted"}
 #: Smallest height of one task × layer panel of the drift heatmaps (inches).
 _MIN_PANEL_HEIGHT = 0.8
-
-
-def stars(p: float) -> str:
-    """``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05, else empty (NaN too)."""
-    for threshold, marker in STARS:
-        if p < threshold:  # False for NaN
-            return marker
-    return ""
 
 
 def _cmap(name: str):
@@ -74,7 +65,7 @@ def drift_heatmaps(
     drift: pd.DataFrame,
     comparison: pd.DataFrame | None = None,
     *,
-    metric: str = "cka_debiased",
+    metric: str = PREFERRED_METRIC,
     correction: str = "p_holm",
     methods: Sequence[str] | None = None,
 ) -> Figure:
@@ -152,7 +143,7 @@ def drift_heatmaps(
         zero = zero.pivot_table(index="task", columns="layer_index", values="_z")
         zero = zero.reindex(index=tasks, columns=layers).fillna(0.0)
         for i, j in np.ndindex(p.shape):
-            marker = "○" if zero.iat[i, j] else stars(float(p.iat[i, j]))
+            marker = STRUCTURAL_MARK if zero.iat[i, j] else stars(float(p.iat[i, j]))
             if marker:
                 color = _text_color(dcmap(dnorm(diff.iat[i, j])))
                 ax.text(j, i, marker, ha="center", va="center_baseline", color=color, fontsize=7)

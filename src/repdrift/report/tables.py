@@ -11,8 +11,7 @@ from typing import Any
 import pandas as pd
 
 from repdrift.analysis.stored_headline import headline_of
-from repdrift.common.display import MISSING, TYPESET_MINUS, WITHIN_FLOOR_MARK, number
-from repdrift.plots.matrices import stars
+from repdrift.common.display import MISSING, TYPESET_MINUS, WITHIN_FLOOR_MARK, number, stars
 from repdrift.plots.style import method_label, order_methods
 from repdrift.store.results import FINAL_MODEL_STEP, Results, final_step
 
@@ -68,7 +67,8 @@ def seed_stars(row: pd.Series, correction: str) -> str:
     return stars(float(row[correction])) if test == "welch" else ""
 
 
-def layer_name(index: int) -> str:
+def layer_label(index: int) -> str:
+    """A layer as the report's tables show it: ``embeddings`` (index -1) or the block index."""
     return "embeddings" if int(index) < 0 else str(int(index))
 
 
@@ -201,7 +201,7 @@ def comparison_tables(
         for _, r in part.sort_values("layer_index").iterrows():
             table.add(
                 [
-                    layer_name(r["layer_index"]),
+                    layer_label(r["layer_index"]),
                     fmt_num(r["drift_a"]),
                     fmt_num(r["drift_b"]),
                     fmt_num(r["drift_diff"]) + seed_stars(r, correction),
@@ -253,7 +253,7 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
             groups=groups,
         )
         for index in sorted(part["layer_index"].unique()):
-            cells = [layer_name(index)]
+            cells = [layer_label(index)]
             for m in methods:
                 rows = part[(part["method"] == m) & (part["layer_index"] == index)]
                 shown = h.layer(str(task), str(m), int(index))
@@ -295,7 +295,7 @@ def metrics_table(results: Results, correction: str, alpha: float) -> Table | No
     )
     for (task, index), part in comp.groupby(["task", "layer_index"], sort=True):
         by_metric = part.set_index("metric")
-        cells = [str(task), layer_name(index)]
+        cells = [str(task), layer_label(index)]
         all_sig = True
         for m in metrics:
             if m not in by_metric.index:

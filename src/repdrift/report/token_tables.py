@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from repdrift.report.tables import Table, fmt_num, layer_name
-from repdrift.store.results import Results, final_step
+from repdrift.analysis.tokens import TOKEN_METRICS
+from repdrift.report.tables import Table, fmt_num, layer_label
+from repdrift.store.results import PREFERRED_METRIC, Results, final_step
 
 __all__ = ["null_note", "token_section"]
 
-#: Token-level metrics (see repdrift.analysis.tokens.TOKEN_METRICS).
-_TOKEN_METRICS = ("cka_debiased", "cka_linear", "cosine")
 _TEXT_CHARS = 300
 
 
@@ -71,7 +70,7 @@ def _side_by_side(results: Results, task: str, metric: str) -> Table:
             else pooled
         )
         table.add([
-            str(row["run"]), layer_name(int(row["layer_index"])),
+            str(row["run"]), layer_label(int(row["layer_index"])),
             _interval(match.iloc[0]) if not match.empty else "–", _interval(row),
             *([fmt_num(row["p_perm"], 4)] if with_p else []), str(int(row["n_tokens"])),
         ])  # fmt: skip
@@ -92,7 +91,7 @@ def _by_type(results: Results, task: str) -> Table | None:
         numeric=[False, False, *([True] * len(kinds))],
     )
     for (method, layer), row in means.iterrows():
-        table.add([str(method), layer_name(int(layer)), *(fmt_num(row[k], 4) for k in kinds)])
+        table.add([str(method), layer_label(int(layer)), *(fmt_num(row[k], 4) for k in kinds)])
     return table
 
 
@@ -130,7 +129,7 @@ def token_section(results: Results, metric: str) -> dict | None:
     drift = results.token_drift
     if drift is None or drift.empty:
         return None
-    metric = metric if metric in _TOKEN_METRICS else "cka_debiased"
+    metric = metric if metric in TOKEN_METRICS else PREFERRED_METRIC
     if metric not in set(drift["metric"]):
         metric = str(drift["metric"].iloc[0])
     tasks = sorted(drift["task"].unique())

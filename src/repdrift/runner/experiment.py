@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator
 
+from repdrift.common.naming import Method
 from repdrift.errors import InputError
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.models.sources import BUNDLED_MODELS  # ``base_model: bundled:NAME`` (one home)
@@ -39,7 +40,6 @@ from repdrift.runner.sections import (
     AnalysisConfig,
     FiguresConfig,
     ImportConfig,
-    Method,
     Section,
     TrainConfig,
 )

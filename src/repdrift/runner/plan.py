@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from repdrift.common.naming import checkpoint_folder, find_checkpoints
 from repdrift.errors import InputError
-from repdrift.extraction.api import find_checkpoints
 from repdrift.runner.experiment import Experiment
 from repdrift.runner.job import Job, run_name
 from repdrift.runner.original_layout import import_jobs
@@ -53,13 +53,6 @@ def checkpoint_steps(exp: Experiment, model: Path) -> list[int]:
     if not found:
         logger.warning("checkpoints: true but %s has no checkpoint-N folder (yet)", model)
     return found
-
-
-def checkpoint_folder(model: Path, step: int) -> Path:
-    """``checkpoint-{step}`` inside the variant folder (where training saves it), else beside it."""
-    inside = model / f"checkpoint-{step}"
-    beside = model.parent / f"checkpoint-{step}"
-    return beside if not inside.exists() and beside.exists() else inside
 
 
 def plan_jobs(exp: Experiment) -> list[Job]:

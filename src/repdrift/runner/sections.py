@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from repdrift.common.naming import Method
+from repdrift.metrics.definitions import CROSS_LAYER_METRIC
 from repdrift.metrics.registry import DEFAULT_METRICS
 from repdrift.metrics.registry import names as metric_names
-
-Method = Literal["full", "lora"]
 
 
 class Section(BaseModel):
@@ -114,7 +114,7 @@ class AnalysisConfig(Section):
     n_perm: int = Field(1000, ge=0)
     level: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
-    cross_layer_metric: str = "cka_debiased"
+    cross_layer_metric: str = CROSS_LAYER_METRIC
     weights: bool = True
     device: str = "auto"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from repdrift.common.devices import resolve_device
 from repdrift.common.naming import run_name
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
+from repdrift.plots import plot_all
+from repdrift.report import write_report
 from repdrift.runner.experiment import Experiment
 from repdrift.runner.job import Job
 from repdrift.store.reader import load_run
@@ -263,17 +265,6 @@ def _weights_device(exp: Experiment) -> str:
 # ------------------------------------------------------------------------------- figures, report
 
 
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """``module.name`` if it can be imported, else None (the stage is then skipped)."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        logger.warning("%s.%s is not available (%s): stage skipped", module, name, exc)
-        return None
-
-
 def output_fingerprint(exp: Experiment, stage: str) -> str | None:
     """Fingerprint of figures / report: the analysis and weights they are made from."""
     analysis = _read_stamp(exp, "analysis")
@@ -288,14 +279,11 @@ def output_fingerprint(exp: Experiment, stage: str) -> str | None:
 
 
 def run_figures(exp: Experiment) -> bool:
-    """``repdrift.plots.plot_all`` into ``OUTPUT/figures`` (skipped with a warning if absent)."""
+    """``repdrift.plots.plot_all`` into ``OUTPUT/figures``."""
     fingerprint = output_fingerprint(exp, "figures")
     if fingerprint is None:
         raise InputError(f"{exp.results_dir}: no analysis results to plot")
     if stage_status(exp, "figures", fingerprint) == "done":
-        return False
-    plot_all = _optional("repdrift.plots", "plot_all")
-    if plot_all is None:
         return False
     plot_all(exp.results_dir, exp.figures_dir, format=exp.figures.format)
     _write_stamp(exp, "figures", fingerprint)
@@ -303,14 +291,11 @@ def run_figures(exp: Experiment) -> bool:
 
 
 def run_report(exp: Experiment) -> bool:
-    """``repdrift.report.html.write_report`` to ``OUTPUT/report.html`` (skipped if absent)."""
+    """``repdrift.report.html.write_report`` to ``OUTPUT/report.html``."""
     fingerprint = output_fingerprint(exp, "report")
     if fingerprint is None:
         raise InputError(f"{exp.results_dir}: no analysis results to report")
     if stage_status(exp, "report", fingerprint) == "done":
-        return False
-    write_report = _optional("repdrift.report", "write_report")
-    if write_report is None:
         return False
     write_report(exp.results_dir, exp.report_path)
     _write_stamp(exp, "report", fingerprint)

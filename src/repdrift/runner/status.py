@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.models.sources import local_or_hub
-from repdrift.models.training_record import read_training_record
+from repdrift.models.training_record import DEFAULT_LR, read_training_record
 from repdrift.runner.job import Job, Status
 from repdrift.store.manifest import MANIFEST_NAME, step_dir_name
 from repdrift.store.reader import load_run, run_summary
 from repdrift.store.steps import verify_run
-from repdrift.training.recipe import DEFAULT_LR
 
 
 def job_status(job: Job) -> Status:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from safetensors import safe_open
 
+from repdrift.common.naming import layer_name
 from repdrift.errors import InputError, IntegrityError
 from repdrift.store.legacy_pt import (
     MEAN_UNMASKED,
@@ -27,10 +28,9 @@ from repdrift.store.legacy_pt import (
 )
 from repdrift.store.manifest import MANIFEST_NAME, PARTIAL_DIR, Manifest
 from repdrift.store.steps import StepRecord, final_step_number, find_steps, inspect_step
+from repdrift.store.tensorfile import DTYPE_CODES
 
 logger = logging.getLogger(__name__)
-
-_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "F16": np.float16}
 
 
 class Run:
@@ -126,7 +126,7 @@ class Run:
     def layer_path(self, name: str | int, step: int | None = None) -> Path:
         """File of layer ``name`` (``"layer_3"``, ``3`` or ``"embeddings"``)."""
         rec = self._rec(step)
-        key = f"layer_{name}" if isinstance(name, int) else name
+        key = layer_name(name) if isinstance(name, int) else name
         if key not in rec.layer_paths:
             raise InputError(f"{rec.path}: no layer {name!r}; layers are {list(rec.layer_paths)}")
         return rec.layer_paths[key]
@@ -205,7 +205,11 @@ def _memmap_tensor(path: Path, key: str) -> np.ndarray:
         header = json.loads(fh.read(header_len))
     info = header[key]
     begin, end = info["data_offsets"]
-    dtype = _DTYPES[info["dtype"]]
+    dtype = DTYPE_CODES.get(info["dtype"], (None, None))[1]
+    if dtype is None:
+        raise IntegrityError(
+            f"{path}: tensor {key!r} has dtype {info['dtype']!r}, which numpy cannot map"
+        )
     shape = tuple(info["shape"])
     if end - begin != int(np.prod(shape)) * np.dtype(dtype).itemsize:
         raise IntegrityError(f"{path}: tensor {key!r} has inconsistent offsets")

@@ -14,22 +14,25 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:  # torch is imported where tensors are written, so reading runs stays light
     import torch
 
-# safetensors dtype codes by torch dtype name
-_DTYPES = {
-    "torch.float64": "F64",
-    "torch.float32": "F32",
-    "torch.float16": "F16",
-    "torch.bfloat16": "BF16",
-    "torch.int64": "I64",
-    "torch.int32": "I32",
-    "torch.int16": "I16",
-    "torch.int8": "I8",
-    "torch.uint8": "U8",
-    "torch.bool": "BOOL",
+#: safetensors dtype code -> (torch dtype name, numpy dtype; None where numpy has none)
+DTYPE_CODES: dict[str, tuple[str, type | None]] = {
+    "F64": ("torch.float64", np.float64),
+    "F32": ("torch.float32", np.float32),
+    "F16": ("torch.float16", np.float16),
+    "BF16": ("torch.bfloat16", None),
+    "I64": ("torch.int64", np.int64),
+    "I32": ("torch.int32", np.int32),
+    "I16": ("torch.int16", np.int16),
+    "I8": ("torch.int8", np.int8),
+    "U8": ("torch.uint8", np.uint8),
+    "BOOL": ("torch.bool", np.bool_),
 }
+_CODE_OF_TORCH = {torch_name: code for code, (torch_name, _) in DTYPE_CODES.items()}
 
 
 def save_safetensors(
@@ -56,11 +59,11 @@ def save_safetensors(
     offset = 0
     for name in names:
         t = prepared[name]
-        if str(t.dtype) not in _DTYPES:
+        if str(t.dtype) not in _CODE_OF_TORCH:
             raise TypeError(f"tensor {name!r}: dtype {t.dtype} has no safetensors code")
         size = t.numel() * t.element_size()
         header[name] = {
-            "dtype": _DTYPES[str(t.dtype)],
+            "dtype": _CODE_OF_TORCH[str(t.dtype)],
             "shape": list(t.shape),
             "data_offsets": [offset, offset + size],
         }

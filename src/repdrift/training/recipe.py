@@ -34,19 +34,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from repdrift.common.devices import resolve_device
+from repdrift.common.naming import Method, checkpoint_name
 from repdrift.common.progress import progress_bar
 from repdrift.common.version import __version__
 from repdrift.models.inputs import segment_sep_id, takes_position_ids
 from repdrift.models.loaded import inner_model
 from repdrift.models.sources import normalize_source
 from repdrift.models.tokenizer import load_tokenizer
-from repdrift.models.training_record import TRAINED_SAMPLES
+from repdrift.models.training_record import DEFAULT_LR, TRAINED_SAMPLES
 from repdrift.tasks.samples import load_samples
 from repdrift.tasks.splits import HELD_OUT_RULE, sample_hashes
 from repdrift.training import data as data_mod
@@ -60,9 +61,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "DEMO_RECIPE", "detect_target_modules", "train"]
 
-Method = Literal["full", "lora"]
-
-DEFAULT_LR: dict[str, float] = {"full": 5e-5, "lora": 1e-3}
 DEFAULT_EPOCHS = 3.0
 WARMUP_FRACTION = 0.06
 MAX_GRAD_NORM = 1.0
@@ -229,7 +227,7 @@ def train(
         record.update(_settings(arguments, job, targets, trainable, torch_device))
         losses = _optimize(net, trainable, job, arguments, torch_device, progress,
                            on_save=lambda step, losses: _save(
-                               net, job, out / f"checkpoint-{step}",
+                               net, job, out / checkpoint_name(step),
                                {**record, **rec.loss_summary(losses), "complete": True,
                                 "step": step, "checkpoint": True, "validation_accuracy": None,
                                 "seconds": round(time.perf_counter() - started, 3)}))  # fmt: skip
@@ -245,7 +243,7 @@ def train(
              "checkpoint": False, "validation_accuracy": val_accuracy,
              "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
     if save_steps and total % save_steps == 0:
-        _save(net, job, out / f"checkpoint-{total}", {**final, "checkpoint": True})
+        _save(net, job, out / checkpoint_name(total), {**final, "checkpoint": True})
     _save(net, job, out, final)
     logger.info(
         "trained %s %s seed %d: %d steps, final loss %.4f, validation accuracy %s, %.1f s -> %s",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from repdrift.common.atomic import atomic_write_bytes
+from repdrift.common.naming import checkpoint_step
 from repdrift.errors import InputError
 from repdrift.models.training_record import (
     TRAINED_SAMPLES,
@@ -123,8 +124,8 @@ def previous_run(out: Path, arguments: dict[str, Any]) -> bool:
             )
     # an interrupted run of ours: start over, dropping checkpoints it wrote
     logger.warning("%s holds an unfinished training: starting it again", out)
-    for folder in out.glob("checkpoint-*"):
-        if folder.is_dir() and (folder / TRAINING_RECORD).is_file():
+    for folder in sorted(out.iterdir()):
+        if checkpoint_step(folder.name) is not None and (folder / TRAINING_RECORD).is_file():
             shutil.rmtree(folder)
     return False
 

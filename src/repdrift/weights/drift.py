@@ -18,6 +18,7 @@ import torch
 from rich.progress import MofNCompleteColumn, Progress
 
 from repdrift.common.devices import resolve_device
+from repdrift.common.naming import Method
 from repdrift.errors import InputError
 from repdrift.weights.checkpoints import (
     CONV1D_MODEL_TYPES,
@@ -35,7 +36,6 @@ from repdrift.weights.spectra import (
     module_drift,
 )
 from repdrift.weights.targets import (
-    Method,
     ModuleTarget,
     VariantPlan,
     name_variants,

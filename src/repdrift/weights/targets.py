@@ -9,8 +9,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from repdrift.common.naming import Method
 from repdrift.errors import InputError
 from repdrift.weights.checkpoints import LoraSettings, WeightFiles, read_lora_settings
 from repdrift.weights.keys import (
@@ -24,7 +24,6 @@ from repdrift.weights.keys import (
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["full", "lora"]
 _SHOWN = 10  # names listed in a log line before eliding the rest
 
 
