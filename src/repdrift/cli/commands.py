@@ -23,7 +23,7 @@ from repdrift.cli.views import (
     show_weights,
 )
 from repdrift.errors import IntegrityError
-from repdrift.metrics.definitions import DEFAULT_METRICS
+from repdrift.metrics.definitions import CROSS_LAYER_METRIC, DEFAULT_METRICS
 
 from repdrift.models.sources import BUNDLED_HELP
 from repdrift.tasks.splits import HELD_OUT_FRACTION
@@ -226,7 +226,7 @@ def compare(
     level: float = typer.Option(0.95, help="Confidence level of the intervals."),
     seed: int = typer.Option(0, help="Seed of the resampling."),
     cross_layer_metric: str = typer.Option(
-        "cka_debiased", help="Metric of the cross-layer matrices."
+        CROSS_LAYER_METRIC, help="Metric of the cross-layer matrices."
     ),
     resample: list[str] = typer.Option(
         [],
