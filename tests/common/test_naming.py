@@ -14,6 +14,12 @@ from repdrift.common.naming import (
     RunLabels,
     base_folder_names,
     canonical_method,
+    checkpoint_folder,
+    checkpoint_name,
+    checkpoint_step,
+    find_checkpoints,
+    layer_name,
+    layer_names,
     parse_run_name,
     run_name,
     variant_folder_names,
@@ -125,3 +131,33 @@ def test_pairing_labels_legacy_runs_by_their_folder_name(tmp_path: Path, name, l
     torch.save(torch.zeros(4, 3), step / "layer_0.pt")
     info = pairing.describe(tmp_path / name)
     assert (info.task, info.method, info.seed) == labels
+
+
+def test_layer_names() -> None:
+    assert layer_names(3) == [layer_name(0), layer_name(1), layer_name(2)]
+    assert layer_names(2, embeddings=True) == ["embeddings", "layer_0", "layer_1"]
+    with pytest.raises(InputError, match="n_blocks"):
+        layer_names(True)
+
+
+def test_checkpoint_folders_in_or_beside_the_model(tmp_path: Path) -> None:
+    assert checkpoint_name(500) == "checkpoint-500" and checkpoint_step("checkpoint-500") == 500
+    assert [checkpoint_step(n) for n in ("checkpoint-x", "checkpoint-", "ckpt-5", "checkpoint-5a")] == [
+        None, None, None, None,
+    ]  # fmt: skip
+    trainer_out = tmp_path / "out"
+    final = trainer_out / "final"
+    for step in (20, 5):
+        (trainer_out / checkpoint_name(step)).mkdir(parents=True)
+    (trainer_out / "checkpoint-best").mkdir()
+    (trainer_out / "checkpoint-7").write_text("a file, not a folder")
+    final.mkdir()
+    # none inside the final save: the Trainer's output_dir beside it, by increasing step
+    assert find_checkpoints(final) == {5: trainer_out / "checkpoint-5", 20: trainer_out / "checkpoint-20"}
+    assert checkpoint_folder(final, 5) == trainer_out / "checkpoint-5"
+    # once training saves inside the variant folder, those win
+    (final / checkpoint_name(10)).mkdir()
+    assert find_checkpoints(final) == {10: final / "checkpoint-10"}
+    assert checkpoint_folder(final, 10) == final / "checkpoint-10"
+    assert checkpoint_folder(final, 99) == final / "checkpoint-99"  # not there yet: inside
+    assert find_checkpoints(tmp_path / "missing" / "model") == {}
