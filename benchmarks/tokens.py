@@ -6,7 +6,9 @@
    timed end to end (its ``summary['seconds']``, which covers the token tables) with the
    defaults (no token-level null) and with ``--token-null`` passes, and, in the same run, one
    null pass as repdrift computes it (the cross co-moment only) against one full accumulator
-   pass (what each pass of the former null cost).
+   pass (what each pass of the former null cost). Then one layer's token tables (values and
+   the 1000 half-sample replicates of the intervals, no null) with the accumulators in numpy
+   (the default on a CPU machine) against torch on each device at hand (``cpu``, ``cuda``).
 2. ``--simulate``: rejection rates at α = 0.05 (19 shuffles) of three nulls on simulated token
    rows (position + sample content + noise; the variant sees its own sample's content with
    weight rho): whole samples within groups of nearly equal length (repdrift's), single
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -64,7 +67,7 @@ def _runs(root: Path, n: int) -> tuple[Path, Path]:
     return Path(base), Path(full)
 
 
-def cost(n: int, null: int) -> None:
+def cost(n: int, null: int, devices_only: bool = False) -> None:
     import repdrift
     from repdrift.analysis import tokens
     from repdrift.analysis.token_null import SampleShuffles, null_replicates
@@ -76,6 +79,9 @@ def cost(n: int, null: int) -> None:
         Y, _ = repdrift.load_run(full).tokens(run.layers[-1], mmap=True)
         print(f"{len(offsets) - 1} samples, {offsets[-1]} tokens x {X.shape[1]} dims, "
               f"{len(run.layers)} layers")
+        if devices_only:
+            device_paths(X, Y, offsets)
+            return
         for token_null in (0, null):
             res = repdrift.compare([base, full], out=Path(tmp) / f"r{token_null}",
                                    token_null=token_null, progress=False)  # fmt: skip
@@ -95,6 +101,36 @@ def cost(n: int, null: int) -> None:
         cross_pass = (timed[1] - timed[0]) / 5
         print(f"one full accumulator pass {full_pass * 1e3:.0f} ms; one null pass now "
               f"{cross_pass * 1e3:.0f} ms ({full_pass / cross_pass:.1f}x less)")
+        device_paths(X, Y, offsets)
+
+
+def device_paths(X: np.ndarray, Y: np.ndarray, offsets: np.ndarray, repeats: int = 3) -> None:
+    """One layer's values and 1000 half-sample replicates: numpy against torch per device."""
+    import torch
+
+    from repdrift.analysis import stats, tokens
+
+    rng = np.random.default_rng(0)
+    block = tokens._blocks(len(offsets) - 1, tokens.N_BLOCKS, rng)
+    B = int(block.max()) + 1
+    W = np.zeros((1000, B))
+    np.put_along_axis(W, stats.half_samples(B, 1000, rng), 1.0, axis=1)
+    devices = [None, "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    seconds = {}
+    for device in devices:
+        best = math.inf
+        for _ in range(repeats):
+            started = time.perf_counter()
+            res = tokens._measure(X, Y, offsets, block, W, None, device=device)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - started)
+        seconds[device] = best
+        name = "numpy" if device is None else f"torch on {device}"
+        print(f"one layer, values + 1000 replicates, {name:14s}: {best * 1e3:6.0f} ms "
+              f"(cka_debiased {res['values']['cka_debiased']:.10f}; threads "
+              f"{torch.get_num_threads()})")
+    print(f"torch on the CPU / numpy: {seconds['cpu'] / seconds[None]:.2f}x")
 
 
 def _within_position(offsets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -164,13 +200,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=120)
     parser.add_argument("--null", type=int, default=100, help="token-level null passes timed")
+    parser.add_argument("--devices-only", action="store_true",
+                        help="only the numpy / torch comparison (no compare, no null timing)")
     parser.add_argument("--simulate", type=int, nargs="?", const=1000, default=0,
                         help="simulations per setting (default 1000)")  # fmt: skip
     args = parser.parse_args()
     if args.simulate:
         simulate(args.simulate)
     else:
-        cost(args.samples, args.null)
+        cost(args.samples, args.null, args.devices_only)
 
 
 if __name__ == "__main__":

@@ -31,16 +31,22 @@ A re-pairing permutes the variant's kept rows, which leaves both means, ``Sxx``,
 the fourth-order self terms unchanged; a pass needs only the cross co-moment ``Uᵀ V_π`` (one
 float64 GEMM per chunk, ``2 N d1 d2`` FLOPs), ``Σ ‖u_i‖² ‖v_π(i)‖²`` and, for ``cosine``, the
 row dot products: about a third of a full accumulator pass. Each replicate equals the
-streaming accumulator (and one-shot CKA) on the re-paired rows (tested to 1e-10).
+streaming accumulator (and one-shot CKA) on the re-paired rows (tested to 1e-10). With a
+``device`` the cross co-moment and the dot products run there in torch (float32 products
+added in float64 where the device lacks fast float64, as in
+:mod:`repdrift.metrics.streaming`); the per-row norms come back to numpy once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from repdrift.analysis.token_rows import read_rows
+from repdrift.metrics.streaming import cross, row_sq, sq_sum, trace
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 
 __all__ = ["NULL_GROUP", "TOKEN_NULL_PERMS", "SampleShuffles", "null_replicates", "null_text"]
@@ -111,7 +117,7 @@ class SampleShuffles:
 
 def null_replicates(
     X: np.ndarray, Y: np.ndarray, shuffles: SampleShuffles,
-    advance: Callable[[int], None] = lambda _n: None,
+    advance: Callable[[int], None] = lambda _n: None, device: Any = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:  # fmt: skip
     """The observed similarity on the test's rows and each re-pairing's.
 
@@ -121,6 +127,7 @@ def null_replicates(
         Base and variant tokens, paired row by row.
     shuffles : SampleShuffles
     advance : called with 1 after each null pass (a progress bar)
+    device : None (numpy) or the torch device the passes run on
 
     Returns
     -------
@@ -128,10 +135,10 @@ def null_replicates(
     ``shuffles.rows`` (floats) and of each shuffle ((n_perm,) arrays).
     """
     rows = shuffles.rows
-    total = StreamingDebiasedCKA()
+    total = StreamingDebiasedCKA(device)
     for start in range(0, len(rows), CHUNK_ROWS):
         part = rows[start : start + CHUNK_ROWS]
-        total.update(np.asarray(X[part], dtype=np.float64), np.asarray(Y[part], dtype=np.float64))
+        total.update(read_rows(X, part, device), read_rows(Y, part, device))
     terms = _Terms(X, Y, rows, total)
     observed = terms.similarities(rows)
     null = {k: np.full(len(shuffles), math.nan) for k in observed}
@@ -147,6 +154,7 @@ class _Terms:
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, rows: np.ndarray, total: StreamingDebiasedCKA):
         self.X, self.Y, self.rows, self.n = X, Y, rows, total.n
+        self.device, self.fast64 = total.device, total.fast64
         self.mx, self.my = total.mean_x, total.mean_y
         self.same_width = X.shape[1] == Y.shape[1]
         k = len(rows)
@@ -156,30 +164,28 @@ class _Terms:
         self.b, self.norm_y = np.zeros(len(Y)), np.ones(len(Y))
         for start in range(0, k, CHUNK_ROWS):
             part = rows[start : start + CHUNK_ROWS]
-            Xc, Yc = np.asarray(X[part], dtype=np.float64), np.asarray(Y[part], dtype=np.float64)
+            Xc, Yc = read_rows(X, part, self.device), read_rows(Y, part, self.device)
             self.a[start : start + len(part)] = _sq_norms(Xc - self.mx)
             self.norm_x[start : start + len(part)] = np.sqrt(_sq_norms(Xc))
             self.b[part], self.norm_y[part] = _sq_norms(Yc - self.my), np.sqrt(_sq_norms(Yc))
         _, self.xx, self.yy = total.numerators()
-        self.qx, self.qy = float(np.trace(total.sxx)), float(np.trace(total.syy))
-        self.linear_den = math.sqrt(_sq(total.sxx) * _sq(total.syy))
+        self.qx, self.qy = trace(total.sxx), trace(total.syy)
+        self.linear_den = math.sqrt(sq_sum(total.sxx) * sq_sum(total.syy))
 
     def similarities(self, y_rows: np.ndarray) -> dict[str, float]:
         """The three similarities of base :attr:`rows` paired with the variant's ``y_rows``."""
         n = self.n
-        cross = np.zeros((self.X.shape[1], self.Y.shape[1]))
-        dots = np.empty(len(y_rows))
+        sxy, dots = 0.0, np.empty(len(y_rows))
         for start in range(0, len(y_rows), CHUNK_ROWS):
             ys = y_rows[start : start + CHUNK_ROWS]
-            Xc = np.asarray(self.X[self.rows[start : start + CHUNK_ROWS]], dtype=np.float64)
+            Xc = read_rows(self.X, self.rows[start : start + CHUNK_ROWS], self.device)
             order = np.argsort(ys)  # read the variant's rows in file order
-            Yc = np.empty((len(ys), self.Y.shape[1]))
-            Yc[order] = np.asarray(self.Y[ys[order]], dtype=np.float64)
-            cross += (Xc - self.mx).T @ (Yc - self.my)
+            Yc = read_rows(self.Y, ys[order], self.device)[_inverse(order, self.device)]
+            sxy = sxy + cross(Xc - self.mx, Yc - self.my, self.fast64)
             if self.same_width:
-                dots[start : start + len(ys)] = np.einsum("ij,ij->i", Xc, Yc)
+                dots[start : start + len(ys)] = _numpy(row_sq_dot(Xc, Yc))
         fxy = float(self.a @ self.b[y_rows])
-        sxy2 = _sq(cross)
+        sxy2 = sq_sum(sxy)
         xy = sxy2 - fxy + self.qx * self.qy / ((n - 1) * (n - 2)) - 2.0 * fxy / (n - 2)
         good = n >= 4 and self.xx > 0 and self.yy > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -213,10 +219,26 @@ def null_text(n_null: int, requested: int) -> str:
     )
 
 
-def _sq_norms(A: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", A, A)
+def _numpy(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.to("cpu").numpy()
 
 
-def _sq(M: np.ndarray) -> float:
-    flat = M.reshape(-1)
-    return float(flat @ flat)
+def _sq_norms(A: Any) -> np.ndarray:
+    """(m,) squared row norms of A (m, d), numpy or torch, as numpy."""
+    return _numpy(row_sq(A))
+
+
+def row_sq_dot(A: Any, B: Any) -> Any:
+    """(m,) dot product of each pair of rows of A, B (m, d), numpy or torch."""
+    return (A * B).sum(1)
+
+
+def _inverse(order: np.ndarray, device: Any) -> Any:
+    """The permutation undoing ``order`` (indexes rows read in ``order``), for numpy or torch."""
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    if device is None:
+        return inverse
+    import torch
+
+    return torch.from_numpy(inverse).to(device)

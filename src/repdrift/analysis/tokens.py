@@ -57,6 +57,7 @@ from repdrift.analysis.token_null import (
     null_text,
 )
 from repdrift.analysis.token_profile import profile_rows, sample_rows, token_layout
+from repdrift.analysis.token_rows import chunk_cosines, read_rows
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import ProgressCallback, progress_bar
 from repdrift.errors import InputError
@@ -145,40 +146,36 @@ def _rows_of(offsets: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in samples])
 
 
-def _cos(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.einsum("ij,ij->i", X, Y) / (np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1))
-
-
 def _pass(
-    X: np.ndarray, Y: np.ndarray, x_rows: np.ndarray, y_rows: np.ndarray
+    X: np.ndarray, Y: np.ndarray, x_rows: np.ndarray, y_rows: np.ndarray, device: Any = None
 ) -> tuple[StreamingDebiasedCKA, np.ndarray]:
-    """One accumulator over the paired rows, chunk by chunk, and their per-row cosines."""
-    acc = StreamingDebiasedCKA()
+    """One accumulator over the paired rows, chunk by chunk, and their per-row cosines
+    (``device``: None for numpy, else the torch device the accumulator runs on)."""
+    acc = StreamingDebiasedCKA(device)
     cos = np.empty(len(x_rows))
     for start in range(0, len(x_rows), CHUNK_ROWS):
         xs, ys = x_rows[start : start + CHUNK_ROWS], y_rows[start : start + CHUNK_ROWS]
-        Xc = np.asarray(X[xs], dtype=np.float64)
-        Yc = np.asarray(Y[ys], dtype=np.float64)
+        Xc, Yc = read_rows(X, xs, device), read_rows(Y, ys, device)
         acc.update(Xc, Yc)
         if Xc.shape[1] == Yc.shape[1]:
-            cos[start : start + len(xs)] = _cos(Xc, Yc)
+            cos[start : start + len(xs)] = chunk_cosines(Xc, Yc)
     return acc, cos
 
 
 def _measure(
     X: np.ndarray, Y: np.ndarray, offsets: np.ndarray, block: np.ndarray,
     W: np.ndarray | None, shuffles: SampleShuffles | None,
-    advance: ProgressCallback = lambda _n: None,
+    advance: ProgressCallback = lambda _n: None, device: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Values, half-sample replicates and null of the three token metrics for one pair
-    (``advance(1)`` after the values and after each null pass)."""
+    (``advance(1)`` after the values and after each null pass; ``device`` as for
+    :func:`token_tables`)."""
     B = int(block.max()) + 1
     per_token_cos = np.empty(int(offsets[-1]))
     accs, cos_sum, cos_n = [], np.zeros(B), np.zeros(B)
     for b in range(B):
         rows = _rows_of(offsets, np.flatnonzero(block == b))
-        acc, cos = _pass(X, Y, rows, rows)
+        acc, cos = _pass(X, Y, rows, rows, device)
         accs.append(acc)
         per_token_cos[rows] = cos
         cos_sum[b], cos_n[b] = cos.sum(), len(cos)
@@ -199,7 +196,7 @@ def _measure(
     null: dict[str, np.ndarray] = {}
     null_observed: dict[str, float] = {}
     if shuffles is not None and len(shuffles):
-        null_observed, null = null_replicates(X, Y, shuffles, advance)
+        null_observed, null = null_replicates(X, Y, shuffles, advance, device)
     return {
         "values": values, "boot": boot, "null": null, "null_observed": null_observed,
         "per_token_cos": per_token_cos,
@@ -209,11 +206,13 @@ def _measure(
 def token_tables(
     groups: Sequence[TaskGroup], *, metrics: Sequence[str], n_boot: int, n_perm: int,
     level: float, seed: int, progress: bool = False, n_blocks: int = N_BLOCKS,
-    max_null: int = TOKEN_NULL_PERMS,
+    max_null: int = TOKEN_NULL_PERMS, device: Any = None,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
     """``token_drift``, ``token_profile`` and ``token_samples`` tables of token-level groups.
 
-    ``metrics`` selects among :data:`TOKEN_METRICS`; see the module docstring for the rest.
+    ``metrics`` selects among :data:`TOKEN_METRICS`; ``device``: None (numpy, float64) or a
+    torch device the accumulators run on (``compare``'s ``device`` setting; see
+    :mod:`repdrift.metrics.streaming` for its dtypes); see the module docstring for the rest.
     """
     wanted = [m for m in TOKEN_METRICS if m in metrics]
     drift, profile, samples = [], [], []
@@ -248,7 +247,7 @@ def token_tables(
                             f"{info.run.path} step {step}, {layer}: token counts per sample "
                             f"differ from {ref.path}'s; tokens cannot be paired"
                         )
-                    res = _measure(X, Y, offsets, block, W, shuffles, advance)
+                    res = _measure(X, Y, offsets, block, W, shuffles, advance, device)
                     labels = _labels(info, step, layer)
                     for name in wanted:
                         drift.append(
@@ -306,7 +305,7 @@ def add_token_results(
     tables = token_tables(
         groups, metrics=settings.metrics, n_boot=settings.n_boot, n_perm=settings.n_perm,
         level=settings.level, seed=settings.seed, progress=progress,
-        n_blocks=settings.token_blocks, max_null=settings.token_null,
+        n_blocks=settings.token_blocks, max_null=settings.token_null, device=settings.device,
     )  # fmt: skip
     for name, table in tables.items():
         setattr(results, name, table)
