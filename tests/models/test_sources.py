@@ -116,5 +116,6 @@ def test_bundled_names_follow_the_same_rule_everywhere(here: Path, minilm_path: 
 def test_check_hub_passes_folders_and_fails_fast_offline(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     check_hub(here / "models" / "base", "model")  # a folder never needs the hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_hub(str(here / "models" / "base"), "tokenizer")  # nor one named by a string
     with pytest.raises(InputError, match="HF_HUB_OFFLINE is set, so it cannot be downloaded"):
         check_hub("someorg/no-such-model", "model")

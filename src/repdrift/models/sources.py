@@ -270,8 +270,8 @@ def check_hub(src: Source, what: str) -> None:
     InputError
         The hub id is not cached and the hub is off limits; the message names the id and why.
     """
-    if isinstance(src, Path) or _local_folder(src) is not None:
-        return
+    if isinstance(src, Path) or Path(src).expanduser().is_dir() or _local_folder(src) is not None:
+        return  # a local folder given as a string (e.g. a path read from a manifest) is local
     where = f"{what} {src!r} is no local folder and is not in the local hub cache"
     fix = f"give a local model folder (or {_bundled_names()})"
     if hub_offline():
