@@ -24,9 +24,9 @@ from repdrift.cli.views import (
 )
 from repdrift.errors import IntegrityError
 from repdrift.metrics.definitions import CROSS_LAYER_METRIC, DEFAULT_METRICS
-
 from repdrift.models.sources import BUNDLED_HELP
 from repdrift.tasks.splits import HELD_OUT_FRACTION
+
 __all__ = ["app", "main"]
 
 
