@@ -130,8 +130,12 @@ def test_study_answer_line_and_single_seed_claims_nothing(results, tmp_path: Pat
     h = headline(results)
     assert h.study is not None and h.study.n_tasks == len(TASKS)
     line = h.study_line()
-    assert line.startswith("answer (cka_debiased, drift averaged over blocks, seeds as the unit)")
+    assert line.startswith(
+        f"answer (cka_debiased, drift averaged over blocks, seeds as the unit, in these "
+        f"{len(TASKS)} tasks)"
+    )
     assert f"{h.study.estimate:+.4f}" in line and "95% CI" in line
+    assert "method labels permuted within each of" in line and "tasks in general" not in line
     one = compare(
         write_study(tmp_path / "runs", seeds=(1,), steps=((0, 1.0),), tasks=("toy",)),
         n_boot=50, n_perm=0, progress=False, metrics=["cka_debiased"],

@@ -30,8 +30,8 @@ def _chunks_listed(manifest: Path) -> int:
 def test_ctrl_c_prints_the_resume_line_keeps_chunks_and_the_rerun_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [
-        str(REPDRIFT), "extract", "bundled:minilm", "--task", "demo-sst", "--samples", "120",
-        "--batch-size", "8", "--layers", "0,5", "--out", str(out),
+        str(REPDRIFT), "extract", "bundled:minilm", "--task", "demo-sst", "--samples", "200",
+        "--batch-size", "4", "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -45,8 +45,9 @@ def test_ctrl_c_prints_the_resume_line_keeps_chunks_and_the_rerun_resumes(tmp_pa
     assert proc.returncode == 130
     assert stderr.strip().splitlines()[-1] == RESUME_LINE
     kept = json.loads(manifest.read_text())
-    # 120 samples in batches of 8: chunks of ceil(120 / 8) = 15 samples, recorded in the manifest
-    assert kept["status"] == "partial" and kept["chunk_size"] == 15
+    # 200 samples in batches of 4: chunks of ceil(200 / 8) = 25 samples, recorded in the
+    # manifest (enough work after the first chunk that a loaded machine still interrupts it)
+    assert kept["status"] == "partial" and kept["chunk_size"] == 25
     assert 1 <= len(kept["chunks"]) < 8
     shown = subprocess.run([str(REPDRIFT), "inspect", str(out)], capture_output=True, text=True)
     assert f"step 0: not finished ({len(kept['chunks'])} chunk(s) done)" in shown.stdout
@@ -55,7 +56,7 @@ def test_ctrl_c_prints_the_resume_line_keeps_chunks_and_the_rerun_resumes(tmp_pa
     assert again.returncode == 0, again.stderr
     assert f"{len(kept['chunks'])} chunk(s) already done" in " ".join(again.stderr.split())
     done = json.loads(manifest.read_text())
-    assert done["status"] == "complete" and done["n_samples"] == 120 and done["chunk_size"] == 15
+    assert done["status"] == "complete" and done["n_samples"] == 200 and done["chunk_size"] == 25
 
 
 @pytest.mark.parametrize(

@@ -131,16 +131,36 @@ class Headline:
                 f"drift, describing these trainings only: {diffs}"
             )
         level = float(self.answers["level"].iloc[0])
-        verdict = (
-            f"{a} drifts {'less' if s.estimate < 0 else 'more'} than {b}"
-            if s.p < self.alpha
-            else f"no significant difference between {a} and {b}"
+        if np.isfinite(s.p_floor) and s.p_floor > self.alpha and s.test != "welch":
+            verdict = (
+                f"undecidable at {self.alpha:g} with these seeds (smallest attainable p "
+                f"{s.p_floor:.2g})"
+            )
+        elif s.p < self.alpha:
+            verdict = f"{a} drifts {'less' if s.estimate < 0 else 'more'} than {b}"
+        else:
+            verdict = f"no significant difference between {a} and {b}"
+        scope = f"in {s.tasks[0]} only" if s.n_tasks == 1 else f"in these {s.n_tasks} tasks"
+        interval = (
+            f"{level:.0%} CI [{number(s.low, 4, signed=True)}, {number(s.high, 4, signed=True)}]"
+            if np.isfinite(s.low) and np.isfinite(s.high)
+            else f"no {level:.0%} interval at these seed counts"
+        )
+        how = (
+            s.model
+            if s.n_tasks > 1
+            else f"Welch t-test, one task; exact permutation floor {s.p_floor:.2g}"
+        )
+        general = (
+            f"; tasks in general (t-test of {s.n_tasks} task differences): "
+            f"{number(s.general_estimate, 4, signed=True)}, p = {s.general_p:.2g}"
+            if np.isfinite(s.general_p)
+            else ""
         )
         return (
-            f"answer ({self.metric}, drift averaged over blocks, seeds as the unit): {verdict}; "
-            f"{a} - {b} = {number(s.estimate, 4, signed=True)} ({level:.0%} CI "
-            f"[{number(s.low, 4, signed=True)}, {number(s.high, 4, signed=True)}], "
-            f"p = {s.p:.2g}, {s.model if s.n_tasks > 1 else 'Welch t-test, one task'})"
+            f"answer ({self.metric}, drift averaged over blocks, seeds as the unit, {scope}): "
+            f"{verdict}; {a} - {b} = {number(s.estimate, 4, signed=True)} ({interval}, "
+            f"p = {s.p:.2g}, {how}){general}"
         )
 
     def structural(self, task: str) -> dict[str, list[int]]:

@@ -26,7 +26,8 @@ from repdrift.metrics import registry
 from repdrift.metrics.cca import DIMENSIONALITY_RULES
 from repdrift.plots.figures import FigureSpec, catalog, read_weights
 from repdrift.plots.style import figure_bytes, method_name, metric_label
-from repdrift.report.headlines import CORRECTION_NAMES, headlines, study_answer
+from repdrift.report.answer_sentence import study_answer
+from repdrift.report.headlines import CORRECTION_NAMES, headlines
 from repdrift.report.tables import (
     comparison_tables,
     drift_tables,
