@@ -34,7 +34,12 @@ def test_ctrl_c_prints_the_resume_line_keeps_chunks_and_the_rerun_resumes(tmp_pa
         "--batch-size", "4", "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # as from a shell: Ctrl-C not ignored (a library earlier in the test session may have set
+    # SIGINT to SIG_IGN, which children inherit and Python then leaves alone)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     manifest = out / "step_000000" / "metadata.json"
     deadline = time.monotonic() + 240
     while _chunks_listed(manifest) == 0 and proc.poll() is None and time.monotonic() < deadline:

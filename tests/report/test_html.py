@@ -88,7 +88,7 @@ def test_planted_difference_names_the_layer_range(planted):
         row = dict(zip(answers["columns"], next(r for r in answers["data"] if r[0] == task),
                        strict=True))  # fmt: skip
         # a Welch p below what 3 + 3 seeds can give by permutation says what it rests on
-        rests = "rests on the seeds' drift being roughly normal" in answer
+        rests = "rests on the drift of the seeds being roughly normal" in answer
         assert rests == (row["p"] < row["perm_floor"]) and rests  # planted: Welch p < 0.1
         first = text[task][1]
         assert first.startswith("LoRA drifted ")

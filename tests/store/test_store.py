@@ -266,13 +266,15 @@ def test_a_failing_forward_keeps_the_chunks_already_finished(
 
     def failing(ids, mask):
         calls[0] += 1
-        if calls[0] == 3:  # the first batch of the third chunk (chunks of 4, batches of 4)
+        if calls[0] == 5:  # the first batch of the third chunk (chunks of 4, batches of 3 + 1)
             raise Crash
         return minilm.forward_inputs(ids, mask)
 
     step = tmp_path / "run" / "step_000000"
     with pytest.raises(Crash):
-        write(minilm, token_ids, step, forward_inputs=failing, batch_size=4)
+        # the complete run's batching: other batch shapes may round differently on several
+        # BLAS threads, and the resumed run is compared byte for byte
+        write(minilm, token_ids, step, forward_inputs=failing)
     assert len(read_manifest(step / "metadata.json").chunks) == 2
     write(minilm, token_ids, step)
     assert layer_bytes(step.parent) == layer_bytes(complete_run)

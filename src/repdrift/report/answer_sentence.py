@@ -82,7 +82,7 @@ def study_sentence(h: Headline) -> str:
         r = h.answer(s.tasks[0])
         how = (
             f"Welch t-test with seeds as the unit, {seeds} seeds, t df {s.df:.1f}. It rests on "
-            "the seeds' drift being roughly normal: the exact permutation of the method labels, "
+            "the drift of the seeds being roughly normal: the exact permutation of the method labels, "
             f"which assumes nothing of the kind, gives p = {r['p_perm']:.3g} and cannot go below "
             f"{r['perm_floor']:.3g} with these seeds"
         )

@@ -106,9 +106,9 @@ def _answer_sentence(r: pd.Series, task: str) -> str | None:
         f"smallest attainable p {r['perm_floor']:.2g})"
     )
     rests = (
-        f"; a Welch p below {r['perm_floor']:.2g} rests on the seeds' drift being roughly "
-        f"normal, as the exact permutation of {r['n_seeds_a']} + {r['n_seeds_b']} seeds cannot "
-        "go lower"
+        f"; a Welch p below {r['perm_floor']:.2g} rests on the drift of the seeds being "
+        f"roughly normal, as the exact permutation of {r['n_seeds_a']} + {r['n_seeds_b']} seeds "
+        "cannot go lower"
         if r["exact"] and r["p"] < r["perm_floor"]
         else ""
     )
