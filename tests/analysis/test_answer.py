@@ -169,7 +169,7 @@ def test_single_seeds_give_no_seed_level_answer():
     assert study_answer([ans]) is None
 
 
-def test_study_answer_permutes_labels_within_tasks():
+def test_study_answer_is_the_test_blocked_by_task():
     from repdrift.analysis.study_test import stratified_answer
 
     rng = np.random.default_rng(6)
@@ -179,8 +179,8 @@ def test_study_answer_permutes_labels_within_tasks():
     direct = stratified_answer(
         [(np.asarray(a.values_a), np.asarray(a.values_b)) for a in answers]
     )
-    assert (study.estimate, study.low, study.high, study.p) == (
-        direct.estimate, direct.low, direct.high, direct.p,
+    assert (study.estimate, study.low, study.high, study.p, study.df, study.p_perm) == (
+        direct.estimate, direct.low, direct.high, direct.p, direct.df, direct.p_perm,
     )  # fmt: skip
     assert study.n_tasks == 3 and study.scope == "these tasks" and study.exact
     assert study.n_relabelings == 20**3 and study.p_floor == pytest.approx(2 / 20**3)

@@ -201,7 +201,8 @@ def test_report_is_self_contained_and_says_the_answer(planted, report):
     first = re.search(r'<p class="study-answer" id="study-answer">(.*?)</p>', answer).group(1)
     assert answer.index(first) < answer.index('class="headline"')
     assert first.startswith("In these 2 tasks (") and "LoRA drifted less than full" in first
-    assert "95% CI −0." in first and "method labels permuted within each task" in first
+    assert "95% CI −0." in first and "Welch-type t-test with seeds as the unit" in first
+    assert "permuting the method labels within tasks (exact)" in first
     assert "tasks in general is not tested" in first
     # Setup, tables and methods carry the numbers of results.json and the tables.
     settings = res.summary["settings"]

@@ -12,11 +12,13 @@ layer-averaged drift over seeds):
   p-value is stated (2/20 = 0.1 at 3 + 3 seeds), and the family-wise max-|t| permutation
   test over layers (Westfall & Young), which says which layers differ with the family-wise
   error controlled by the same relabelings.
-- **For the study**, about *these tasks*: the method labels permuted within tasks, seeds as
-  the unit, tasks as blocks (:mod:`repdrift.analysis.study_test`): exact at any number of tasks
-  and any spread of the seeds, with its smallest attainable p-value stated and an interval by
-  test inversion. A random-effects pooling weighted by per-task standard errors from 3 + 3
-  seeds rejected a true null 6.5-9.6 % of the time at 4-8 tasks and is no longer used. From
+- **For the study**, about *these tasks*, seeds as the unit and tasks as blocks
+  (:mod:`repdrift.analysis.study_test`): a Welch-type t-test of the task differences combined
+  with weights that no method label decides, each method's own seed variance in each task,
+  Satterthwaite df; beside it the exact permutation of the labels within tasks with its
+  smallest attainable p-value. Calibrated at 1-8 tasks of 2 + 2 to 5 + 5 seeds with equal or
+  unequal spreads (benchmarks/calibration.py); the random-effects pooling it replaced rejected
+  a true null 6.5-10.7 % of the time at 4-8 tasks. From
   :data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on, a t-test of the per-task
   differences beside it says whether the difference holds for tasks in general.
 
@@ -78,25 +80,26 @@ class TaskAnswer:
 
 @dataclass(frozen=True)
 class StudyAnswer:
-    """The study-level answer: about *these tasks*, from the method labels permuted within
-    tasks (:mod:`repdrift.analysis.study_test`), or the one task's Welch test when there is one
-    task; beside it, from :data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on,
-    a t-test of the per-task differences about tasks in general (``general_*``, NaN below)."""
+    """The study-level answer about *these tasks* (:mod:`repdrift.analysis.study_test`), or the
+    one task's Welch test when there is one task, with the exact permutation of the method
+    labels beside it; from :data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on, a
+    t-test of the per-task differences about tasks in general (``general_*``, NaN below)."""
 
     method_a: str
     method_b: str
     n_tasks: int
     estimate: float
-    low: float  # -inf / inf: no data could reject at this level with these seeds (p_floor)
+    low: float
     high: float
-    df: float  # the t reference's df (one task); NaN for the permutation test
+    df: float  # of the t reference (Satterthwaite)
     p: float
     tau2: float  # NaN: no between-task variance enters the answer about these tasks
     model: str
     tasks: list[str] = field(default_factory=list)
     scope: str = "these tasks"
-    test: str = "stratified permutation"  # or "welch" (one task)
-    p_floor: float = math.nan  # smallest p-value these seed counts can give
+    test: str = "weighted welch"  # or "welch" (one task)
+    p_perm: float = math.nan  # exact permutation of the method labels within tasks
+    p_floor: float = math.nan  # smallest p-value that permutation can give at these seeds
     n_relabelings: int = 0
     exact: bool = True
     general_estimate: float = math.nan  # tasks in general: mean of the task differences
@@ -219,13 +222,11 @@ def study_answer(
 ) -> StudyAnswer | None:
     """The study-level answer over the tasks with a seed-level test; None without one.
 
-    Two or more tasks: the method labels permuted within tasks (exact, else Monte-Carlo), the
-    interval by test inversion, the estimate a variance-weighted mean of the task differences
-    (:func:`repdrift.analysis.study_test.stratified_answer`); calibrated at any number of tasks
-    and spreads (benchmarks/calibration.py). From
-    :data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on, a t-test of the task
-    differences (k − 1 df) says whether the difference holds for tasks in general. One task:
-    its Welch t-test, with the permutation floor beside it.
+    Two or more tasks: :func:`repdrift.analysis.study_test.stratified_answer` (a Welch-type
+    test of the precision-weighted task differences, the exact permutation within tasks
+    beside it). From :data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on, a t-test
+    of the task differences (k − 1 df) says whether the difference holds for tasks in general.
+    One task: its Welch t-test, with its exact permutation and that permutation's floor.
     """
     tested = [a for a in answers if a.test == "welch" and np.isfinite(a.diff)]
     if not tested:
@@ -235,17 +236,17 @@ def study_answer(
     if len(tested) == 1:
         return StudyAnswer(
             a0.method_a, a0.method_b, 1, a0.diff, a0.low, a0.high, a0.df, a0.p, math.nan,
-            "Welch t-test on seeds (one task)", names, test="welch", p_floor=a0.perm_floor,
-            n_relabelings=a0.n_relabelings, exact=a0.exact,
+            "Welch t-test on seeds (one task)", names, test="welch", p_perm=a0.p_perm,
+            p_floor=a0.perm_floor, n_relabelings=a0.n_relabelings, exact=a0.exact,
         )  # fmt: skip
     groups = [(np.asarray(a.values_a), np.asarray(a.values_b)) for a in tested]
     res = stratified_answer(groups, level=level, rng=rng or np.random.default_rng(0))
     general = across_tasks([a.diff for a in tested], level)
-    how = "exact" if res.exact else f"Monte-Carlo, {res.n_relabelings:,} draws"
+    how = "exact" if res.exact else "Monte-Carlo"
     model = (
-        f"method labels permuted within each of {len(tested)} tasks ({how}; "
-        f"{res.n_relabelings:,} relabelings), seed-variance-weighted mean of the task "
-        "differences, interval by test inversion"
+        f"Welch-type t-test of the task differences over {len(tested)} tasks, weighted by each "
+        f"task's seed precision (Satterthwaite df {res.df:.1f}); permutation of the method labels "
+        f"within tasks ({how}, {res.n_relabelings:,} relabelings) p = {res.p_perm:.2g}"
     )
     extra = {}
     if general is not None:
@@ -254,9 +255,9 @@ def study_answer(
             general_high=general.high, general_df=general.df, general_p=general.p,
         )  # fmt: skip
     return StudyAnswer(
-        a0.method_a, a0.method_b, len(tested), res.estimate, res.low, res.high, math.nan,
-        res.p, math.nan, model, names, p_floor=res.p_floor, n_relabelings=res.n_relabelings,
-        exact=res.exact, **extra,
+        a0.method_a, a0.method_b, len(tested), res.estimate, res.low, res.high, res.df, res.p,
+        math.nan, model, names, p_perm=res.p_perm, p_floor=res.p_floor,
+        n_relabelings=res.n_relabelings, exact=res.exact, **extra,
     )  # fmt: skip
 
 

@@ -131,12 +131,7 @@ class Headline:
                 f"drift, describing these trainings only: {diffs}"
             )
         level = float(self.answers["level"].iloc[0])
-        if np.isfinite(s.p_floor) and s.p_floor > self.alpha and s.test != "welch":
-            verdict = (
-                f"undecidable at {self.alpha:g} with these seeds (smallest attainable p "
-                f"{s.p_floor:.2g})"
-            )
-        elif s.p < self.alpha:
+        if s.p < self.alpha:
             verdict = f"{a} drifts {'less' if s.estimate < 0 else 'more'} than {b}"
         else:
             verdict = f"no significant difference between {a} and {b}"
@@ -144,13 +139,14 @@ class Headline:
         interval = (
             f"{level:.0%} CI [{number(s.low, 4, signed=True)}, {number(s.high, 4, signed=True)}]"
             if np.isfinite(s.low) and np.isfinite(s.high)
-            else f"no {level:.0%} interval at these seed counts"
+            else f"no {level:.0%} interval"
         )
-        how = (
-            s.model
-            if s.n_tasks > 1
-            else f"Welch t-test, one task; exact permutation floor {s.p_floor:.2g}"
-        )
+        how = s.model if s.n_tasks > 1 else f"Welch t-test, one task; exact permutation p = {s.p_perm:.2g}"
+        if np.isfinite(s.p_floor) and s.p < s.p_floor:
+            how += (
+                f"; below the permutation's floor {s.p_floor:.2g}, so the p-value rests on "
+                "normally distributed seed drift"
+            )
         general = (
             f"; tasks in general (t-test of {s.n_tasks} task differences): "
             f"{number(s.general_estimate, 4, signed=True)}, p = {s.general_p:.2g}"

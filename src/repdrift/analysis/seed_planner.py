@@ -4,8 +4,8 @@ From the seeds at hand, each task's seed-to-seed spread is fitted (the within-me
 of its per-seed drift, pooled over the two methods). A study of the same tasks is then
 simulated many times with ``n + n`` seeds per task and a difference ``effect`` between the
 methods in every task, and each simulated study gets the study-level test
-(:mod:`repdrift.analysis.study_test`: method labels permuted within tasks, weights from the
-label-free seed variances). The share of studies it rejects at ``alpha`` is the power; the
+(:mod:`repdrift.analysis.study_test`: the Welch-type test of the task differences weighted by
+label-free seed precision). The share of studies it rejects at ``alpha`` is the power; the
 fewest seeds per method reaching ``target`` power is what the plan recommends.
 
 The spreads are estimated from few seeds, so the power is uncertain: it is also simulated with
@@ -14,10 +14,8 @@ every task's spread scaled to the ends of an 80 % confidence interval of their c
 beside it. Tasks' baselines do not enter (the test is blocked by task); the effect is taken as
 the same in every task.
 
-The simulation vectorises the test over studies: the per-task relabelings are the same as in
-:func:`~repdrift.analysis.study_test.stratified_answer` (every split up to
-:data:`~repdrift.analysis.study_test.MAX_SPLITS`), and the null over tasks is drawn by
-Monte-Carlo (:data:`N_NULL` draws per study), a valid version of the same test; a test checks
+The simulation vectorises the test over studies (the same weights, variances and
+Satterthwaite df as :func:`~repdrift.analysis.study_test.stratified_answer`); a test checks
 the power against a direct simulation through :func:`repdrift.analysis.answer.study_answer`.
 """
 
@@ -32,14 +30,12 @@ import numpy as np
 from scipy import stats as sps
 
 from repdrift.analysis.stored_headline import headline_of
-from repdrift.analysis.study_test import shrunk_variances, splits
+from repdrift.analysis.study_test import shrunk_variances
 from repdrift.errors import InputError
 from repdrift.store.results import Results, load_results
 
 #: Simulated studies per design.
-N_STUDIES = 400
-#: Monte-Carlo draws of the null over tasks per simulated study.
-N_NULL = 999
+N_STUDIES = 2000
 #: Most seeds per method the plan considers.
 MAX_SEEDS = 30
 
@@ -80,25 +76,23 @@ def simulated_power(
     rng: np.random.Generator,
 ) -> float:
     """Share of simulated studies (normal seeds, sd ``sds[t]`` in task t, method a shifted by
-    ``effect``) in which the study-level test rejects at ``alpha``."""
+    ``effect``) in which the study-level test rejects at ``alpha`` (one task: Welch's test)."""
     k = len(sds)
-    masks, _ = splits(n_a, n_b, rng)
-    masks_f = masks.astype(np.float64)
-    draws = rng.integers(0, len(masks), size=(N_NULL, k))
     dfs = np.full(k, n_a + n_b - 1.0)
-    diffs, variances = [], np.empty((n_studies, k))
+    diffs, pooled, var_a, var_b = (np.empty((n_studies, k)) for _ in range(4))
     for t, sd in enumerate(sds):
-        z = rng.normal(0.0, sd, size=(n_studies, n_a + n_b))
-        z[:, :n_a] += effect
-        diffs.append(z @ masks_f.T / n_a - z @ (1 - masks_f).T / n_b)  # (S, R); column 0 observed
-        variances[:, t] = z.var(axis=1, ddof=1)
-    weights = np.array([shrunk_variances(v, dfs) for v in variances])
-    weights = 1.0 / (weights * (1 / n_a + 1 / n_b))
-    observed = sum(weights[:, t] * d[:, 0] for t, d in enumerate(diffs))
-    null = sum(weights[:, t, None] * d[:, draws[:, t]] for t, d in enumerate(diffs))
-    tol = 1e-9 * np.maximum(1.0, np.abs(observed))
-    p = (1 + (np.abs(null) >= (np.abs(observed) - tol)[:, None]).sum(axis=1)) / (N_NULL + 1)
-    return float(np.mean(p <= alpha))
+        a = rng.normal(effect, sd, size=(n_studies, n_a))
+        b = rng.normal(0.0, sd, size=(n_studies, n_b))
+        diffs[:, t] = a.mean(axis=1) - b.mean(axis=1)
+        pooled[:, t] = np.concatenate([a, b], axis=1).var(axis=1, ddof=1)
+        var_a[:, t], var_b[:, t] = a.var(axis=1, ddof=1), b.var(axis=1, ddof=1)
+    weights = 1.0 / np.array([shrunk_variances(v, dfs) for v in pooled])
+    c = weights / weights.sum(axis=1, keepdims=True)
+    parts_a, parts_b = c**2 * var_a / n_a, c**2 * var_b / n_b
+    var = parts_a.sum(axis=1) + parts_b.sum(axis=1)
+    df = var**2 / ((parts_a**2).sum(axis=1) / (n_a - 1) + (parts_b**2).sum(axis=1) / (n_b - 1))
+    t_stat = np.abs((c * diffs).sum(axis=1)) / np.sqrt(var)
+    return float(np.mean(2 * sps.t.sf(t_stat, df) <= alpha))
 
 
 def _needed(sds: Sequence[float], effect: float, alpha: float, target: float, start: int,
@@ -239,7 +233,6 @@ def plan_sentence(plan: SeedPlan) -> str:
 
 __all__ = [
     "MAX_SEEDS",
-    "N_NULL",
     "N_STUDIES",
     "SeedPlan",
     "plan_from_seeds",

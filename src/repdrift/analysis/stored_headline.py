@@ -31,7 +31,8 @@ from repdrift.store.results import Results, default_metric
 #: The results.json key of the stored headline.
 KEY = "headline"
 #: Version of the record's layout; a record of another version is recomputed, not read.
-SCHEMA = 1
+#: 2: the study answer is the Welch-type test blocked by task, with the permutation beside it.
+SCHEMA = 2
 #: Headline tables indexed by task with one column per method (pivot tables).
 _PIVOTS = ("mean_drift", "top_layer_drift", "accuracy")
 #: The result tables and settings a headline is computed from (its fingerprint covers them).

@@ -1,10 +1,10 @@
 """The report's first sentence: the study-level answer, its scope and its uncertainty.
 
 What the sentence may say is what the test behind it holds (:mod:`repdrift.analysis.answer`):
-*these tasks* from the within-task permutation test, with its smallest attainable p-value when
-the seeds cannot reach the level; *tasks in general* only from
-:data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on; one task's Welch p-value with
-what it rests on.
+*these tasks* from the seed-level test blocked by task; a p-value below what permuting the
+method labels can give is said to rest on normally distributed seed drift, with that
+permutation's p-value and floor; *tasks in general* only from
+:data:`~repdrift.analysis.study_test.MIN_TASKS_GENERAL` tasks on.
 """
 
 from __future__ import annotations
@@ -64,39 +64,39 @@ def study_sentence(h: Headline) -> str:
     seeds = ", ".join(
         f"{r.n_seeds_a} + {r.n_seeds_b}" for r in h.answers.itertuples() if r.test == "welch"
     )
-    if np.isfinite(s.p_floor) and s.p_floor > h.alpha and s.test != "welch":
-        verdict = (
-            f"whether {a} drifts less than {b} cannot be decided at {h.alpha:g} with these "
-            f"seeds: the smallest p-value they can give is {s.p_floor:.3g}"
-        )
-    elif s.p < h.alpha:
+    if s.p < h.alpha:
         verdict = f"{a} drifted {'less' if s.estimate < 0 else 'more'} than {b}"
     else:
         verdict = f"no significant difference in drift between {a} and {b} was found"
     interval = (
         ci_text(s.low, s.high, level)
         if np.isfinite(s.low) and np.isfinite(s.high)
-        else f"no {level:.0%} interval: no data could reject a difference at these seed counts"
+        else f"no {level:.0%} interval"
     )
+    exact = "exact" if s.exact else "Monte-Carlo"
     if s.n_tasks == 1:
-        r = h.answer(s.tasks[0])
-        how = (
-            f"Welch t-test with seeds as the unit, {seeds} seeds, t df {s.df:.1f}. It rests on "
-            "the drift of the seeds being roughly normal: the exact permutation of the method labels, "
-            f"which assumes nothing of the kind, gives p = {r['p_perm']:.3g} and cannot go below "
-            f"{r['perm_floor']:.3g} with these seeds"
-        )
+        how = f"Welch t-test with seeds as the unit, {seeds} seeds, t df {s.df:.1f}"
+        permuted = "the exact permutation of the method labels"
         where = f"In {s.tasks[0]} (this task only)"
         general = ""
     else:
         how = (
-            f"method labels permuted within each task, seeds as the unit (seeds per task "
-            f"{seeds}; {'exact over' if s.exact else 'Monte-Carlo,'} {s.n_relabelings:,} "
-            f"relabelings, smallest attainable p {s.p_floor:.2g}); the estimate weights each "
-            "task by its seed-to-seed precision"
+            f"Welch-type t-test with seeds as the unit over {s.n_tasks} tasks (seeds per task "
+            f"{seeds}), each task weighted by its seed-to-seed precision, Satterthwaite df "
+            f"{s.df:.1f}"
         )
+        permuted = f"permuting the method labels within tasks ({exact})"
         where = f"In these {s.n_tasks} tasks ({', '.join(s.tasks)})"
         general = _general_sentence(s, a, b, level)
+    if np.isfinite(s.p_floor) and s.p < s.p_floor:
+        beside = (
+            f". That p-value rests on the drift of the seeds being roughly normal: {permuted}, "
+            f"which assumes nothing of the kind, gives p = {s.p_perm:.3g} and cannot go below "
+            f"{s.p_floor:.3g} with these seeds"
+        )
+    else:
+        beside = f"; {permuted} gives p = {s.p_perm:.3g}"
+    how += beside
     return (
         f"{where}, {verdict}: {a} − {b} in {what} = {signed_text(s.estimate)} "
         f"({interval}, {fmt_p(s.p)}; {how}).{general}"
