@@ -50,10 +50,10 @@ def run_summary(
             "zeros (layers a method left unchanged in every seed) are not tested",
             "answer": "pre-registered: per task, Welch t-test on seeds of the drift averaged "
             "over the blocks that are not structural zeros, with exact permutation of method "
-            "labels and a max-|t| family-wise test over layers; study (these tasks): method "
-            "labels permuted within tasks, tasks weighted by their seed-to-seed precision, "
-            "interval by test inversion; tasks in general: t-test of the task differences "
-            "from 5 tasks on",
+            "labels and a max-|t| family-wise test over layers; study (these tasks): Welch-type "
+            "t-test of the task differences weighted by label-free seed precision (Satterthwaite "
+            "df), exact permutation of the labels within tasks beside it; tasks in general: "
+            "t-test of the task differences from 5 tasks on",
             "correction": "Holm (p_holm) and Benjamini-Hochberg (p_bh) per metric across "
             "layers x tasks, structural zeros excluded",
         },
