@@ -45,13 +45,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu import log, planned_batches, sample_lengths  # the sibling benchmark
+from gpu import FULL, log, planned_batches, sample_lengths  # the sibling benchmark
 
-FULL = {
-    "vocab_size": 32000, "hidden_size": 2048, "intermediate_size": 5632,
-    "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4,
-    "max_position_embeddings": 2048,
-}  # fmt: skip
 QUICK = {
     "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 172,
     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,

@@ -295,7 +295,6 @@ def _token_caption(tokens: pd.DataFrame, task: str) -> str:
         others = ", ".join(method_label(m) for m in methods[1:])
         text += f"; solid: {method_label(method)}, dashed: {others}"
     return text + "."
-    return text
 
 
 def _band_caption(

@@ -18,6 +18,7 @@ from repdrift.analysis.headline import Headline
 from repdrift.analysis.stored_headline import headline_of
 from repdrift.common.display import TYPESET_MINUS, number
 from repdrift.plots.style import method_name, order_methods
+from repdrift.report.tables import fmt_num
 from repdrift.store.results import Results
 
 CORRECTION_NAMES = {
@@ -86,10 +87,6 @@ def signed_text(x: float, digits: int = 3) -> str:
     return number(x, digits, signed=True, minus=TYPESET_MINUS)
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return number(x, digits, minus=TYPESET_MINUS)
-
-
 def _answer_sentence(r: pd.Series, task: str) -> str | None:
     """The task's pre-registered seed-level test, in one sentence."""
     if r["test"] != "welch":
@@ -113,8 +110,8 @@ def _answer_sentence(r: pd.Series, task: str) -> str | None:
         else ""
     )
     return (
-        f"{task}: {a} − {b} in block-averaged drift = {signed_text(r['diff'])} ({_num(r['drift_a'])} "
-        f"vs {_num(r['drift_b'])}{rel}; {ci_text(r['low'], r['high'], r['level'])}, Welch over "
+        f"{task}: {a} − {b} in block-averaged drift = {signed_text(r['diff'])} ({fmt_num(r['drift_a'])} "
+        f"vs {fmt_num(r['drift_b'])}{rel}; {ci_text(r['low'], r['high'], r['level'])}, Welch over "
         f"{r['n_seeds_a']} + {r['n_seeds_b']} seeds {fmt_p(r['p'])}, Hedges g "
         f"{signed_text(r['effect_size'], 1)}; permutation of method labels p = {r['p_perm']:.3g}"
         f"{rests}{family})."
@@ -147,7 +144,7 @@ def _floor_sentence(h: Headline, task: str) -> str | None:
         for i in within[method]:
             r = h.layer(task, method, i)
             if r is not None:
-                values.append(f"{_num(r['drift'])} ≤ {_num(r['floor'])}")
+                values.append(f"{fmt_num(r['drift'])} ≤ {fmt_num(r['floor'])}")
         parts.append(
             f"{layer_ranges(within[method])} under {method_name(method)} ({', '.join(values)})"
         )
@@ -239,7 +236,7 @@ def _peak_sentence(h: Headline, task: str) -> str | None:
     peaks = [
         (
             int(by_method.loc[m, "layer_index"]),
-            f"{method_name(m)} ({_num(by_method.loc[m, 'drift'])})",
+            f"{method_name(m)} ({fmt_num(by_method.loc[m, 'drift'])})",
         )
         for m in order_methods(rows["method"])
     ]

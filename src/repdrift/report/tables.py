@@ -11,7 +11,14 @@ from typing import Any
 import pandas as pd
 
 from repdrift.analysis.stored_headline import headline_of
-from repdrift.common.display import MISSING, TYPESET_MINUS, WITHIN_FLOOR_MARK, number, stars
+from repdrift.common.display import (
+    MISSING,
+    STRUCTURAL_MARK,
+    TYPESET_MINUS,
+    WITHIN_FLOOR_MARK,
+    number,
+    stars,
+)
 from repdrift.plots.style import method_label, order_methods
 from repdrift.store.results import FINAL_MODEL_STEP, Results, final_step
 
@@ -63,7 +70,7 @@ def seed_stars(row: pd.Series, correction: str) -> str:
     """Significance markers only for a test whose unit is the seed; ``○`` for structural zeros."""
     test = str(row.get("test", "welch"))
     if test == "structural zero":
-        return " ○"
+        return f" {STRUCTURAL_MARK}"
     return stars(float(row[correction])) if test == "welch" else ""
 
 
@@ -263,7 +270,7 @@ def drift_tables(results: Results, metric: str) -> list[Table]:
                     math.nan, math.nan)  # fmt: skip
                 single = " †" if len(iv) and iv["interval"].iloc[0] == "samples" else ""
                 mark = "" if shown is None else (
-                    " ○" if shown["structural_zero"]
+                    f" {STRUCTURAL_MARK}" if shown["structural_zero"]
                     else f" {WITHIN_FLOOR_MARK}" if shown["within_floor"] else ""
                 )  # fmt: skip
                 cells += [
