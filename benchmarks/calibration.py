@@ -32,8 +32,7 @@ import numpy as np
 from scipy import stats as sps
 
 from repdrift.analysis import stats
-from repdrift.analysis.answer import permutation_floor, relabelings
-from repdrift.analysis.study_test import stratified_answer
+from repdrift.analysis.study_test import permutation_floor, relabelings, stratified_answer
 
 
 def random_effects_p(groups) -> float:

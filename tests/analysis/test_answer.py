@@ -17,9 +17,10 @@ import pytest
 from scipy import stats as sps
 
 from repdrift.analysis import stats
-from repdrift.analysis.answer import permutation_floor, study_answer, task_answer
+from repdrift.analysis.answer import study_answer, task_answer
 from repdrift.analysis.intervals import half_sample_interval, half_sample_variance
 from repdrift.analysis.structural import structural_zeros
+from repdrift.analysis.study_test import permutation_floor
 
 METHODS = ("lora", "full")
 

@@ -8,7 +8,8 @@ layer-averaged drift over seeds):
   either method cannot change, :mod:`repdrift.analysis.structural`). The difference of the
   method means is tested by Welch's t-test with seeds as the unit (the primary p-value), with
   its t interval and Hedges' g. Beside it: the exact permutation test of the method labels
-  across seeds (Monte-Carlo above :data:`MAX_EXACT` relabelings), whose smallest attainable
+  across seeds (Monte-Carlo above
+  :data:`repdrift.analysis.study_test.MAX_EXACT` relabelings), whose smallest attainable
   p-value is stated (2/20 = 0.1 at 3 + 3 seeds), and the family-wise max-|t| permutation
   test over layers (Westfall & Young), which says which layers differ with the family-wise
   error controlled by the same relabelings.
@@ -28,7 +29,6 @@ difference between those particular trainings, and says so (``test = "none"``).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,12 +38,12 @@ import pandas as pd
 
 from repdrift.analysis import stats
 from repdrift.analysis.structural import structural_zeros
-from repdrift.analysis.study_test import across_tasks, stratified_answer
-
-#: Largest number of relabelings enumerated exactly; beyond it, Monte-Carlo.
-MAX_EXACT = 20_000
-#: Monte-Carlo relabelings when the exact count is too large.
-N_MONTE_CARLO = 9_999
+from repdrift.analysis.study_test import (
+    across_tasks,
+    permutation_floor,
+    relabelings,
+    stratified_answer,
+)
 
 
 @dataclass(frozen=True)
@@ -113,28 +113,6 @@ def seed_means(final: pd.DataFrame, layers: Sequence[int]) -> pd.Series:
     """Per run: drift averaged over ``layers`` (rows of one task, one metric, final step)."""
     part = final[final["layer_index"].isin(list(layers))]
     return part.groupby("run")["drift"].mean()
-
-
-def relabelings(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """Boolean (R, n_a + n_b) masks of group a: every split (exact) or random ones."""
-    n = n_a + n_b
-    if math.comb(n, n_a) <= MAX_EXACT:
-        masks = np.zeros((math.comb(n, n_a), n), dtype=bool)
-        for i, chosen in enumerate(itertools.combinations(range(n), n_a)):
-            masks[i, list(chosen)] = True
-        return masks, True
-    masks = np.zeros((N_MONTE_CARLO + 1, n), dtype=bool)
-    masks[0, :n_a] = True  # the observed labelling counts as one draw (Phipson & Smyth)
-    for i in range(1, N_MONTE_CARLO + 1):
-        masks[i, rng.choice(n, n_a, replace=False)] = True
-    return masks, False
-
-
-def permutation_floor(n_a: int, n_b: int, exact: bool) -> float:
-    """Smallest attainable two-sided p-value of a relabeling test at these seed counts."""
-    if not exact:
-        return 1 / (N_MONTE_CARLO + 1)
-    return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
 
 
 def _welch_t(values: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -267,13 +245,9 @@ def answers_table(answers: Sequence[TaskAnswer]) -> pd.DataFrame:
 
 
 __all__ = [
-    "MAX_EXACT",
-    "N_MONTE_CARLO",
     "StudyAnswer",
     "TaskAnswer",
     "answers_table",
-    "permutation_floor",
-    "relabelings",
     "seed_means",
     "study_answer",
     "task_answer",

@@ -54,8 +54,10 @@ from scipy import stats as sps
 from scipy.optimize import brentq
 from scipy.special import polygamma
 
-#: Most splits of one task's seeds enumerated (C(14, 7) = 3432; C(20, 10) is sampled).
-MAX_SPLITS = 5_000
+#: Most relabelings of one task's seeds enumerated exactly; beyond it, Monte-Carlo.
+MAX_EXACT = 20_000
+#: Monte-Carlo relabelings of one task when the exact count is too large.
+N_MONTE_CARLO = 9_999
 #: Largest product of per-task relabeling counts enumerated exactly.
 MAX_EXACT_STUDY = 250_000
 #: Monte-Carlo draws of the null beyond it.
@@ -104,32 +106,45 @@ def shrunk_variances(variances: np.ndarray, dfs: np.ndarray) -> np.ndarray:
     return out
 
 
-def splits(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """Boolean (R, n_a + n_b) masks of method a: every split while there are at most
-    :data:`MAX_SPLITS`, else the observed one (first n_a seeds) and random others."""
+def relabelings(n_a: int, n_b: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Boolean (R, n_a + n_b) masks of group a: every split (exact) or random ones."""
     n = n_a + n_b
-    if math.comb(n, n_a) <= MAX_SPLITS:
-        chosen = list(itertools.combinations(range(n), n_a))
-        masks = np.zeros((len(chosen), n), dtype=bool)
-        masks[np.repeat(np.arange(len(chosen)), n_a), np.asarray(chosen).ravel()] = True
+    if math.comb(n, n_a) <= MAX_EXACT:
+        masks = np.zeros((math.comb(n, n_a), n), dtype=bool)
+        for i, chosen in enumerate(itertools.combinations(range(n), n_a)):
+            masks[i, list(chosen)] = True
         return masks, True
-    keys = rng.random((MAX_SPLITS, n))
-    masks = np.argsort(keys, axis=1) < n_a  # uniform random splits
-    masks[0] = np.arange(n) < n_a
+    masks = np.zeros((N_MONTE_CARLO + 1, n), dtype=bool)
+    masks[0, :n_a] = True  # the observed labelling counts as one draw (Phipson & Smyth)
+    for i in range(1, N_MONTE_CARLO + 1):
+        masks[i, rng.choice(n, n_a, replace=False)] = True
     return masks, False
+
+
+def permutation_floor(n_a: int, n_b: int, exact: bool) -> float:
+    """Smallest attainable two-sided p-value of a relabeling test at these seed counts."""
+    if not exact:
+        return 1 / (N_MONTE_CARLO + 1)
+    return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
 
 
 class _Permutation:
     """The statistic ``Σ_t w_t (mean a_t − mean b_t)`` under every relabeling within tasks.
 
-    Per task it holds the split masks; the weights are the answer's at δ = 0, which no label
-    decides (so the permutation is exact when the methods spread alike); beyond
+    Per task it holds the split masks; the weights are given (the answer's at δ = 0, which no
+    label decides, so the permutation is exact when the methods spread alike); beyond
     :data:`MAX_EXACT_STUDY` relabelings, fixed Monte-Carlo draws of one split per task.
     """
 
-    def __init__(self, groups: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator):
-        self.groups = [(np.asarray(a, np.float64), np.asarray(b, np.float64)) for a, b in groups]
-        split = [splits(len(a), len(b), rng) for a, b in self.groups]
+    def __init__(
+        self,
+        groups: Sequence[tuple[np.ndarray, np.ndarray]],
+        weights: np.ndarray,
+        rng: np.random.Generator,
+    ):
+        self.groups = groups
+        self.weights = weights
+        split = [relabelings(len(a), len(b), rng) for a, b in groups]
         self.masks = [m for m, _ in split]
         sizes = [len(m) for m in self.masks]
         total = math.prod(sizes)
@@ -142,8 +157,6 @@ class _Permutation:
             # the observed labelling (first n_a seeds as a: split 0 of every task) is a draw
             self.draws = np.vstack([np.zeros((1, len(sizes)), dtype=np.int64), draws])
             self.count = N_DRAWS + 1
-        self.diffs = np.array([a.mean() - b.mean() for a, b in self.groups])
-        self.weights = _WeightedWelch(self.groups).weights(0.0)  # label-free: exact test
 
     def null(self) -> np.ndarray:
         """The statistic under every relabeling (or each draw), (R,)."""
@@ -164,7 +177,7 @@ class _Permutation:
     def p_and_floor(self) -> tuple[float, float]:
         """Two-sided p-value of the observed labelling, and the smallest attainable one."""
         values = np.abs(self.null())
-        observed = abs(float(self.weights @ self.diffs))
+        observed = float(values[0])  # split 0 of every task is the observed labelling
         top = float(values.max(initial=0.0))
         tol = 1e-9 * max(1.0, top)
         return float(np.mean(values >= observed - tol)), float(np.mean(values >= top - tol))
@@ -194,9 +207,11 @@ def stratified_answer(
     """
     if not groups or any(len(a) < 2 or len(b) < 2 for a, b in groups):
         raise ValueError("every task needs at least 2 seeds of each method")
-    perm = _Permutation(groups, rng if rng is not None else np.random.default_rng(0))
-    test = _WeightedWelch(perm.groups)
-    lo, hi = float(perm.diffs.min()), float(perm.diffs.max())
+    groups = [(np.asarray(a, np.float64), np.asarray(b, np.float64)) for a, b in groups]
+    test = _WeightedWelch(groups)
+    # the weights at δ = 0 are label-free, so the permutation beside the answer is exact
+    perm = _Permutation(groups, test.weights(0.0), rng or np.random.default_rng(0))
+    lo, hi = float(test.diffs.min()), float(test.diffs.max())
     estimate = lo if lo == hi else float(brentq(lambda d: test.at(d)[0], lo, hi, xtol=1e-14))
     _, _, df, p0 = test.at(0.0)
     _, se_hat, _, _ = test.at(estimate)
@@ -303,14 +318,16 @@ def across_tasks(diffs: Sequence[float], level: float = 0.95) -> AcrossTasks | N
 
 
 __all__ = [
+    "MAX_EXACT",
     "MAX_EXACT_STUDY",
-    "MAX_SPLITS",
     "MIN_TASKS_GENERAL",
     "N_DRAWS",
+    "N_MONTE_CARLO",
     "AcrossTasks",
     "StratifiedAnswer",
     "across_tasks",
+    "permutation_floor",
+    "relabelings",
     "shrunk_variances",
-    "splits",
     "stratified_answer",
 ]
