@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from repdrift.analysis.token_rows import read_rows
+from repdrift.analysis.token_rows import read_rows, to_numpy
 from repdrift.metrics.streaming import cross, row_sq, sq_sum, trace
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 
@@ -183,7 +183,7 @@ class _Terms:
             Yc = read_rows(self.Y, ys[order], self.device)[_inverse(order, self.device)]
             sxy = sxy + cross(Xc - self.mx, Yc - self.my, self.fast64)
             if self.same_width:
-                dots[start : start + len(ys)] = _numpy(row_sq_dot(Xc, Yc))
+                dots[start : start + len(ys)] = to_numpy(row_sq_dot(Xc, Yc))
         fxy = float(self.a @ self.b[y_rows])
         sxy2 = sq_sum(sxy)
         xy = sxy2 - fxy + self.qx * self.qy / ((n - 1) * (n - 2)) - 2.0 * fxy / (n - 2)
@@ -219,13 +219,9 @@ def null_text(n_null: int, requested: int) -> str:
     )
 
 
-def _numpy(a: Any) -> np.ndarray:
-    return a if isinstance(a, np.ndarray) else a.to("cpu").numpy()
-
-
 def _sq_norms(A: Any) -> np.ndarray:
     """(m,) squared row norms of A (m, d), numpy or torch, as numpy."""
-    return _numpy(row_sq(A))
+    return to_numpy(row_sq(A))
 
 
 def row_sq_dot(A: Any, B: Any) -> Any:

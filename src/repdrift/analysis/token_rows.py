@@ -5,7 +5,7 @@ None, the default on a CPU machine: :func:`repdrift.common.devices.metrics_devic
 torch on a device. :func:`read_rows` reads a chunk of rows from a (memory-mapped) token file
 in its stored dtype, moves it to the device and converts it there to float64, so a GPU
 receives half the bytes a float64 copy would take; :func:`chunk_cosines` is the per-row
-cosine of a chunk on either path, returned as numpy.
+cosine of a chunk on either path, returned as numpy (:func:`to_numpy`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from repdrift.metrics.cosine import row_cosines
 
-__all__ = ["chunk_cosines", "read_rows"]
+__all__ = ["chunk_cosines", "read_rows", "to_numpy"]
 
 
 def read_rows(A: Any, rows: np.ndarray, device: Any = None) -> Any:
@@ -33,7 +33,9 @@ def read_rows(A: Any, rows: np.ndarray, device: Any = None) -> Any:
 def chunk_cosines(X: Any, Y: Any) -> np.ndarray:
     """(m,) float64 cosine of each pair of rows of X, Y (m, d), numpy or torch; NaN for an
     all-zero row."""
-    if isinstance(X, np.ndarray):
-        return row_cosines(X, Y)
-    dots = (X * Y).sum(1)
-    return (dots / (X.norm(dim=1) * Y.norm(dim=1))).to("cpu").numpy()
+    return to_numpy(row_cosines(X, Y))
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A numpy array as it is, a torch tensor copied to numpy (from any device)."""
+    return a if isinstance(a, np.ndarray) else a.to("cpu").numpy()

@@ -41,20 +41,22 @@ def check_same_width(d1: int, d2: int, la: str, lb: str) -> None:
         )
 
 
-def row_cosines(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def row_cosines(X: Any, Y: Any) -> Any:
     """Cosine of each pair of rows: ``<x_i, y_i> / (||x_i|| ||y_i||)``.
 
     Parameters
     ----------
-    X, Y : ndarray, shape (n, d)
+    X, Y : ndarray or torch tensor, shape (n, d)
         Paired rows in one basis (equal widths; the caller checks).
 
     Returns
     -------
-    ndarray, shape (n,)
+    ndarray or torch tensor (as the inputs), shape (n,)
         In [-1, 1], in the inputs' dtype; NaN where a row is all zero (not refused, so a
         per-row table keeps the other rows; :func:`cosine` refuses such rows).
     """
+    if is_torch(X):
+        return (X * Y).sum(1) / (X.norm(dim=1) * Y.norm(dim=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.einsum("ij,ij->i", X, Y) / (np.linalg.norm(X, axis=1) * np.linalg.norm(Y, axis=1))
 

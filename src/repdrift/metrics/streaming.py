@@ -39,6 +39,7 @@ from repdrift.metrics._inputs import (
     resolve_device,
     zero_variance,
 )
+from repdrift.metrics._pairwise import _row_sq
 from repdrift.metrics.cka import _use_features, debiased_numerator
 from repdrift.metrics.cosine import check_same_width, unit_rows
 from repdrift.metrics.kernels import center_features, u_center_gram
@@ -79,8 +80,8 @@ def sq_sum(M: Any) -> float:
 
 
 def row_sq(A: Any) -> Any:
-    """(m,) squared norm of each row of A (m, d), numpy or torch."""
-    return (A * A).sum(1)
+    """(m,) squared norm of each row of A (m, d), numpy or torch (no ``A * A`` temporary)."""
+    return _row_sq(A)
 
 
 def cross(A: Any, B: Any, fast64: bool = True) -> Any:

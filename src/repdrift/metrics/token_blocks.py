@@ -38,18 +38,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from repdrift.errors import InputError
+from repdrift.metrics._pairwise import _to_numpy as _np
 from repdrift.metrics.kernels import array_module
 from repdrift.metrics.streaming import outer, trace
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 
 __all__ = ["BlockStatistics"]
-
-
-def _np(a: object) -> np.ndarray:
-    """A float64 numpy copy of a numpy array or torch tensor (from any device)."""
-    if isinstance(a, np.ndarray):
-        return a
-    return a.detach().to("cpu").numpy()  # type: ignore[attr-defined]
 
 
 def _quad(W: np.ndarray, G: np.ndarray) -> np.ndarray:
