@@ -78,15 +78,10 @@ class Range:
         )
 
 
-def similarity_range(bounds: tuple[float, float], target: tuple[float, float]) -> Range:
-    """The :class:`Range` of a similarity with estimator range ``bounds`` and population range
-    ``target`` (:attr:`repdrift.metrics.spec.MetricSpec.target_bounds`)."""
-    return Range(bounds[0], bounds[1], target[0], target[1])
-
-
 def drift_range(bounds: tuple[float, float], target: tuple[float, float]) -> Range:
-    """The :class:`Range` of drift ``1 − s`` for a similarity ranged as in
-    :func:`similarity_range`: ``[1 − hi, 1 − lo]``."""
+    """The :class:`Range` of drift ``1 − s`` for a similarity with estimator range ``bounds``
+    and population range ``target`` (:attr:`repdrift.metrics.spec.MetricSpec.target_bounds`):
+    ``[1 − hi, 1 − lo]``."""
     return Range(1 - bounds[1], 1 - bounds[0], 1 - target[1], 1 - target[0])
 
 

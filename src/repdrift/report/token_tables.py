@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from repdrift.analysis.tokens import TOKEN_METRICS
+from repdrift.report.headlines import layer_ranges
 from repdrift.report.tables import Table, fmt_num, layer_label
 from repdrift.store.results import PREFERRED_METRIC, Results, final_step
 
@@ -103,8 +104,7 @@ def _moved(results: Results, task: str) -> Table | None:
     deepest = rows["layer_index"].max()
     rows = rows[rows["layer_index"] == deepest].sort_values(["run", "rank"])
     table = Table(
-        f"{task}: the most-moved samples at "
-        f"{'the embeddings' if deepest < 0 else f'layer {int(deepest)}'} (mean per-token drift "
+        f"{task}: the most-moved samples at {layer_ranges([deepest])} (mean per-token drift "
         "1 − cosine), their most-moved tokens (token@position) and text.",
         ["run", "#", "sample", "drift", "most-moved tokens", "text"],
         numeric=[False, True, False, True, False, False],
