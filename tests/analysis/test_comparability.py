@@ -181,3 +181,12 @@ def test_a_run_of_samples_its_model_was_trained_on_is_flagged(tmp_path):
     _edit_manifest(run, extra={"trained_samples": {"seen": 20, "of": 24, "trained_on": 96}})
     (flag,) = _flags(_fast([ref, run]))
     assert flag.startswith("20 of its 24 samples are samples its model was trained on")
+
+
+def test_a_run_extracted_in_another_dtype_is_flagged(tmp_path):
+    ref, run = _pair(tmp_path, dtype="bfloat16")
+    (flag,) = _flags(_fast([ref, run]))
+    assert flag == (
+        "extracted in bfloat16, the reference in float32: the drift includes the change of "
+        "precision"
+    )

@@ -11,7 +11,9 @@ the field and both values, unless the comparison is asked for on purpose
 flagged in the results. Settings that differ while the token ids agree (e.g. ``max_length``
 128 vs 512 on samples shorter than 128 tokens) changed nothing the models saw: flagged, not
 refused. A run that records no token ids (a legacy run, or arrays written with
-:func:`repdrift.write_run`) beside one that does is flagged as not checked.
+:func:`repdrift.write_run`) beside one that does is flagged as not checked, and a run extracted
+in another dtype than the reference (e.g. bfloat16 against float32, a comparison of its own)
+is flagged: its drift includes the change of precision.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ def check_inputs(
                 "arrays), so its tokenisation cannot be compared with the other run's"
             )
             continue
+        if a is not None and b is not None and a.dtype != b.dtype:
+            flags.append(
+                f"extracted in {b.dtype}, the reference in {a.dtype}: the drift includes the "
+                "change of precision"
+            )
         diffs, changed = input_differences(a, b)
         if not diffs:
             continue
