@@ -3,12 +3,11 @@
 Modules: :mod:`.compare_runs` (:func:`compare`), :mod:`.pairing` (runs grouped by task),
 :mod:`.stats` (half-sample intervals, permutation nulls, seed-level tests, corrections),
 :mod:`.summaries` (method comparison, noise floor, task ranking), :mod:`.headline`,
-:mod:`.tokens` (token-level runs over all tokens), :mod:`.unpooled` (the original study's
-unpooled files pooled over real tokens).
+:mod:`.tokens` (token-level runs over all tokens). Analysis reads run directories only; the
+original study's trees are converted first (:mod:`repdrift.original_study`, ``repdrift import``).
 """
 
 from repdrift.analysis.compare_runs import DEFAULT_METRICS, compare
 from repdrift.analysis.headline import Headline, headline
-from repdrift.analysis.unpooled import UnpooledMask
 
-__all__ = ["DEFAULT_METRICS", "Headline", "UnpooledMask", "compare", "headline"]
+__all__ = ["DEFAULT_METRICS", "Headline", "compare", "headline"]

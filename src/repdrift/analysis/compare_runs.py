@@ -28,7 +28,6 @@ from repdrift.analysis.run_summary import run_summary
 from repdrift.analysis.stored_headline import store_headline
 from repdrift.analysis.summaries import compare_methods, noise_floor, rank_tasks
 from repdrift.analysis.tokens import N_BLOCKS, TOKEN_NULL_PERMS, add_token_results, pool_token_runs
-from repdrift.analysis.unpooled import UnpooledMask, apply_masks
 from repdrift.common.devices import metrics_device
 from repdrift.common.naming import layer_index
 from repdrift.common.progress import progress_bar
@@ -89,7 +88,6 @@ def compare(
     allow_foreign_reference: bool = False,
     allow_different_inputs: bool = False,
     device: str | None = "auto",
-    unpooled_mask: UnpooledMask | Sequence[UnpooledMask] | None = None,
     token_blocks: int = N_BLOCKS,
     token_null: int = TOKEN_NULL_PERMS,
 ) -> Results:
@@ -145,11 +143,6 @@ def compare(
         Where the float64 Gram / GEMM work of values, intervals and nulls runs: ``"auto"`` (a
         CUDA device with fast float64 — P100, V100, A100, H100/H200 — else numpy on the CPU),
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; the results agree to 1e-10 either way.
-    unpooled_mask
-        For the original study's unpooled ``(n, seq_len, d)`` runs: how their samples were
-        tokenised (one per task), so they are pooled over real tokens instead of every
-        position (see :mod:`repdrift.analysis.unpooled`). Without it such runs are pooled as
-        the original analysis did (``mean_unmasked``), with a warning.
     token_blocks, token_null
         Token-level runs only: blocks of whole samples the intervals resample, and shuffles
         of the token-level null (default 0: none; at most ``n_perm``); what that null tests and
@@ -185,7 +178,6 @@ def compare(
         allow_foreign_reference=allow_foreign_reference,
         allow_different_inputs=allow_different_inputs,
     )  # fmt: skip
-    groups = apply_masks(groups, unpooled_mask)
     if values_only:
         one = len(values_only) == 1
         logger.info(

@@ -252,58 +252,17 @@ def compare(
         "position (not drift); p >= 1/(N+1).",
         rich_help_panel="Token-level runs",
     ),
-    task: str | None = typer.Option(
-        None,
-        "--task",
-        "-t",
-        help="Unpooled runs of the original study: their task, so that the samples are "
-        "re-tokenised and the layers pooled over real tokens (with --tokenizer).",
-        rich_help_panel="The original study's unpooled runs",
-    ),
-    tokenizer: str | None = typer.Option(
-        None,
-        help="Unpooled runs: the tokenizer they were extracted with (folder or hub id).",
-        rich_help_panel="The original study's unpooled runs",
-    ),
-    data: Path | None = typer.Option(
-        None,
-        help="Unpooled runs: the samples, in the files' row order (default: the task's).",
-        rich_help_panel="The original study's unpooled runs",
-    ),
-    max_length: int | None = typer.Option(
-        None,
-        help="Unpooled runs: tokens per sample they were extracted with (default: the task's).",
-        rich_help_panel="The original study's unpooled runs",
-    ),
-    padding_side: str | None = typer.Option(
-        None,
-        help="Unpooled runs: right | left within a batch (default: the tokenizer's).",
-        rich_help_panel="The original study's unpooled runs",
-    ),
 ) -> None:
     """Per-layer drift of runs from their reference run, with intervals and tests."""
     from repdrift.analysis.compare_runs import compare as run_compare
     from repdrift.analysis.stored_headline import headline_of
-    from repdrift.analysis.unpooled import UnpooledMask
 
-    if (task is None) != (tokenizer is None):
-        raise typer.BadParameter("--task and --tokenizer go together (unpooled runs only)")
-    unpooled = None
-    if task is not None and tokenizer is not None:
-        unpooled = UnpooledMask(
-            task=task, tokenizer=tokenizer, data=data, max_length=max_length,
-            padding_side=padding_side,
-        )  # fmt: skip
-    elif data is not None or max_length is not None or padding_side is not None:
-        raise typer.BadParameter(
-            "--data, --max-length and --padding-side need --task and --tokenizer"
-        )
     results = run_compare(
         runs, ref=ref or runs[0], out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm,
         level=level, seed=seed, cross_layer_metric=cross_layer_metric, progress=not quiet(),
         allow_foreign_reference=allow_foreign_reference,
         allow_different_inputs=allow_different_inputs, device=device,
-        resampled=resample or None, unpooled_mask=unpooled,
+        resampled=resample or None,
         **{k: v for k, v in {"token_blocks": token_blocks, "token_null": token_null}.items()
            if v is not None},
     )  # fmt: skip

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.analysis.compare_runs import compare
-from repdrift.analysis.unpooled import UnpooledMask
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.common.devices import resolve_device
 from repdrift.common.naming import run_name
@@ -124,7 +123,6 @@ def analysis_fingerprint(exp: Experiment, jobs: Sequence[Job]) -> str | None:
             "settings": exp.analysis.model_dump(exclude={"weights", "device"}),
             "labels": labels,
             "runs": {str(r): _run_state(r) for r in runs},
-            "unpooled_masks": [repr(m) for m in unpooled_masks(exp) or []],
         }
     )
 
@@ -165,25 +163,6 @@ def check_same_samples(runs: Sequence[Path], labels: dict[str, dict[str, Any]]) 
         )
 
 
-def unpooled_masks(exp: Experiment) -> list[UnpooledMask] | None:
-    """How each task's samples were tokenised, for imported unpooled runs (``import.tokenizer``)."""
-    if exp.import_ is None or exp.import_.tokenizer is None:
-        return None
-    tokenizer = exp.import_.tokenizer
-    return [
-        UnpooledMask(
-            t.name,
-            tokenizer,
-            data=t.data,
-            split=t.split,
-            seed=exp.sample_seed,
-            max_length=t.max_length,
-            text_fields=t.text_fields,
-        )
-        for t in exp.tasks
-    ]
-
-
 def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True) -> bool:
     """Compare every run of the plan into ``OUTPUT/results``; False when skipped (up to date)."""
 
@@ -198,7 +177,6 @@ def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True)
         runs, out=exp.results_dir, metrics=a.metrics, n_boot=a.n_boot, n_perm=a.n_perm,
         level=a.level, seed=a.seed, cross_layer_metric=a.cross_layer_metric, labels=labels,
         resampled=a.resampled, device=a.device, progress=progress,
-        unpooled_mask=unpooled_masks(exp),
     )  # fmt: skip
     assert fingerprint is not None
     _write_stamp(exp, "analysis", fingerprint)
