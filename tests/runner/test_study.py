@@ -23,6 +23,7 @@ from repdrift.errors import InputError
 from repdrift.runner.experiment_file import parse_experiment
 from repdrift.runner.plan import parse_shard, plan_jobs, shard_jobs
 from repdrift.runner.study import execute, make_plan, run_experiment
+from repdrift.store.reader import load_run
 from repdrift.store.writer import write_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -319,10 +320,15 @@ def test_import_of_the_original_layout(tmp_path: Path) -> None:
         root=tmp_path,
     )  # fmt: skip
     plan = make_plan(exp)
-    assert set(plan.status.values()) == {"done"} and len(plan.jobs) == 5
+    assert set(plan.status.values()) == {"todo"} and len(plan.jobs) == 5
     assert plan.stages["weights"] == "off"
     result = execute(plan, progress=False)
     assert result.stages["analysis"] == "ran"
+    # the import step wrote standard runs into the study's runs folder, then analysed them
+    imported = load_run(exp.runs_dir / "sst2_full_seed1337")
+    assert imported.manifest.kind == "full" and imported.manifest.model["training"]["seed"] == 1337
+    assert imported.manifest.extra["imported"]["layers"] == "pooled (n, d)"
+    assert set(make_plan(exp).status.values()) == {"done"}  # importing again: nothing to do
     drift = pd.read_parquet(exp.results_dir / "drift.parquet")
     lin = drift[drift.metric == "cka_linear"]
     assert set(zip(lin.method, lin.seed, strict=True)) == {
@@ -331,11 +337,11 @@ def test_import_of_the_original_layout(tmp_path: Path) -> None:
         ("lora", 42),
         ("lora", 1337),
     }
-    row = lin[(lin.run == "sst2_full_finetune_seed1337") & (lin.layer == "layer_2")].iloc[0]
+    row = lin[(lin.run == "sst2_full_seed1337") & (lin.layer == "layer_2")].iloc[0]
     base = tensors["base"][2].astype(np.float32).astype(np.float64)
     ft = tensors["full1337"][2].astype(np.float32).astype(np.float64)
     assert row.similarity == pytest.approx(linear_cka(base, ft), rel=1e-9)
-    bf16 = lin[(lin.run == "sst2_full_finetune_seed42") & (lin.layer == "layer_0")].iloc[0]
+    bf16 = lin[(lin.run == "sst2_full_seed42") & (lin.layer == "layer_0")].iloc[0]
     ft0 = torch.tensor(tensors["full42"][0]).to(torch.bfloat16).float().double().numpy()
     assert bf16.similarity == pytest.approx(linear_cka(tensors["base"][0].astype(np.float32).astype(np.float64), ft0), rel=1e-9)  # fmt: skip
     # LoRA's runs were made to move less: the comparison must see it

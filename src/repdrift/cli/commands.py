@@ -22,10 +22,12 @@ from repdrift.cli.views import (
     show_run_summary,
     show_weights,
 )
+from repdrift.common.settings import default, help_text
 from repdrift.errors import IntegrityError
+from repdrift.extraction.options import ExtractionOptions
 from repdrift.metrics.definitions import CROSS_LAYER_METRIC, DEFAULT_METRICS
 from repdrift.models.sources import BUNDLED_HELP
-from repdrift.tasks.splits import HELD_OUT_FRACTION
+from repdrift.tasks.settings import SampleSettings
 
 __all__ = ["app", "main"]
 
@@ -42,33 +44,32 @@ def _parse_layers(spec: str | None) -> list[int | str] | str | None:
     ]
 
 
-# The data's column roles and token budget: the same options on extract and train.
+# The data's column roles and token budget: the same options on extract and train, with the
+# help text of SampleSettings (the one home of the sample settings).
 TextFields = Annotated[
-    str | None,
-    typer.Option(help="Text column, or two comma-separated for pairs (default: detected by name)."),
+    str | None, typer.Option(help=help_text(SampleSettings, "text_fields"))
 ]
-IdField = Annotated[str | None, typer.Option(help="Column of unique sample ids.")]
-LabelField = Annotated[
-    str | None,
-    typer.Option(help="Column of labels (default: label or labels); each distinct value is a class."),
-]
+IdField = Annotated[str | None, typer.Option(help=help_text(SampleSettings, "id_field"))]
+LabelField = Annotated[str | None, typer.Option(help=help_text(SampleSettings, "label_field"))]
 MaxLength = Annotated[
-    int | None,
-    typer.Option(
-        min=2,
-        help="Tokens per sample (default: the preset's; 512 for your own data; at most the "
-        "model's own limit).",
-    ),
+    int | None, typer.Option(min=2, help=help_text(SampleSettings, "max_length"))
 ]
 
 
 def column_options(
     text_fields: str | None, id_field: str | None, label_field: str | None, max_length: int | None
 ) -> dict:
-    """The data's column roles and token budget as API keyword arguments."""
-    fields = [f.strip() for f in text_fields.split(",") if f.strip()] if text_fields else None
-    return {"text_fields": fields, "id_field": id_field, "label_field": label_field,
+    """The data's column roles and token budget as sample settings (``text_fields`` as given:
+    ``SampleSettings`` splits ``"question,context"``)."""
+    return {"text_fields": text_fields, "id_field": id_field, "label_field": label_field,
             "max_length": max_length}  # fmt: skip
+
+
+def _extraction_help(field: str) -> str:
+    """An extraction setting's help with its default (what ``None`` keeps)."""
+    value = default(ExtractionOptions, field)
+    shown = "" if value is None else f" (default: {value})"
+    return help_text(ExtractionOptions, field) + shown
 
 
 @app.command()
@@ -76,101 +77,68 @@ def extract(
     model: str = typer.Argument(
         ..., help=f"Model folder, hub id, LoRA adapter folder, or {BUNDLED_HELP}."
     ),
-    task: str = typer.Option(
-        ...,
-        "--task",
-        "-t",
-        help="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name for --data.",
-    ),
+    task: str = typer.Option(..., "--task", "-t", help=help_text(SampleSettings, "task")),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run directory to write (re-running resumes)."
     ),
     base: str | None = typer.Option(
         None, help="Base model of a full fine-tune or adapter (folder, hub id or bundled:minilm)."
     ),
-    data: Path | None = typer.Option(None, help="Local CSV / JSONL / parquet / saved dataset."),
+    data: Path | None = typer.Option(None, help=help_text(SampleSettings, "data")),
     samples: int = typer.Option(
-        750, min=1, help="Validation samples to draw (fewer available: all)."
+        default(SampleSettings, "n"), min=1, help=help_text(SampleSettings, "n")
     ),
-    seed: int = typer.Option(0, help="Seed of the sample choice."),
-    split: str | None = typer.Option(
-        None,
-        help="Dataset split (default: the preset's, validation). One --data file is split by "
-        f"repdrift: validation is a seeded {HELD_OUT_FRACTION:.0%} held out from what train "
-        "trains on, train the rest, all every row.",
-    ),
+    seed: int = typer.Option(default(SampleSettings, "seed"), help=help_text(SampleSettings, "seed")),
+    split: str | None = typer.Option(None, help=help_text(SampleSettings, "split")),
     text_fields: TextFields = None,
     id_field: IdField = None,
     label_field: LabelField = None,
     max_length: MaxLength = None,
-    pooling: str | None = typer.Option(
-        None, help="mean | first | last | max | tokens (default: mean)."
-    ),
-    layers: str | None = typer.Option(
-        None,
-        help="Comma-separated layer indices and/or 'embeddings', or 'all' (embeddings too); default: every block.",
-    ),
-    batch_size: int | None = typer.Option(
-        None, min=1, help="Sequences per forward pass (default: 32)."
-    ),
-    max_tokens: int | None = typer.Option(None, min=1, help="Cap on padded tokens per batch."),
-    dtype: str | None = typer.Option(
-        None, help="auto | float32 | bfloat16 | float16 (default: auto: bf16 on a GPU that has it)."
-    ),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: auto)."),
-    device_map: str | None = typer.Option(
-        None,
-        help="A model larger than one device: auto | balanced | sequential, or an explicit map "
-        "'embed_tokens=0,layers.0=0,layers.1=cpu,layers.2=disk'.",
-    ),
-    max_memory: str | None = typer.Option(
-        None, help="With --device-map: memory per device, e.g. 'cpu=2GiB,0=20GiB'."
-    ),
-    offload_folder: Path | None = typer.Option(
-        None, help="With --device-map: where disk-offloaded weights go (default: a temp folder)."
-    ),
-    format: str | None = typer.Option(
-        None, "--format", help="safetensors | pt (for old scripts; default: safetensors)."
-    ),
+    pooling: str | None = typer.Option(None, help=_extraction_help("pooling")),
+    layers: str | None = typer.Option(None, help=_extraction_help("layers")),
+    batch_size: int | None = typer.Option(None, min=1, help=_extraction_help("batch_size")),
+    max_tokens: int | None = typer.Option(None, min=1, help=_extraction_help("max_tokens")),
+    dtype: str | None = typer.Option(None, help=_extraction_help("dtype")),
+    device: str | None = typer.Option(None, help=_extraction_help("device")),
+    device_map: str | None = typer.Option(None, help=_extraction_help("device_map")),
+    max_memory: str | None = typer.Option(None, help=_extraction_help("max_memory")),
+    offload_folder: Path | None = typer.Option(None, help=_extraction_help("offload_folder")),
+    format: str | None = typer.Option(None, "--format", help=_extraction_help("format")),
     checkpoints: bool = typer.Option(
         False, help="Also extract the checkpoint-N folders into step_N."
     ),
     base_out: Path | None = typer.Option(
         None, help="LoRA only: also write the base representations (adapter disabled) here."
     ),
-    trust_remote_code: bool = typer.Option(
-        False, help="Allow custom model code from the model folder."
-    ),
+    trust_remote_code: bool = typer.Option(False, help=_extraction_help("trust_remote_code")),
     final_norm: bool | None = typer.Option(
-        None,
-        "--final-norm/--no-final-norm",
-        help="Apply the model's final norm (Llama norm, GPT-2 ln_f) to the last block, as in "
-        "transformers' hidden_states[-1] (default: on; BERT-style models have none).",
+        None, "--final-norm/--no-final-norm", help=_extraction_help("final_norm")
     ),
 ) -> None:
     """Extract every layer's representations of fixed validation samples into a run directory."""
-    from repdrift.extraction.options import extraction_options
     from repdrift.extraction.request import check_request
     from repdrift.store.reader import run_summary
 
-    # the settings: what is not given keeps ExtractionOptions' default (bad values: one line)
-    options = extraction_options(
+    # the settings: what is not given keeps the settings objects' defaults (bad values: one line)
+    options = ExtractionOptions.build(
         pooling=pooling, layers=_parse_layers(layers), batch_size=batch_size,
         max_tokens=max_tokens, dtype=dtype, device=device, format=format,
         trust_remote_code=trust_remote_code, device_map=device_map, max_memory=max_memory,
         offload_folder=offload_folder, final_norm=final_norm,
     )  # fmt: skip
-    inputs = {"task": task, "base": base, "data": data, "samples": samples, "seed": seed,
-              "split": split, **column_options(text_fields, id_field, label_field, max_length)}  # fmt: skip
-    # a run already complete for this very call returns before torch is even imported
-    done = check_request(model, out=out, options=options, **inputs).complete
-    if not (done and base_out is None and not checkpoints):
-        from repdrift.extraction.api import extract as run_extract  # torch, transformers
+    settings = SampleSettings.build(
+        task=task, data=data, n=samples, seed=seed, split=split,
+        **column_options(text_fields, id_field, label_field, max_length),
+    )  # fmt: skip
+    # the samples are read once; a run already complete for this very call returns before
+    # torch is even imported
+    request = check_request(model, out=out, samples=settings, options=options, base=base)
+    if not (request.complete and base_out is None and not checkpoints):
+        from repdrift.extraction.api import extract_request  # torch, transformers
 
-        run_extract(
-            model, out=out, **inputs, options=options, checkpoints=checkpoints,
-            base_out=base_out, progress=not quiet(),
-        )  # fmt: skip
+        extract_request(
+            request, checkpoints=checkpoints, base_out=base_out, progress=not quiet()
+        )
     if not quiet():
         show_run_summary(run_summary(out))
 
@@ -275,6 +243,70 @@ def compare(
             console.print(f"[yellow]flagged[/] (see warnings): {escape(', '.join(flagged))}")
         console.print(
             f"results written to [bold]{escape(str(out))}[/] ({results.summary['seconds']} s)"
+        )
+
+
+@app.command("import")
+def import_tree(
+    tree: Path = typer.Argument(..., help="The original study's results tree (or run folders)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder of the standard runs to write."),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        "-t",
+        help="Pool unpooled layers over real tokens: the task whose samples are re-tokenised "
+        "(with --tokenizer); only its runs are imported. Without: the mean over every "
+        "position, padding included, as the original analysis did (mean_unmasked).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    tokenizer: str | None = typer.Option(
+        None,
+        help="The tokenizer the runs were extracted with (folder or hub id).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    data: Path | None = typer.Option(
+        None,
+        help="The samples, in the files' row order (default: the task's).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    max_length: int | None = typer.Option(
+        None,
+        help="Tokens per sample the runs were extracted with (default: the task's).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    padding_side: str | None = typer.Option(
+        None,
+        help="right | left within a batch (default: the tokenizer's).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    lora_alpha: float | None = typer.Option(
+        None, help="LoRA alpha, when the runs' metadata.json does not record it."
+    ),
+) -> None:
+    """Convert the original study's results tree into standard run directories."""
+    from repdrift.original_study import OriginalSamples, import_original
+
+    if (task is None) != (tokenizer is None):
+        raise typer.BadParameter("--task and --tokenizer go together")
+    if task is None and (data is not None or max_length is not None or padding_side is not None):
+        raise typer.BadParameter(
+            "--data, --max-length and --padding-side need --task and --tokenizer"
+        )
+    samples = None
+    if task is not None and tokenizer is not None:
+        samples = OriginalSamples(
+            task=task, tokenizer=tokenizer, data=data, max_length=max_length,
+            padding_side=padding_side,
+        )  # fmt: skip
+    runs = import_original(
+        tree, out, samples=samples, lora_alpha=lora_alpha, progress=not quiet()
+    )
+    if not quiet():
+        for run in runs:
+            console.print(f"  {escape(str(run))}")
+        console.print(
+            f"{len(runs)} run(s) in [bold]{escape(str(out))}[/]; compare them with "
+            f"repdrift compare {escape(str(out))}/<base run> {escape(str(out))}/<run>..."
         )
 
 

@@ -28,6 +28,13 @@ Pooling = Literal["mean", "first", "last", "max", "tokens"]
 
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 
+#: The pooling of the original study's unpooled layers imported as its analysis read them: the
+#: mean over every position, padding included (``repdrift import`` without the samples). A
+#: recorded pooling, never an extraction option.
+MEAN_UNMASKED = "mean_unmasked"
+#: What a manifest may record: the extraction poolings and :data:`MEAN_UNMASKED`.
+StoredPooling = Literal["mean", "first", "last", "max", "tokens", "mean_unmasked"]
+
 
 def check_pooling(pooling: str) -> Pooling:
     """Return ``pooling`` if it is a known pooling name, else raise :class:`InputError`."""

@@ -2,8 +2,9 @@
 
 :func:`run_job` is what every executor calls (in this process, in a Ray worker, in a Slurm
 array task); it only uses the stages' public functions: :func:`repdrift.training.recipe.train`,
-:func:`repdrift.extraction.api.extract` (step 0, resumable, a no-op on a complete run) and, for one
-``checkpoint-N`` folder, :func:`repdrift.extraction.api.extract_loaded` into ``step_N``.
+:func:`repdrift.extraction.api.extract` (step 0, resumable, a no-op on a complete run), for one
+``checkpoint-N`` folder :func:`repdrift.extraction.api.extract_loaded` into ``step_N``, and for
+one run of the original study's tree :func:`repdrift.original_study.import_run`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import logging
 import os
 from pathlib import Path
 
-from repdrift.errors import InputError, IntegrityError
+from repdrift.errors import InputError
 from repdrift.extraction.api import extract, extract_loaded
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.models.load import load_model
 from repdrift.models.sources import local_or_hub
+from repdrift.original_study.importer import import_run
+from repdrift.original_study.layout import OriginalRun
 from repdrift.runner.job import Job
+from repdrift.runner.original_layout import job_samples
 from repdrift.store.manifest import step_dir_name
-from repdrift.store.steps import verify_run
 from repdrift.tasks.samples import load_samples
 from repdrift.training.recipe import train
 
@@ -46,9 +49,8 @@ def run_job(job: Job, *, progress: bool = True) -> str:
         else:
             _extract_checkpoint(job, progress=progress)
     elif job.kind == "import":
-        problems = verify_run(job.out)
-        if problems:
-            raise IntegrityError(f"{job.id}: {problems[0]}")
+        run = OriginalRun(Path(job.model), job.task, job.method, job.seed)
+        import_run(run, job.out, samples=job_samples(job))
     else:  # pragma: no cover - Job.kind is a Literal
         raise InputError(f"unknown job kind {job.kind!r}")
     return job.id

@@ -1,16 +1,11 @@
-"""Find the runs of an existing results tree in the original study's layout.
+"""The study file's ``import:`` section: one import job per run of the original study's tree.
 
-The original phase-3 scripts wrote one folder per fine-tuned model::
-
-    results/phase3_representations/
-        {task}_{method}_seed{seed}/step_000000/layer_{i}.pt      method: full_finetune | lora
-    base_representations/representations/
-        base_pretrained_{task}/step_000000/layer_{i}.pt
-
-(an older variant named fine-tuned folders ``{method}_seed{seed}_{task}``). The layer files
-are ``torch.save`` tensors without checksums; :func:`repdrift.store.reader.load_run` reads them with
-``torch.load(weights_only=True)``. The folder names are the only record of task, method and
-seed, so the runner passes them to the analysis as explicit labels.
+Each job converts one run folder of the tree (found under the spellings of
+:mod:`repdrift.original_study.layout`) into a standard run directory in the study's runs
+folder (``OUTPUT/runs/{task}_{method}_seed{seed}``), as ``repdrift import`` does
+(:func:`repdrift.original_study.import_run`); the analysis then reads those runs like extracted
+ones. With ``import.tokenizer`` the jobs carry how each task's samples were tokenised, so
+unpooled layers are pooled over real tokens.
 
 The original layout keeps base runs apart from the fine-tuned ones; without a base run a task
 cannot be analysed, and one extracted now would not hold the same samples, so the base run
@@ -20,36 +15,40 @@ must come from the same tree (``import.base``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from repdrift.common.naming import base_folder_names, variant_folder_names
+from repdrift.common.naming import BASE, run_name
+from repdrift.original_study.layout import base_candidates, first_run, variant_candidates
+from repdrift.original_study.token_counts import OriginalSamples
 from repdrift.runner.experiment import Experiment
 from repdrift.runner.job import Job
 
 
-def variant_candidates(root: Path, task: str, method: str, seed: int) -> list[Path]:
-    """Folders that may hold a task/method/seed run, in the order they are tried (the
-    spellings of :func:`repdrift.common.naming.variant_folder_names`)."""
-    return [root / n for n in variant_folder_names(task, method, seed)]
+def _samples(exp: Experiment, task: str) -> dict[str, Any] | None:
+    """How the task's samples were tokenised (``import.tokenizer``), as plain job values."""
+    assert exp.import_ is not None
+    if exp.import_.tokenizer is None:
+        return None
+    t = exp.task(task)
+    return {
+        "task": task, "tokenizer": exp.import_.tokenizer,
+        "data": str(t.data) if t.data else None, "split": t.split, "seed": exp.sample_seed,
+        "max_length": t.max_length, "text_fields": t.text_fields,
+    }  # fmt: skip
 
 
-def base_candidates(roots: list[Path], task: str) -> list[Path]:
-    """Folders that may hold a task's base run, in the order they are tried (the spellings of
-    :func:`repdrift.common.naming.base_folder_names` in each root)."""
-    return [r / n for r in roots for n in base_folder_names(task)]
-
-
-def _first(candidates: list[Path]) -> Path | None:
-    for path in candidates:
-        if path.is_dir() and any(p.name.startswith("step_") for p in path.iterdir()):
-            return path
-    return None
+def job_samples(job: Job) -> OriginalSamples | None:
+    """The :class:`OriginalSamples` an import job carries (None: pool as the original did)."""
+    spec = job.kwargs.get("samples")
+    return None if spec is None else OriginalSamples(**spec)
 
 
 def import_jobs(exp: Experiment) -> list[Job]:
     """One ``import`` job per base run and per task × method × seed run of the tree.
 
-    A run that is not found becomes a job with its first candidate folder as ``out``; its
-    status is then ``missing`` and ``kwargs["tried"]`` lists every folder looked at.
+    ``model`` is the original folder (the first candidate when none is found: the job's status
+    is then ``missing`` and ``kwargs["tried"]`` lists every folder looked at); ``out`` is the
+    standard run it becomes.
     """
     assert exp.import_ is not None
     runs_root = exp.import_.runs
@@ -57,24 +56,25 @@ def import_jobs(exp: Experiment) -> list[Job]:
     base_roots += [runs_root]
     jobs = []
     for task in exp.task_names:
-        tried = base_candidates(base_roots, task)
-        found = _first(tried)
-        jobs.append(
-            Job(id=f"import:{task}:base", kind="import", task=task, method="base", seed=None,
-                step=0, model=str(found or tried[0]), out=found or tried[0],
-                group=f"{task}/base", kwargs={"tried": [str(p) for p in tried]})
-        )  # fmt: skip
-        for method in exp.import_.methods:
-            for seed in exp.seeds:
-                tried = variant_candidates(runs_root, task, method, seed)
-                found = _first(tried)
-                jobs.append(
-                    Job(id=f"import:{task}:{method}:seed{seed}", kind="import", task=task,
-                        method=method, seed=seed, step=0, model=str(found or tried[0]),
-                        out=found or tried[0], group=f"{task}/{method}/seed{seed}",
-                        kwargs={"tried": [str(p) for p in tried]})
-                )  # fmt: skip
+        wanted: list[tuple[str, int | None, list[Path]]] = [
+            (BASE, None, base_candidates(base_roots, task))
+        ]
+        wanted += [
+            (method, seed, variant_candidates(runs_root, task, method, seed))
+            for method in exp.import_.methods
+            for seed in exp.seeds
+        ]
+        for method, seed, tried in wanted:
+            found = first_run(tried)
+            suffix = "base" if seed is None else f"{method}:seed{seed}"
+            group = f"{task}/base" if seed is None else f"{task}/{method}/seed{seed}"
+            jobs.append(
+                Job(id=f"import:{task}:{suffix}", kind="import", task=task, method=method,
+                    seed=seed, step=0, model=str(found or tried[0]),
+                    out=exp.runs_dir / run_name(task, method, seed), group=group,
+                    kwargs={"tried": [str(p) for p in tried], "samples": _samples(exp, task)})
+            )  # fmt: skip
     return jobs
 
 
-__all__ = ["base_candidates", "import_jobs", "variant_candidates"]
+__all__ = ["import_jobs", "job_samples"]

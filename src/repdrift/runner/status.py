@@ -35,9 +35,13 @@ def job_status(job: Job) -> Status:
         return "stale" if train_stale_reason(job, record) else "done"
 
     if job.kind == "import":
-        if not job.out.exists():
+        if not Path(job.model).is_dir():
             return "missing"
-        return "done" if not verify_run(job.out) else "invalid"
+        if not verify_run(job.out):
+            return "done"
+        if not job.out.exists():
+            return "todo"
+        return "invalid" if run_summary(job.out)["status"] == "complete" else "partial"
     step_dir = job.out / step_dir_name(job.step)
     if not verify_run(step_dir):
         return "stale" if stale_reason(job) else "done"

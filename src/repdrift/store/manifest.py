@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from repdrift.common.atomic import atomic_write_bytes
-from repdrift.common.naming import Pooling
+from repdrift.common.naming import StoredPooling
 from repdrift.errors import IntegrityError
 
 SCHEMA_VERSION = 1
@@ -118,7 +118,7 @@ class Manifest(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     n_samples: int = Field(ge=1)
     sample_ids: list[str]
-    pooling: Pooling
+    pooling: StoredPooling
     dtype: str
     max_length: int | None = None
     tokenizer_sha256: str | None = None

@@ -21,10 +21,10 @@ from safetensors import safe_open
 from repdrift.common.naming import layer_name
 from repdrift.errors import InputError, IntegrityError
 from repdrift.store.legacy_pt import (
-    MEAN_UNMASKED,
     is_unpooled,
-    pool_unpooled,
+    legacy_layer_files,
     pt_layer_arrays,
+    unpooled_message,
 )
 from repdrift.store.manifest import MANIFEST_NAME, PARTIAL_DIR, Manifest
 from repdrift.store.steps import StepRecord, final_step_number, find_steps, inspect_step
@@ -45,29 +45,11 @@ class Run:
         model (step 0, else the latest checkpoint).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        records: dict[int, StepRecord],
-        step: int,
-        *,
-        token_lengths: np.ndarray | None = None,
-        padding_side: str = "right",
-    ) -> None:
+    def __init__(self, path: Path, records: dict[int, StepRecord], step: int) -> None:
         self.path = path
         self._records = records
         self.steps = sorted(records)
         self.step = step
-        # real token counts for the original study's unpooled layers (see load_run)
-        self._token_lengths = token_lengths
-        self._padding_side = padding_side
-
-    def with_token_lengths(self, token_lengths: np.ndarray, padding_side: str = "right") -> Run:
-        """This run with its unpooled layers pooled over real tokens (see :func:`load_run`)."""
-        return Run(
-            self.path, self._records, self.step,
-            token_lengths=np.asarray(token_lengths, np.int64), padding_side=padding_side,
-        )  # fmt: skip
 
     def _rec(self, step: int | None) -> StepRecord:
         step = self.step if step is None else step
@@ -107,21 +89,7 @@ class Run:
         rec = self._rec(None)
         if rec.manifest:
             return rec.manifest.pooling
-        if self.unpooled:
-            return MEAN_UNMASKED if self._token_lengths is None else "mean"
         return (rec.legacy or {}).get("pooling")
-
-    @property
-    def unpooled(self) -> bool:
-        """True for the original study's unpooled (n, seq_len, d) ``.pt`` layers."""
-        rec = self._rec(None)
-        first = next(iter(rec.layer_paths.values()), None)
-        return (
-            rec.manifest is None
-            and first is not None
-            and first.suffix == ".pt"
-            and is_unpooled(first)
-        )
 
     def layer_path(self, name: str | int, step: int | None = None) -> Path:
         """File of layer ``name`` (``"layer_3"``, ``3`` or ``"embeddings"``)."""
@@ -134,12 +102,6 @@ class Run:
     def _arrays(self, name: str | int, step: int | None, mmap: bool) -> dict[str, np.ndarray]:
         path = self.layer_path(name, step)
         if path.suffix == ".pt":
-            if self._token_lengths is not None and is_unpooled(path):
-                return {
-                    "pooled": pool_unpooled(
-                        path, lengths=self._token_lengths, padding_side=self._padding_side
-                    )
-                }
             return pt_layer_arrays(path)
         try:
             with safe_open(path, framework="numpy") as f:
@@ -221,8 +183,6 @@ def load_run(
     *,
     step: int | None = None,
     verify: bool = True,
-    token_lengths: np.ndarray | None = None,
-    padding_side: str = "right",
 ) -> Run:
     """Open a run directory for reading.
 
@@ -236,19 +196,15 @@ def load_run(
     verify : bool
         Check every file's sha256 against the manifest (recommended; reads all files once).
         Without it, sizes and status are still checked.
-    token_lengths : (n,) int, optional
-        Only for the original study's unpooled ``(n, seq_len, d)`` layer files: each sample's
-        real token count, so layers are mean-pooled over real tokens. Without it they are
-        pooled over every position, padding included, as the original analysis did
-        (``pooling == "mean_unmasked"``).
-    padding_side : "right" or "left"
-        The tokenizer's padding side within a batch (with ``token_lengths``).
 
     Raises
     ------
     IntegrityError
         Missing run, invalid manifest, partial status, or a file failing verification
         (the message names the file).
+    InputError
+        The original study's unpooled ``(n, seq_len, d)`` layer files: convert them with
+        ``repdrift import`` (:func:`repdrift.original_study.import_original`) first.
     """
     path = Path(path)
     steps = find_steps(path)
@@ -261,6 +217,10 @@ def load_run(
         raise IntegrityError(f"{path}: {reason}")
     if step is not None and step not in steps:
         raise InputError(f"{path}: no step {step}; steps are {sorted(steps)}")
+    for step_dir in steps.values():  # the original study's unpooled files are not a run
+        first = next(iter(legacy_layer_files(step_dir).values()), None)
+        if first is not None and is_unpooled(first):
+            raise InputError(unpooled_message(first))
     chosen = [step] if step is not None and verify else list(steps)
     records = {s: inspect_step(s, steps[s], check_hashes=verify and s in chosen) for s in steps}
     problems = [p for r in records.values() for p in r.problems]
@@ -276,13 +236,7 @@ def load_run(
             logger.warning(
                 "%s is a legacy run without checksums; its files cannot be verified", rec.path
             )
-    return Run(
-        path,
-        records,
-        final_step_number(steps) if step is None else step,
-        token_lengths=None if token_lengths is None else np.asarray(token_lengths, np.int64),
-        padding_side=padding_side,
-    )
+    return Run(path, records, final_step_number(steps) if step is None else step)
 
 
 def _size_on_disk(path: Path) -> int:
