@@ -72,3 +72,20 @@ def sst2_csv(path: Path) -> Path:
     rows = ["idx,sentence,label"] + [f'{i},"{t}",{i % 2}' for i, t in enumerate(TEXTS)]
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def original_adapters(peft_model, folder: Path) -> dict[str, torch.Tensor]:
+    """``folder/step_000000/adapter_weights/lora_{A,B}_layer_{i}.pt`` as the phase-3 script
+    saved a LoRA model's matrices: per block, a dict of its LoRA parameters by PEFT name.
+    Returns every saved parameter by name."""
+    import re
+
+    by_layer: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+    for name, param in peft_model.named_parameters():
+        if match := re.search(r"\.layer\.(\d+)\..*\.lora_([AB])\.", name):
+            by_layer.setdefault((match[2], int(match[1])), {})[name] = param.detach().clone()
+    target = folder / "step_000000" / "adapter_weights"
+    target.mkdir(parents=True, exist_ok=True)
+    for (factor, layer), params in by_layer.items():
+        torch.save(params, target / f"lora_{factor}_layer_{layer}.pt")
+    return {k: v for params in by_layer.values() for k, v in params.items()}

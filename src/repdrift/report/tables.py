@@ -19,6 +19,7 @@ from repdrift.common.display import (
     number,
     stars,
 )
+from repdrift.common.naming import MEAN_UNMASKED
 from repdrift.plots.style import method_label, order_methods
 from repdrift.store.results import FINAL_MODEL_STEP, Results, final_step
 
@@ -151,11 +152,11 @@ def setup_table(results: Results) -> Table:
                     ", ".join(str(p) for p in sorted(pooling, key=str) if p is not None) or "–",
                 ]
             )
-    if any(row[-1] and "mean_unmasked" in row[-1] for row in table.rows):
+    if any(row[-1] and MEAN_UNMASKED in row[-1] for row in table.rows):
         table.caption += (
             " — mean_unmasked: the original study's unpooled layers averaged over every "
-            "position, padding included, as its analysis did; the mean over real tokens needs "
-            "the samples and tokenizer (repdrift compare --task --tokenizer)"
+            "position, padding included, as its analysis did; for the mean over real tokens, import "
+            "them again with the samples and tokenizer (repdrift import --task --tokenizer)"
         )
     return table
 

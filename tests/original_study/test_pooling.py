@@ -1,5 +1,6 @@
 """The original study's unpooled layer files: (n, seq_len, d) tensors, batches padded and joined
-with zeros, no mask. Written here as its phase-3 extractor did, with the real MiniLM."""
+with zeros, no mask. Written here as its phase-3 extractor did, with the real MiniLM; pooled by
+repdrift.original_study.pooling (what `repdrift import` does), refused by load_run."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from transformers import AutoModel, AutoTokenizer
 
 from _original_study import TEXTS
 from _original_study import original_extractor as write_original
-from repdrift.errors import IntegrityError
-from repdrift.store import legacy_pt
-from repdrift.store.legacy_pt import MEAN_UNMASKED, pool_unpooled
+from repdrift.errors import InputError, IntegrityError
+from repdrift.original_study import pooling
+from repdrift.original_study.pooling import pool_unpooled
 from repdrift.store.reader import load_run
 from repdrift.store.steps import verify_run
 
@@ -33,26 +34,30 @@ def original(request, minilm_path, tmp_path_factory):
 
 def test_read_as_the_original_analysis_did(original):
     folder, layers, _, _ = original
-    run = load_run(folder)
-    assert run.legacy and run.unpooled and run.pooling == MEAN_UNMASKED
-    assert run.layers == [f"layer_{i}" for i in range(6)]
     for i in range(6):
-        X = run.layer(i)
+        X = pool_unpooled(folder / "step_000000" / f"layer_{i}.pt")
         assert X.shape == (len(TEXTS), 384) and X.dtype == np.float32
         np.testing.assert_allclose(X, layers[i].mean(1).numpy(), rtol=0, atol=1e-5)
+
+
+def test_load_run_refuses_unpooled_files_pointing_to_the_import(original):
+    with pytest.raises(InputError, match=r"layer_0\.pt: the original study's unpooled .*repdrift import"):
+        load_run(original[0])
 
 
 def test_true_mask_from_token_counts_equals_the_masked_mean(original):
     folder, layers, mask, side = original
     lengths = mask.sum(1).long().numpy()
-    run = load_run(folder, token_lengths=lengths, padding_side=side)
-    assert run.pooling == "mean"
     for i in (0, 5):
+        path = folder / "step_000000" / f"layer_{i}.pt"
         reference = (layers[i] * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True)
-        np.testing.assert_allclose(run.layer(i), reference.numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            pool_unpooled(path, lengths=lengths, padding_side=side), reference.numpy(), rtol=0, atol=1e-5
+        )
     # padding included and excluded differ for the short texts: the mask matters
-    unmasked = load_run(folder).layer(5)
-    assert np.abs(unmasked - run.layer(5)).max() > 1e-2
+    path = folder / "step_000000" / "layer_5.pt"
+    gap = pool_unpooled(path) - pool_unpooled(path, lengths=lengths, padding_side=side)
+    assert np.abs(gap).max() > 1e-2
 
 
 def test_bounded_memory_blocks_give_the_same_values(original, monkeypatch):
@@ -60,24 +65,26 @@ def test_bounded_memory_blocks_give_the_same_values(original, monkeypatch):
     lengths = mask.sum(1).long().numpy()
     path = folder / "step_000000" / "layer_3.pt"
     whole = pool_unpooled(path, lengths=lengths, padding_side=side)
-    monkeypatch.setattr(legacy_pt, "_BLOCK_BYTES", 1)  # one row at a time
+    unmasked = pool_unpooled(path)
+    monkeypatch.setattr(pooling, "_BLOCK_BYTES", 1)  # one row at a time
     np.testing.assert_array_equal(pool_unpooled(path, lengths=lengths, padding_side=side), whole)
-    np.testing.assert_array_equal(pool_unpooled(path), load_run(folder).layer(3))
+    np.testing.assert_array_equal(pool_unpooled(path), unmasked)
 
 
 def test_inconsistent_token_counts_are_refused_naming_the_file(original):
     folder, _, mask, side = original
     lengths = mask.sum(1).long().numpy()
     lengths[2] += 40  # more tokens than the file has positions for that row
+    path = folder / "step_000000" / "layer_0.pt"
     with pytest.raises(IntegrityError, match=r"layer_0\.pt: 1 sample\(s\) have more tokens"):
-        load_run(folder, token_lengths=lengths, padding_side=side).layer(0)
+        pool_unpooled(path, lengths=lengths, padding_side=side)
     with pytest.raises(IntegrityError, match=r"8 token counts given for a file of 9 samples"):
-        load_run(folder, token_lengths=lengths[:8], padding_side=side).layer(0)
+        pool_unpooled(path, lengths=lengths[:8], padding_side=side)
 
 
 def test_verification_maps_unpooled_files_without_reading_them(original, monkeypatch):
     folder = original[0]
     calls = []
-    monkeypatch.setattr(legacy_pt, "pool_unpooled", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(pooling, "pool_unpooled", lambda *a, **k: calls.append(a))
     assert verify_run(folder) == []
     assert calls == []  # checked by mapping, not pooled
