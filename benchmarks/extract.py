@@ -106,21 +106,20 @@ def repdrift_extract(
     loaded, token_ids: list[list[int]], batch_size: int, out: Path, max_tokens: int | None = None
 ) -> float:
     """(b) The real code path: streamed chunks, layer files, manifest."""
+    from repdrift.extraction.model_parts import ModelParts
     from repdrift.extraction.options import ExtractionOptions
     from repdrift.extraction.to_run import StepRecord, extract_to_run
 
     t0 = time.perf_counter()
     extract_to_run(
-        loaded.model,
-        loaded.blocks,
+        ModelParts.of(loaded),
         token_ids,
         out / "step_000000",
-        sample_ids=[f"s{i}" for i in range(len(token_ids))],
-        pad_id=loaded.tokenizer.pad_token_id,
         options=ExtractionOptions(pooling="mean", batch_size=batch_size, max_tokens=max_tokens),
-        record=StepRecord(task="benchmark", model=loaded.source),
-        embeddings=loaded.embeddings,
-        forward_inputs=loaded.forward_inputs,
+        record=StepRecord(
+            sample_ids=[f"s{i}" for i in range(len(token_ids))], task="benchmark",
+            model=loaded.source,
+        ),
         progress=False,
     )
     return time.perf_counter() - t0

@@ -132,17 +132,18 @@ def bare_forward(model, token_ids, batches, device: torch.device) -> float:
 
 def repdrift_extract(model, token_ids, pooling: str, batch_size: int, budget, device) -> float:
     """(b), (c) The real code path into a fresh run folder."""
+    from repdrift.extraction.model_parts import ModelParts
     from repdrift.extraction.options import ExtractionOptions
     from repdrift.extraction.to_run import StepRecord, extract_to_run
 
     options = ExtractionOptions(pooling=pooling, batch_size=batch_size, max_tokens=budget)
+    record = StepRecord(sample_ids=[f"s{i}" for i in range(len(token_ids))], task="benchmark")
     with tempfile.TemporaryDirectory() as tmp:
         synchronize(device)
         t0 = time.perf_counter()
         extract_to_run(
-            model, list(model.layers), token_ids, Path(tmp) / "step_000000",
-            sample_ids=[f"s{i}" for i in range(len(token_ids))], pad_id=0, options=options,
-            record=StepRecord(task="benchmark"), progress=False,
+            ModelParts(model, list(model.layers)), token_ids, Path(tmp) / "step_000000",
+            record=record, options=options, progress=False,
         )  # fmt: skip
         synchronize(device)
         return time.perf_counter() - t0

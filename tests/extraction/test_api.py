@@ -22,6 +22,7 @@ from repdrift.errors import InputError
 from repdrift.extraction.api import ADAPTER_FILE, extract, extract_loaded, find_checkpoints
 from repdrift.extraction.batching import plan_batches, plan_chunks, resolve_layers
 from repdrift.extraction.capture import extract_pooled, iter_pooled_chunks
+from repdrift.extraction.model_parts import ModelParts, PassPlan
 from repdrift.models.load import load_model
 from repdrift.store.reader import load_run
 from repdrift.tasks.samples import load_samples
@@ -86,9 +87,8 @@ def hidden_states(minilm, texts) -> tuple[tuple[torch.Tensor, ...], torch.Tensor
 def test_pooled_equals_output_hidden_states(minilm, token_ids, hidden_states, pooling: str) -> None:
     hidden, mask = hidden_states
     got = extract_pooled(
-        minilm.model, minilm.blocks, token_ids, pad_id=minilm.tokenizer.pad_token_id,
-        layers="all", pooling=pooling, batch_size=5, embeddings=minilm.embeddings,
-    )  # fmt: skip
+        ModelParts.of(minilm), token_ids, layers="all", pooling=pooling, batch_size=5
+    )
     assert list(got.layers) == ["embeddings"] + [f"layer_{i}" for i in range(6)]
     for i, name in enumerate(got.layers):  # hidden_states[i + 1] is the output of block i
         ref = pool_reference(hidden[i], mask, pooling)
@@ -105,7 +105,7 @@ def test_batch_size_does_not_change_results(minilm, token_ids) -> None:
     for pooling in ("mean", "max"):
 
         def run(pooling=pooling, **kw):
-            return extract_pooled(minilm.model, minilm.blocks, ids, pad_id=0, pooling=pooling, **kw)
+            return extract_pooled(ModelParts.of(minilm), ids, pooling=pooling, **kw)
 
         ref = run(batch_size=1)
         for kw in ({"batch_size": 5}, {"batch_size": 12, "max_tokens": 60}):
@@ -150,9 +150,8 @@ def test_decoder_padding_never_leaks(arch: str, padding_side: str) -> None:
         h.remove()
 
     for pooling in POOLINGS:
-        got = extract_pooled(
-            model, blocks, ids, pad_id=0, pooling=pooling, batch_size=4, padding_side=padding_side
-        )
+        parts = ModelParts(model, blocks, padding_side=padding_side)
+        got = extract_pooled(parts, ids, pooling=pooling, batch_size=4)
         for i in range(len(blocks)):
             rows = [pool_one(s[i], pooling) for s in singles]
             ref = torch.cat(rows) if pooling == "tokens" else torch.stack(rows)
@@ -171,10 +170,10 @@ def test_stops_after_last_requested_layer(minilm, token_ids) -> None:
     ]
     try:
         partial = extract_pooled(
-            minilm.model, minilm.blocks, token_ids, pad_id=0, layers=[1, "layer_3"], batch_size=8
+            ModelParts.of(minilm), token_ids, layers=[1, "layer_3"], batch_size=8
         )
         assert calls == {"layer_4": 0, "layer_5": 0}  # the top blocks never ran
-        full = extract_pooled(minilm.model, minilm.blocks, token_ids, pad_id=0, batch_size=8)
+        full = extract_pooled(ModelParts.of(minilm), token_ids, batch_size=8)
         assert calls["layer_5"] == 3
     finally:
         for h in hooks:
@@ -195,21 +194,13 @@ def test_results_in_original_order_and_chunks_cover_all(minilm, token_ids) -> No
         assert np.array_equal(np.concatenate(batches), chunk) and max(len(b) for b in batches) <= 2
     got = list(
         iter_pooled_chunks(
-            minilm.model,
-            minilm.blocks,
-            token_ids,
-            pad_id=0,
-            layers=["layer_0"],
-            chunk_size=5,
-            skip_chunks={1},
+            ModelParts.of(minilm), token_ids, PassPlan(("layer_0",), chunk_size=5), skip_chunks={1}
         )
     )
     assert [c.index for c in got] == [k for k in range(len(chunks)) if k != 1]
     # Row r of a chunk is the pooled vector of sample sample_indices[r]: check one directly.
     k = got[0].sample_indices[2]
-    single = extract_pooled(
-        minilm.model, minilm.blocks, [token_ids[k]], pad_id=0, layers=["layer_0"]
-    )
+    single = extract_pooled(ModelParts.of(minilm), [token_ids[k]], layers=["layer_0"])
     torch.testing.assert_close(
         got[0].layers["layer_0"][2], single.layers["layer_0"][0], rtol=0, atol=1e-5
     )
@@ -234,7 +225,7 @@ def test_layer_selection_errors() -> None:
     with pytest.raises(InputError, match="embeddings"):
         resolve_layers(["embeddings"], 6, has_embeddings=False)
     with pytest.raises(InputError, match="pooling"):
-        extract_pooled(torch.nn.Linear(2, 2), [], [[1]], pad_id=0, pooling="avg")
+        extract_pooled(ModelParts(torch.nn.Linear(2, 2), []), [[1]], pooling="avg")
 
 
 # --------------------------------------------------------------------------- models / tasks integration
@@ -280,9 +271,7 @@ def test_extract_top_level_matches_core(
     ids = minilm.tokenizer(samples.texts, truncation=True, max_length=samples.max_length)[
         "input_ids"
     ]
-    ref = extract_pooled(
-        minilm.model, minilm.blocks, ids, pad_id=0, layers="all", embeddings=minilm.embeddings
-    )
+    ref = extract_pooled(ModelParts.of(minilm), ids, layers="all")
     for name in run.layers:
         np.testing.assert_allclose(run.layer(name), ref.layers[name].numpy(), rtol=0, atol=1e-5)
 

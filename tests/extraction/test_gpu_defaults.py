@@ -15,14 +15,15 @@ from transformers import GPT2Model, LlamaConfig, LlamaModel, RobertaConfig, Robe
 from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from repdrift.common.devices import auto_dtype, resolve_dtype
 from repdrift.extraction.budget import bytes_per_token, default_max_tokens
-from repdrift.extraction.capture import (
+from repdrift.extraction.capture import extract_pooled, iter_pooled_chunks
+from repdrift.extraction.model_parts import (
+    ModelParts,
+    PassPlan,
     default_forward_inputs,
-    extract_pooled,
     input_device,
-    iter_pooled_chunks,
 )
 from repdrift.extraction.options import ExtractionOptions
-from repdrift.extraction.to_run import extract_to_run
+from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models import loading
 from repdrift.models.inputs import position_ids
 from repdrift.models.load import load_model
@@ -61,8 +62,8 @@ def test_manifest_records_what_auto_resolved_to(tmp_path: Path) -> None:
     model = _llama(torch.bfloat16)
     ids = _token_ids(5)
     manifest = extract_to_run(
-        model, list(model.layers), ids, tmp_path / "step_000000",
-        sample_ids=[f"s{i}" for i in range(5)], pad_id=0, options=ExtractionOptions(),
+        ModelParts(model, list(model.layers)), ids, tmp_path / "step_000000",
+        record=StepRecord(sample_ids=[f"s{i}" for i in range(5)]), options=ExtractionOptions(),
         progress=False,
     )  # fmt: skip
     assert manifest.dtype == "bfloat16"
@@ -142,10 +143,10 @@ def test_chunks_arrive_on_the_host_in_order() -> None:
     model = _llama()
     ids = _token_ids(23)
     names = ["layer_0", "layer_2"]
+    parts = ModelParts(model, list(model.layers))
+    plan = PassPlan(tuple(names), batch_size=2, chunk_size=5)
     chunks = list(
-        iter_pooled_chunks(
-            model, list(model.layers), ids, pad_id=0, layers=names, chunk_size=5, batch_size=2
-        )
+        iter_pooled_chunks(parts, ids, plan)
     )
     assert [c.index for c in chunks] == list(range(5))
     for chunk in chunks:
@@ -154,11 +155,8 @@ def test_chunks_arrive_on_the_host_in_order() -> None:
             assert tensor.device.type == "cpu" and tensor.dtype == torch.float32
             assert tensor.shape == (len(chunk.sample_indices), 32)
     skipped = list(
-        iter_pooled_chunks(
-            model, list(model.layers), ids, pad_id=0, layers=names, chunk_size=5, batch_size=2,
-            skip_chunks={0, 3},
-        )
-    )  # fmt: skip
+        iter_pooled_chunks(parts, ids, plan, skip_chunks={0, 3})
+    )
     assert [c.index for c in skipped] == [1, 2, 4]
     for chunk in skipped:
         torch.testing.assert_close(chunk.layers["layer_2"], chunks[chunk.index].layers["layer_2"])
@@ -168,10 +166,10 @@ def test_chunks_arrive_on_the_host_in_order() -> None:
 def test_cuda_extraction_equals_cpu() -> None:
     model = _llama()
     ids = _token_ids(40)
-    cpu = extract_pooled(model, list(model.layers), ids, pad_id=0, batch_size=7)
+    cpu = extract_pooled(ModelParts(model, list(model.layers)), ids, batch_size=7)
     model = model.cuda()
     assert input_device(model).type == "cuda"
-    gpu = extract_pooled(model, list(model.layers), ids, pad_id=0, batch_size=7)
+    gpu = extract_pooled(ModelParts(model, list(model.layers)), ids, batch_size=7)
     for name, values in cpu.layers.items():
         torch.testing.assert_close(gpu.layers[name], values, atol=1e-4, rtol=1e-4)
 

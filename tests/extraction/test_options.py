@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from repdrift.errors import InputError
 from repdrift.extraction.api import extract
-from repdrift.extraction.options import ExtractionOptions, extraction_options
+from repdrift.extraction.options import ExtractionOptions
 from repdrift.store.reader import load_run
 
 
@@ -31,7 +31,7 @@ def test_defaults() -> None:
         "trust_remote_code": False,
         "final_norm": True,
     }
-    assert extraction_options() == options
+    assert ExtractionOptions.build() == options
     assert pickle.loads(pickle.dumps(options)) == options  # travels to Ray workers
     with pytest.raises(ValidationError):
         options.pooling = "max"  # type: ignore[misc]  # immutable: copies are validated
@@ -49,13 +49,13 @@ def test_unknown_pooling_names_the_value() -> None:
     with pytest.raises(ValidationError, match=r"pooling='median' is not one of mean, first"):
         ExtractionOptions(pooling="median")
     with pytest.raises(InputError, match=r"pooling='median' is not one of mean, first"):
-        extraction_options(pooling="median")
+        ExtractionOptions.build(pooling="median")
 
 
 @pytest.mark.parametrize("bad", [0, -4, 2.5, True, "many"])
 def test_bad_batch_size_is_refused(bad) -> None:
     with pytest.raises(InputError, match=r"batch_size=") as info:
-        extraction_options(batch_size=bad)
+        ExtractionOptions.build(batch_size=bad)
     assert repr(bad) in str(info.value)
     with pytest.raises(ValidationError, match="batch_size"):
         ExtractionOptions(batch_size=bad)
@@ -63,15 +63,15 @@ def test_bad_batch_size_is_refused(bad) -> None:
 
 def test_other_bad_settings_are_named() -> None:
     with pytest.raises(InputError, match=r"max_tokens=0"):
-        extraction_options(max_tokens=0)
+        ExtractionOptions.build(max_tokens=0)
     with pytest.raises(InputError, match=r"format='npz' is not 'safetensors' or 'pt'"):
-        extraction_options(format="npz")
+        ExtractionOptions.build(format="npz")
     with pytest.raises(InputError, match=r"unknown dtype 'fp8'"):
-        extraction_options(dtype="fp8")
+        ExtractionOptions.build(dtype="fp8")
     with pytest.raises(InputError, match=r"unknown extraction setting 'poolng' \(did you mean 'pooling'\?\)"):  # fmt: skip
-        extraction_options(poolng="first")
+        ExtractionOptions.build(poolng="first")
     with pytest.raises(InputError) as info:  # every problem, one line each
-        extraction_options(pooling="avg", batch_size=0)
+        ExtractionOptions.build(pooling="avg", batch_size=0)
     assert len(str(info.value).splitlines()) == 2
 
 

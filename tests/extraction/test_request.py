@@ -15,8 +15,10 @@ from repdrift.extraction import api
 from repdrift.extraction.api import extract
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.extraction.request import REQUEST_KEY, check_request
+from repdrift.tasks.settings import SampleSettings
 
 SETTINGS = {"task": "demo-sst", "samples": 12, "device": "cpu", "progress": False}
+DEMO_12 = SampleSettings(task="demo-sst", n=12)
 
 
 @pytest.fixture()
@@ -41,7 +43,7 @@ def test_same_call_returns_before_the_model_loads(run, minilm_path, monkeypatch)
 
 def test_another_setting_takes_the_normal_path(run, minilm_path, monkeypatch):
     opts = ExtractionOptions(pooling="first", device="cpu")
-    check = check_request(str(minilm_path), task="demo-sst", samples=12, out=run, options=opts)
+    check = check_request(str(minilm_path), samples=DEMO_12, out=run, options=opts)
     assert not check.complete
     with pytest.raises(InputError, match="'pooling' differs"):
         extract(str(minilm_path), out=run, pooling="first", **SETTINGS)
@@ -49,10 +51,10 @@ def test_another_setting_takes_the_normal_path(run, minilm_path, monkeypatch):
 
 def test_changed_files_are_not_vouched_for(run, minilm_path, tmp_path):
     opts = ExtractionOptions(device="cpu")
-    assert check_request(str(minilm_path), task="demo-sst", samples=12, out=run, options=opts).complete
+    assert check_request(str(minilm_path), samples=DEMO_12, out=run, options=opts).complete
     layer = run / "step_000000" / "layer_3.safetensors"
     layer.write_bytes(layer.read_bytes()[:-8] + b"\0" * 8)  # same size, other bytes
-    assert not check_request(str(minilm_path), task="demo-sst", samples=12, out=run, options=opts).complete
+    assert not check_request(str(minilm_path), samples=DEMO_12, out=run, options=opts).complete
     with pytest.raises(IntegrityError, match="layer_3"):
         extract(str(minilm_path), out=run, **SETTINGS)
 

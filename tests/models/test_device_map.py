@@ -23,7 +23,7 @@ from repdrift.cli import app
 from repdrift.common.devices import dispatch_device, parse_device_map, parse_max_memory
 from repdrift.errors import InputError
 from repdrift.extraction.api import extract
-from repdrift.extraction.options import ExtractionOptions, extraction_options
+from repdrift.extraction.options import ExtractionOptions
 from repdrift.models.load import load_model
 from repdrift.store.reader import load_run
 
@@ -246,6 +246,6 @@ def test_options_carry_the_placement() -> None:
     assert options.device_map == {"layers.0": 0, "layers.1": "disk"}
     assert options.max_memory == {0: "20GiB", "cpu": "2GiB"}
     assert options.model_settings()["device_map"] == options.device_map
-    assert extraction_options(options, pooling="last").max_memory == options.max_memory
+    assert ExtractionOptions.build(options, pooling="last").max_memory == options.max_memory
     with pytest.raises(InputError, match=r"device_map"):
-        extraction_options(device_map="everywhere")
+        ExtractionOptions.build(device_map="everywhere")

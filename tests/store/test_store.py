@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 
 from repdrift.errors import InputError, IntegrityError
 from repdrift.extraction.capture import extract_pooled, iter_pooled_chunks
+from repdrift.extraction.model_parts import ModelParts, PassPlan
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
@@ -53,23 +55,23 @@ def token_ids(minilm) -> list[list[int]]:
 
 def write(minilm, token_ids, step_dir: Path, **kw):
     """extract_to_run with this file's defaults; ``kw``: extraction settings, fields of the
-    manifest record (task, max_length, model_info, ...) or arguments of extract_to_run."""
+    manifest record (task, max_length, model_info, ...), model parts (forward_inputs, ...) or
+    arguments of extract_to_run."""
     settings = {"layers": "all", "batch_size": 3}
     settings |= {k: kw.pop(k) for k in list(kw) if k in ExtractionOptions.model_fields}
     recorded = {"model": kw.pop("model_info", minilm.source)}
     recorded |= {k: kw.pop(k) for k in list(kw) if k in StepRecord.__dataclass_fields__}
+    recorded.setdefault("sample_ids", [f"s{i}" for i in range(len(token_ids))])
+    parts = ModelParts.of(minilm)
+    parts = replace(parts, **{k: kw.pop(k) for k in list(kw) if k in parts.__dataclass_fields__})
     options = {
-        "sample_ids": [f"s{i}" for i in range(len(token_ids))],
-        "pad_id": minilm.tokenizer.pad_token_id,
         "options": ExtractionOptions(**settings),
         "record": StepRecord(**recorded),
-        "embeddings": minilm.embeddings,
-        "forward_inputs": minilm.forward_inputs,
         "chunk_size": 4,
         "progress": False,
         **kw,
     }
-    return extract_to_run(minilm.model, minilm.blocks, token_ids, step_dir, **options)
+    return extract_to_run(parts, token_ids, step_dir, **options)
 
 
 def crash_after(samples: int):
@@ -122,9 +124,7 @@ def test_complete_run_reads_back_in_sample_order(complete_run: Path, minilm, tok
     run = load_run(complete_run)
     assert run.sample_ids == [f"s{i}" for i in range(N)]
     assert run.layers == ["embeddings"] + [f"layer_{i}" for i in range(6)]
-    ref = extract_pooled(
-        minilm.model, minilm.blocks, token_ids, pad_id=0, layers="all", embeddings=minilm.embeddings
-    )
+    ref = extract_pooled(replace(ModelParts.of(minilm), pad_id=0), token_ids, layers="all")
     for name in run.layers:
         got = run.layer(name)
         assert got.shape == (N, 384) and got.dtype == np.float32
@@ -161,7 +161,7 @@ def test_token_level_round_trip(minilm, token_ids, tmp_path: Path, fmt: str) -> 
     )
     run = load_run(tmp_path / "tok")
     ref = extract_pooled(
-        minilm.model, minilm.blocks, token_ids, pad_id=0, layers=[0, 5], pooling="tokens"
+        replace(ModelParts.of(minilm), pad_id=0), token_ids, layers=[0, 5], pooling="tokens"
     )
     for name in ("layer_0", "layer_5"):
         tokens, offsets = run.tokens(name)
@@ -192,15 +192,15 @@ CHILD = """
 import json, sys, time
 from repdrift.models.load import load_model
 from repdrift.extraction.options import ExtractionOptions
+from repdrift.extraction.model_parts import ModelParts
 from repdrift.extraction.to_run import StepRecord, extract_to_run
 ids = json.load(open(sys.argv[1]))
 loaded = load_model(sys.argv[3], device="cpu")
 def slow(n):
     time.sleep(0.4)
-extract_to_run(loaded.model, loaded.blocks, ids, sys.argv[2], sample_ids=[f"s{i}" for i in range(len(ids))],
-    pad_id=loaded.tokenizer.pad_token_id, record=StepRecord(model=loaded.source), embeddings=loaded.embeddings,
-    forward_inputs=loaded.forward_inputs, options=ExtractionOptions(layers="all", batch_size=3), chunk_size=4,
-    progress=slow)
+record = StepRecord(sample_ids=[f"s{i}" for i in range(len(ids))], model=loaded.source)
+extract_to_run(ModelParts.of(loaded), ids, sys.argv[2], record=record,
+    options=ExtractionOptions(layers="all", batch_size=3), chunk_size=4, progress=slow)
 """
 
 
@@ -288,10 +288,9 @@ def test_crash_during_assembly_leaves_unlisted_files_ignored(
     with pytest.raises(Crash):
         write(minilm, token_ids, step, progress=crash_after(N))  # dies after the last batch
     writer = StepWriter.open(step, read_manifest(step / "metadata.json"))
-    for chunk in iter_pooled_chunks(
-        minilm.model, minilm.blocks, token_ids, pad_id=0, layers=writer.manifest.layers, embeddings=minilm.embeddings,
-        forward_inputs=minilm.forward_inputs, chunk_size=4, batch_size=3, skip_chunks=writer.done_chunks,
-    ):  # fmt: skip
+    plan = PassPlan(tuple(writer.manifest.layers), batch_size=3, chunk_size=4)
+    parts = replace(ModelParts.of(minilm), pad_id=0, final_norm=None)
+    for chunk in iter_pooled_chunks(parts, token_ids, plan, skip_chunks=writer.done_chunks):
         writer.write_chunk(chunk)
     writer.close()  # a crash before finish(): no layer file is listed anywhere
     (step / "layer_2.safetensors").write_bytes(b"torn write")

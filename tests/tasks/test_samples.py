@@ -218,7 +218,7 @@ def test_fewer_than_n_gives_all_and_logs(tmp_path: Path, caplog: pytest.LogCaptu
     assert len(s) == 9 and s.ids == [str(1000 + i) for i in range(9)]
     assert sum("9 available" in r.getMessage() for r in caplog.records) == 1
     assert len(load_samples("sst2", split="all", data=path, n=None)) == 9
-    with pytest.raises(InputError, match="n must be"):
+    with pytest.raises(InputError, match="invalid sample setting n=0"):
         load_samples("sst2", split="all", data=path, n=0)
 
 

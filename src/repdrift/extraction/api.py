@@ -3,16 +3,20 @@
 Three levels, each built on the one below:
 
 :func:`extract`
-    Paths in, run directory out: loads the model (:func:`repdrift.models.load.load_model`) and the
-    samples (:func:`repdrift.tasks.samples.load_samples`), writes ``RUN/step_000000`` (plus one
+    Paths in, run directory out: builds the settings once (a
+    :class:`~repdrift.tasks.settings.SampleSettings`, an
+    :class:`~repdrift.extraction.options.ExtractionOptions`), reads the samples
+    (:func:`repdrift.extraction.request.check_request`), then :func:`extract_request` loads the
+    model (:func:`repdrift.models.load.load_model`) and writes ``RUN/step_000000`` (plus one
     ``step_N`` per Trainer ``checkpoint-N`` with ``checkpoints=True``, plus a base run with the
     LoRA adapter disabled with ``base_out=``), resuming a partial run.
 :func:`extract_loaded`
-    An already loaded :class:`~repdrift.models.loaded.LoadedModel` and token ids to one step folder;
+    An already loaded :class:`~repdrift.models.loaded.LoadedModel` and samples to one step folder;
     ``adapter_disabled=True`` extracts the base representations of a LoRA model without
     loading the base again.
 :func:`repdrift.extraction.to_run.extract_to_run`
-    The store-backed loop for any torch model: streams chunks of pooled outputs to disk
+    The store-backed loop for any torch model (its
+    :class:`~repdrift.extraction.model_parts.ModelParts`): streams chunks of pooled outputs to disk
     (constant memory in the number of samples) and assembles the layer files.
 
 The forward pass itself is :mod:`repdrift.extraction.capture` (hooks, pooling on the device, stopping
@@ -31,14 +35,16 @@ from torch import nn
 
 from repdrift.common.naming import Pooling, find_checkpoints, layer_name
 from repdrift.errors import InputError
-from repdrift.extraction.options import ExtractionOptions, extraction_options
-from repdrift.extraction.request import REQUEST_KEY, check_request
+from repdrift.extraction.model_parts import ModelParts
+from repdrift.extraction.options import ExtractionOptions
+from repdrift.extraction.request import REQUEST_KEY, Request, check_request
 from repdrift.extraction.seen import trained_samples_seen
 from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.models.load import load_model
 from repdrift.store.manifest import TRAINED_SAMPLES_KEY, Format, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
 from repdrift.tasks.encoding import encode, token_limit
+from repdrift.tasks.settings import DEFAULT_SAMPLES, SampleSettings
 
 if TYPE_CHECKING:
     from repdrift.models.loaded import LoadedModel
@@ -106,7 +112,6 @@ def extract_loaded(
     step_dir: str | Path,
     *,
     options: ExtractionOptions | None = None,
-    token_ids: Sequence[Sequence[int]] | None = None,
     step: int = 0,
     adapter_disabled: bool = False,
     progress: bool | Callable[[int], None] = True,
@@ -124,8 +129,6 @@ def extract_loaded(
         Pooling, layers, batching and format (default ``ExtractionOptions()``). The model is
         already loaded: the manifest records the dtype it was loaded in, and ``device``,
         ``device_map`` and ``trust_remote_code`` do not apply.
-    token_ids : optional
-        ``tasks.encode(samples, loaded.tokenizer)`` when already computed.
     adapter_disabled : bool
         For a LoRA model: run with the adapter disabled, i.e. the base model's
         representations (recorded as kind ``base``, ``model.adapter_disabled = true``,
@@ -140,9 +143,7 @@ def extract_loaded(
     -------
     Manifest
     """
-
-    if token_ids is None:
-        token_ids = encode(samples, loaded.tokenizer)
+    token_ids = encode(samples, loaded.tokenizer)
     source = dict(loaded.source)
     kind: str = loaded.kind
     extra_files: dict[str, Callable[[Path], None]] = {}
@@ -179,7 +180,7 @@ def extract_loaded(
     if seen is not None:  # how many samples the model was trained on (warned when any)
         extra[TRAINED_SAMPLES_KEY] = seen
     record = StepRecord(
-        task=samples.task, split=samples.split, data=samples.source,
+        sample_ids=samples.ids, task=samples.task, split=samples.split, data=samples.source,
         # the limit the tokens were cut at (a max_length above the tokenizer's is clamped)
         max_length=token_limit(samples, tok, log=False),
         tokenizer_sha256=source.get("tokenizer_sha256"),
@@ -188,12 +189,8 @@ def extract_loaded(
 
     def run() -> Manifest:
         return extract_to_run(
-            loaded.model, loaded.blocks, token_ids, step_dir, sample_ids=samples.ids,
-            pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0,
-            options=opts, record=record, embeddings=loaded.embeddings,
-            final_norm=loaded.final_norm,
-            padding_side=getattr(tok, "padding_side", "right") or "right",
-            forward_inputs=loaded.forward_inputs, extra_files=extra_files, progress=progress,
+            ModelParts.of(loaded), token_ids, step_dir, record=record, options=opts,
+            extra_files=extra_files, progress=progress,
         )  # fmt: skip
 
     if adapter_disabled:
@@ -209,7 +206,7 @@ def extract(
     out: str | Path,
     base: str | Path | None = None,
     data: str | Path | None = None,
-    samples: int = 750,
+    samples: int | None = DEFAULT_SAMPLES,
     seed: int = 0,
     split: str | None = None,
     text_fields: Sequence[str] | None = None,
@@ -246,12 +243,12 @@ def extract(
         command resumes a partial run and leaves a complete one untouched.
     base : str or Path, optional
         Base model of a full fine-tune or LoRA adapter.
-    data, samples, seed, split
-        Passed to :func:`repdrift.tasks.samples.load_samples` (``samples`` is n).
-    text_fields, id_field, label_field, max_length
-        The data's columns (one or two text columns, a unique id, the label) and the token
-        budget per sample; default: the preset's, or for your own data the columns detected by
-        their common names and 512 tokens (see :func:`repdrift.tasks.samples.load_samples`).
+    data, samples, seed, split, text_fields, id_field, label_field, max_length
+        The sample settings (``samples`` is n, None: all), see
+        :class:`~repdrift.tasks.settings.SampleSettings`: the data's columns (one or two text
+        columns, a unique id, the label) and the token budget per sample default to the
+        preset's, or for your own data the columns detected by their common names and 512
+        tokens (see :func:`repdrift.tasks.samples.load_samples`).
     pooling, layers, batch_size, max_tokens, dtype, device, format, trust_remote_code, final_norm
         The extraction settings, see :class:`~repdrift.extraction.options.ExtractionOptions`
         (defaults: mean pooling, every block, 32 samples per batch, a token budget only on
@@ -286,50 +283,63 @@ def extract(
         A bad setting (named with its value), a missing model or data, ...
     """
 
-    opts = extraction_options(
+    settings = SampleSettings.create(
+        task=task, data=data, split=split, n=samples, seed=seed, text_fields=text_fields,
+        id_field=id_field, label_field=label_field, max_length=max_length,
+    )  # fmt: skip
+    opts = ExtractionOptions.build(
         options, pooling=pooling, layers=layers, batch_size=batch_size, max_tokens=max_tokens,
         dtype=dtype, device=device, format=format, trust_remote_code=trust_remote_code,
         device_map=device_map, max_memory=max_memory, offload_folder=offload_folder,
         final_norm=final_norm,
     )  # fmt: skip
-    out = Path(out)
-    # the data are read and checked before the model loads: a wrong column fails in a second;
-    # a complete step 0 made by this very call returns before the model loads
-    check = check_request(
-        model, task=task, out=out, options=opts, base=base, data=data, samples=samples,
-        seed=seed, split=split, text_fields=text_fields, id_field=id_field,
-        label_field=label_field, max_length=max_length,
-    )  # fmt: skip
-    chosen, request = check.samples, check.sha256
-    if check.complete and base_out is None and not checkpoints:
+    # the data are read and checked before the model loads: a wrong column fails in a second
+    request = check_request(model, out=out, samples=settings, options=opts, base=base)
+    return extract_request(request, checkpoints=checkpoints, base_out=base_out, progress=progress)
+
+
+def extract_request(
+    request: Request,
+    *,
+    checkpoints: bool = False,
+    base_out: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Carry out a checked extraction call (:func:`repdrift.extraction.request.check_request`,
+    which read the samples): what :func:`extract` does after building its settings, and what
+    the CLI calls. A complete step 0 made by this very call returns before the model loads.
+
+    Returns
+    -------
+    Path
+        ``request.out``.
+    """
+    out, chosen, opts = request.out, request.samples, request.options
+    if request.complete and base_out is None and not checkpoints:
         return out
-    loaded = _load(model, base, opts)
-    token_ids = encode(chosen, loaded.tokenizer)
+    loaded = _load(request.model, request.base, opts)
     if base_out is not None and loaded.kind != "lora":
-        raise InputError(f"base_out needs a LoRA adapter; {model} loaded as {loaded.kind!r}")
+        raise InputError(
+            f"base_out needs a LoRA adapter; {request.model} loaded as {loaded.kind!r}"
+        )
     common = {"options": opts, "progress": progress}
-    extract_loaded(
-        loaded, chosen, out / step_dir_name(0), token_ids=token_ids, request=request, **common
-    )
+    extract_loaded(loaded, chosen, out / step_dir_name(0), request=request.sha256, **common)
     if base_out is not None:
         extract_loaded(
-            loaded,
-            chosen,
-            Path(base_out) / step_dir_name(0),
-            token_ids=token_ids,
-            adapter_disabled=True,
-            **common,
+            loaded, chosen, Path(base_out) / step_dir_name(0), adapter_disabled=True, **common
         )
     if checkpoints:
-        found = find_checkpoints(model)
+        found = find_checkpoints(request.model)
         if not found:
-            logger.warning("checkpoints=True but no checkpoint-N folder in or beside %s", model)
+            logger.warning(
+                "checkpoints=True but no checkpoint-N folder in or beside %s", request.model
+            )
         for step, folder in found.items():
             if step == 0:
                 logger.warning("skipping %s: step 0 is the final model's folder", folder)
                 continue
             loaded = None  # one model in memory at a time
-            loaded = _load(folder, base, opts)
+            loaded = _load(folder, request.base, opts)
             logger.info("checkpoint %s -> %s", folder, step_dir_name(step))
             extract_loaded(loaded, chosen, out / step_dir_name(step), step=step, **common)
     return out

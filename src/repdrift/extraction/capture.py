@@ -29,7 +29,6 @@ How a pass works
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from repdrift.common.devices import dispatch_device
 from repdrift.common.naming import Pooling, check_pooling, layer_name
 from repdrift.common.progress import progress_bar
 from repdrift.errors import InputError
@@ -50,51 +48,24 @@ from repdrift.extraction.batching import (
     plan_chunks,
     resolve_layers,
 )
+from repdrift.extraction.model_parts import (
+    ModelParts,
+    PassPlan,
+    default_forward_inputs,
+    input_device,
+)
 from repdrift.extraction.pooling import pool_hidden
-from repdrift.models.inputs import derived_inputs, takes_position_ids
 from repdrift.store.assemble import PooledChunk, token_offsets
 
 logger = logging.getLogger(__name__)
 
-ForwardInputs = Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]
 ProgressCallback = Callable[[int], None]  # receives the number of samples just finished
 
-__all__ = [
-    "Pooled",
-    "default_forward_inputs",
-    "extract_pooled",
-    "input_device",
-    "iter_pooled_chunks",
-]
+__all__ = ["Pooled", "extract_pooled", "iter_pooled_chunks"]
 
 
 class _StopForward(Exception):
     """Raised by the last requested layer's hook to skip the rest of the forward pass."""
-
-
-def default_forward_inputs(model: nn.Module) -> ForwardInputs:
-    """Keyword arguments for ``model(**kw)`` from padded ids and mask.
-
-    Adds ``position_ids`` counted over real tokens (so left padding does not shift the
-    positions of absolute-position models such as GPT-2), by the rule training uses
-    (:mod:`repdrift.models.inputs`), and ``use_cache=False`` (no KV cache is needed for one
-    forward pass) when the model's forward accepts them.
-    """
-    try:
-        params = inspect.signature(model.forward).parameters
-        positions = takes_position_ids(model)
-    except (TypeError, ValueError):  # pragma: no cover - exotic wrappers
-        params, positions = {}, False
-    wants_cache = "use_cache" in params
-
-    def forward_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
-        kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        kw.update(derived_inputs(input_ids, attention_mask, sep_id=None, positions=positions))
-        if wants_cache:
-            kw["use_cache"] = False
-        return kw
-
-    return forward_inputs
 
 
 # --------------------------------------------------------------------------- forward
@@ -110,21 +81,6 @@ def _check_token_ids(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
             f"sample {int(empty[0])} has no tokens; every sample needs at least one token"
         )
     return lengths
-
-
-def input_device(model: nn.Module) -> torch.device:
-    """The device ``model`` takes its inputs on.
-
-    A model placed by a device map (``hf_device_map``) takes them on accelerate's main device;
-    any other model on the device of its first parameter that is not a meta (offloaded) tensor.
-    """
-    placed = getattr(model, "hf_device_map", None)
-    if placed:
-        return dispatch_device(placed)
-    for p in model.parameters():
-        if p.device.type != "meta":
-            return p.device
-    return torch.device("cpu")
 
 
 def _apply_norm(norm: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -180,20 +136,10 @@ def _to_host(pooled: dict[str, torch.Tensor], names: Sequence[str]) -> tuple[dic
 
 
 def iter_pooled_chunks(
-    model: nn.Module,
-    blocks: Sequence[nn.Module],
+    parts: ModelParts,
     token_ids: Sequence[Sequence[int]],
+    plan: PassPlan,
     *,
-    pad_id: int,
-    layers: Sequence[str],
-    pooling: Pooling = "mean",
-    batch_size: int = 32,
-    max_tokens: int | None = None,
-    padding_side: str = "right",
-    embeddings: nn.Module | None = None,
-    final_norm: nn.Module | None = None,
-    forward_inputs: ForwardInputs | None = None,
-    chunk_size: int = 256,
     skip_chunks: Sequence[int] | set[int] = (),
     progress: bool | ProgressCallback = False,
 ) -> Iterator[PooledChunk]:
@@ -201,34 +147,15 @@ def iter_pooled_chunks(
 
     Parameters
     ----------
-    model : nn.Module
-        Any torch model whose forward runs ``blocks`` in order; put in eval mode for the
-        pass (and restored after).
-    blocks : sequence of nn.Module
-        Transformer blocks; the output of ``blocks[i]`` is the layer ``layer_i``. A block's
-        output may be a tensor or a tuple whose element 0 is the hidden states (b, t, d).
+    parts : ModelParts
+        The model, its blocks and what its forward pass needs; the model is put in eval mode
+        for the pass (and restored after). ``parts.final_norm``, when set, is applied to the
+        last block's output (``layer_{len(blocks)-1}``) before pooling.
     token_ids : sequence of sequence of int
         n unpadded token-id lists (each non-empty).
-    pad_id : int
-        Token id used for padding (masked out, never pooled).
-    layers : sequence of str
-        Canonical names (see :func:`resolve_layers`).
-    pooling : {"mean", "first", "last", "max", "tokens"}
-    batch_size, max_tokens : int, int or None
-        At most ``batch_size`` samples and ``max_tokens`` padded tokens per batch.
-    padding_side : {"right", "left"}
-    embeddings : nn.Module or None
-        Module whose output is the layer ``embeddings``.
-    final_norm : nn.Module or None
-        Applied to the last block's output (``layer_{len(blocks)-1}``) before pooling, where
-        the norm's weights are (a device map may put it on another device): the model's final
-        norm, so that the last layer equals transformers' ``hidden_states[-1]``. None: the raw
-        block output.
-    forward_inputs : callable or None
-        ``(input_ids, attention_mask) -> kwargs`` for ``model(**kwargs)``, both (b, t) int64
-        on the model's device; default :func:`default_forward_inputs`.
-    chunk_size : int
-        Maximum rows per chunk (samples, or tokens for ``tokens`` pooling).
+    plan : PassPlan
+        The layers (canonical names, see :func:`resolve_layers`), pooling, batching and chunk
+        size of the pass.
     skip_chunks : collection of int
         Chunk numbers not to compute (already on disk when resuming).
     progress : bool or callable
@@ -239,18 +166,19 @@ def iter_pooled_chunks(
     PooledChunk
         In chunk order, skipping ``skip_chunks``.
     """
-    pooling = check_pooling(pooling)
-    if padding_side not in ("right", "left"):
-        raise InputError(f"padding_side={padding_side!r} is not 'right' or 'left'")
+    model, blocks, final_norm = parts.model, parts.blocks, parts.final_norm
+    layers, batch_size, max_tokens = list(plan.layers), plan.batch_size, plan.max_tokens
+    pad_id, padding_side = parts.pad_id, parts.padding_side
+    pooling = check_pooling(plan.pooling)
     if not layers:
         raise InputError("layers is empty: nothing to extract")
     lengths = _check_token_ids(token_ids)
-    targets = layer_modules(layers, blocks, embeddings)
+    targets = layer_modules(layers, blocks, parts.embeddings)
     last_name = layers[-1]
     normed = layer_name(len(blocks) - 1) if final_norm is not None else None
-    forward_inputs = forward_inputs or default_forward_inputs(model)
+    forward_inputs = parts.forward_inputs or default_forward_inputs(model)
     device = input_device(model)
-    chunks = plan_chunks(lengths, chunk_size, token_level=pooling == "tokens")
+    chunks = plan_chunks(lengths, plan.chunk_size, token_level=pooling == "tokens")
     skip = set(skip_chunks)
     todo = int(sum(len(c) for k, c in enumerate(chunks) if k not in skip))
 
@@ -286,7 +214,7 @@ def iter_pooled_chunks(
             for k, chunk in enumerate(chunks):
                 if k in skip:
                     continue
-                parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+                collected: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
                 for batch in plan_batches(
                     chunk, lengths, batch_size=batch_size, max_tokens=max_tokens
                 ):
@@ -310,7 +238,7 @@ def iter_pooled_chunks(
                                     "are the blocks part of this model?"
                                 )
                             for n in layers:  # kept on the device until the chunk is complete
-                                parts[n].append(state["out"][n])
+                                collected[n].append(state["out"][n])
                     except (Exception, KeyboardInterrupt):
                         # the previous chunk is finished: hand it over before failing, so a
                         # resumed run does not compute it again
@@ -324,9 +252,9 @@ def iter_pooled_chunks(
                         pending = None
                     advance(len(batch))
                 with torch.inference_mode():
-                    pooled = {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()}
+                    pooled = {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in collected.items()}
                     host, events = _to_host(pooled, layers)
-                del parts, pooled
+                del collected, pooled
                 pending = _HostCopy(
                     PooledChunk(index=k, sample_indices=chunk, lengths=lengths[chunk], layers=host),
                     events,
@@ -356,28 +284,25 @@ class Pooled:
 
 
 def extract_pooled(
-    model: nn.Module,
-    blocks: Sequence[nn.Module],
+    parts: ModelParts,
     token_ids: Sequence[Sequence[int]],
     *,
-    pad_id: int,
     layers: Sequence[int | str] | int | str | None = None,
     pooling: Pooling = "mean",
     batch_size: int = 32,
     max_tokens: int | None = None,
-    padding_side: str = "right",
-    embeddings: nn.Module | None = None,
-    final_norm: nn.Module | None = None,
-    forward_inputs: ForwardInputs | None = None,
     progress: bool | ProgressCallback = False,
 ) -> Pooled:
     """Pooled layer outputs of all samples, in memory, in original sample order.
 
-    The in-memory counterpart of :func:`iter_pooled_chunks` (same parameters; ``layers``
-    may be any selection accepted by :func:`resolve_layers`). Memory grows with n: use
-    :func:`repdrift.extraction.api.extract_to_run` to stream to disk instead.
+    The in-memory counterpart of :func:`iter_pooled_chunks` (``layers`` may be any selection
+    accepted by :func:`resolve_layers`; ``batch_size`` and ``max_tokens`` cap each batch's
+    samples and padded tokens). Memory grows with n: use
+    :func:`repdrift.extraction.to_run.extract_to_run` to stream to disk instead.
     """
-    names = resolve_layers(layers, len(blocks), has_embeddings=embeddings is not None)
+    names = resolve_layers(
+        layers, len(parts.blocks), has_embeddings=parts.embeddings is not None
+    )
     lengths = _check_token_ids(token_ids)
     n = len(lengths)
     token_level = pooling == "tokens"
@@ -385,11 +310,8 @@ def extract_pooled(
     result: dict[str, torch.Tensor] = {}
     # One chunk holding everything: batches are then planned over the full sorted order.
     size = int(lengths.sum()) if token_level else n
-    for chunk in iter_pooled_chunks(
-        model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling, batch_size=batch_size,
-        max_tokens=max_tokens, padding_side=padding_side, embeddings=embeddings,
-        final_norm=final_norm, forward_inputs=forward_inputs, chunk_size=size, progress=progress,
-    ):  # fmt: skip
+    plan = PassPlan(tuple(names), pooling, batch_size, max_tokens, chunk_size=size)
+    for chunk in iter_pooled_chunks(parts, token_ids, plan, progress=progress):
         for name, values in chunk.layers.items():
             if name not in result:
                 rows = int(offsets[-1]) if token_level else n

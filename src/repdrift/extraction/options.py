@@ -14,29 +14,21 @@ extraction and recorded in the manifest from there.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator
 
 from repdrift.common.devices import dtype_name, parse_device_map, parse_max_memory
 from repdrift.common.naming import Pooling, check_pooling
-from repdrift.errors import InputError
+from repdrift.common.settings import Settings
 from repdrift.store.manifest import Format
 
 #: The layer files' formats.
 FORMATS: tuple[str, ...] = ("safetensors", "pt")
 
 
-class ExtractionOptions(BaseModel):
+class ExtractionOptions(Settings):
     """How to extract: pooling, layers, batching, the model's dtype and device, the file format.
 
     Attributes
@@ -82,26 +74,47 @@ class ExtractionOptions(BaseModel):
         blocks end in their own LayerNorm) are the same either way. The manifest records whether
         the norm was applied.
 
-    A bad value or an unknown field is a pydantic ``ValidationError`` (a ``ValueError``)
-    naming the field and the value, located inside the experiment schema like any section;
-    :meth:`updated` and :func:`extraction_options` raise :class:`~repdrift.errors.InputError`
-    instead (one line per problem, as the CLI prints it). Instances are immutable.
+    Build one with ``ExtractionOptions.build(options, pooling=..., ...)`` (None keeps a
+    setting); errors as in :class:`~repdrift.common.settings.Settings`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    KIND: ClassVar[str] = "extraction setting"
 
-    pooling: Pooling = "mean"
-    layers: list[int | str] | str | None = None
-    batch_size: int = Field(32, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    dtype: str = "auto"
-    device: str = Field("auto", min_length=1)
-    device_map: str | dict[str, int | str] | None = None
-    max_memory: dict[int | str, int | str] | None = None
-    offload_folder: str | None = None
-    format: Format = "safetensors"
-    trust_remote_code: bool = False
-    final_norm: bool = True
+    pooling: Pooling = Field("mean", description="mean | first | last | max | tokens.")
+    layers: list[int | str] | str | None = Field(
+        None,
+        description="Comma-separated layer indices and/or 'embeddings', or 'all' (embeddings "
+        "too); default: every block.",
+    )
+    batch_size: int = Field(32, ge=1, description="Sequences per forward pass.")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Cap on padded tokens per batch (default: sized on a GPU)."
+    )
+    dtype: str = Field(
+        "auto", description="auto | float32 | bfloat16 | float16 (auto: bf16 on a GPU that has it)."
+    )
+    device: str = Field("auto", min_length=1, description="auto | cpu | cuda | cuda:N.")
+    device_map: str | dict[str, int | str] | None = Field(
+        None,
+        description="A model larger than one device: auto | balanced | sequential, or an "
+        "explicit map 'embed_tokens=0,layers.0=0,layers.1=cpu,layers.2=disk'.",
+    )
+    max_memory: dict[int | str, int | str] | None = Field(
+        None, description="With --device-map: memory per device, e.g. 'cpu=2GiB,0=20GiB'."
+    )
+    offload_folder: str | None = Field(
+        None,
+        description="With --device-map: where disk-offloaded weights go (default: a temp folder).",
+    )
+    format: Format = Field("safetensors", description="safetensors | pt (for old scripts).")
+    trust_remote_code: bool = Field(
+        False, description="Allow custom model code from the model folder."
+    )
+    final_norm: bool = Field(
+        True,
+        description="Apply the model's final norm (Llama norm, GPT-2 ln_f) to the last block, "
+        "as in transformers' hidden_states[-1] (BERT-style models have none).",
+    )
 
     @field_validator("pooling", mode="before")
     @classmethod
@@ -171,59 +184,5 @@ class ExtractionOptions(BaseModel):
             "trust_remote_code": self.trust_remote_code,
         }
 
-    def updated(self, **settings: Any) -> ExtractionOptions:
-        """A validated copy with every setting given that is not None replaced.
 
-        None means "keep": ``layers=None`` cannot reset a layer selection (build a new object
-        for that).
-
-        Raises
-        ------
-        InputError
-            A bad value (the setting and the value named) or an unknown setting.
-        """
-        given = {k: v for k, v in settings.items() if v is not None}
-        if not given:
-            return self
-        try:
-            return ExtractionOptions.model_validate({**self.model_dump(), **given})
-        except ValidationError as exc:
-            raise InputError(describe_errors(exc)) from None
-
-
-def extraction_options(
-    options: ExtractionOptions | None = None, **settings: Any
-) -> ExtractionOptions:
-    """``options`` (default: every default) with the settings given (not None) replaced.
-
-    What :func:`repdrift.extraction.api.extract` and the CLI build their settings with.
-
-    Raises
-    ------
-    InputError
-        A bad value (the setting and the value named) or an unknown setting.
-    """
-    return (options if options is not None else ExtractionOptions()).updated(**settings)
-
-
-def describe_errors(exc: ValidationError) -> str:
-    """One line per problem, naming the setting and the value (unknown settings: a
-    did-you-mean among the fields)."""
-    lines = []
-    for error in exc.errors():
-        name = ".".join(str(p) for p in error["loc"]) or "settings"
-        if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(name, list(ExtractionOptions.model_fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            lines.append(f"unknown extraction setting {name!r}{hint}")
-            continue
-        msg = str(error["msg"]).removeprefix("Value error, ")
-        msg = msg[:1].lower() + msg[1:]
-        if name in msg:
-            lines.append(f"invalid extraction setting: {msg}")
-        else:
-            lines.append(f"invalid extraction setting {name}={error.get('input')!r}: {msg}")
-    return "\n".join(lines)
-
-
-__all__ = ["FORMATS", "ExtractionOptions", "describe_errors", "extraction_options"]
+__all__ = ["FORMATS", "ExtractionOptions"]

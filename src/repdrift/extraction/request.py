@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from repdrift.models.sources import local_or_hub
 from repdrift.store.manifest import MANIFEST_NAME, read_manifest, step_dir_name
 from repdrift.store.steps import inspect_step
 from repdrift.tasks.samples import Samples, load_samples
+from repdrift.tasks.settings import SampleSettings
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,14 @@ def already_complete(step_dir: Path, request: str | None) -> bool:
 
 @dataclass(frozen=True)
 class Request:
-    """The samples of an extraction call, its fingerprint, and whether step 0 is already done."""
+    """One extraction call, checked: what to load, the samples read once, the settings, the
+    call's fingerprint and whether ``out``'s step 0 is already complete for it."""
 
+    model: str | Path
+    base: str | Path | None
+    out: Path
     samples: Samples
+    options: ExtractionOptions
     sha256: str | None
     complete: bool
 
@@ -104,27 +109,18 @@ class Request:
 def check_request(
     model: str | Path,
     *,
-    task: str,
     out: str | Path,
+    samples: SampleSettings,
     options: ExtractionOptions,
     base: str | Path | None = None,
-    data: str | Path | None = None,
-    samples: int = 750,
-    seed: int = 0,
-    split: str | None = None,
-    text_fields: Sequence[str] | None = None,
-    id_field: str | None = None,
-    label_field: str | None = None,
-    max_length: int | None = None,
 ) -> Request:
     """Read and check the samples (before any model loads), then ask whether ``out``'s step 0
     is already complete for this very call. Imports neither torch nor transformers."""
-    chosen = load_samples(
-        task, data=data, split=split, n=samples, seed=seed, text_fields=text_fields,
-        id_field=id_field, label_field=label_field, max_length=max_length,
-    )  # fmt: skip
+    chosen = load_samples(samples)
     request = request_sha256(model, base, chosen, options)
-    return Request(chosen, request, already_complete(Path(out) / step_dir_name(0), request))
+    out = Path(out)
+    complete = already_complete(out / step_dir_name(0), request)
+    return Request(model, base, out, chosen, options, request, complete)
 
 
 __all__ = ["REQUEST_KEY", "Request", "already_complete", "check_request", "request_sha256"]

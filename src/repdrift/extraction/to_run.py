@@ -4,7 +4,8 @@
 :class:`repdrift.store.writer.StepWriter`: chunks of pooled outputs go to disk as they are produced
 (memory does not grow with the number of samples), a partial step is resumed, and the layer
 files are assembled at the end. It needs no :mod:`repdrift.models` / :mod:`repdrift.tasks`
-objects: a model, its blocks and token ids are enough, with the settings as one
+objects: a :class:`~repdrift.extraction.model_parts.ModelParts` and token ids are enough, with
+the settings as one
 :class:`~repdrift.extraction.options.ExtractionOptions` and what the manifest records about
 the samples and the model as one :class:`StepRecord`.
 """
@@ -17,7 +18,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import ValidationError
-from torch import nn
 
 from repdrift.common.naming import layer_name
 from repdrift.common.version import __version__
 from repdrift.errors import InputError
 from repdrift.extraction.batching import plan_chunks, resolve_layers
 from repdrift.extraction.budget import default_max_tokens
-from repdrift.extraction.capture import ForwardInputs, input_device, iter_pooled_chunks
+from repdrift.extraction.capture import iter_pooled_chunks
+from repdrift.extraction.model_parts import ModelParts, PassPlan, input_device
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.store.manifest import SCHEMA_VERSION, Manifest
 from repdrift.store.token_ids import TOKEN_IDS_FILE, token_ids_writer
@@ -119,6 +120,8 @@ class StepRecord:
 
     Attributes
     ----------
+    sample_ids : sequence of str
+        n unique ids, one per sample, in the order of the token ids.
     task, split : str, str or None
         Task name and dataset split of the samples.
     data : dict
@@ -136,6 +139,7 @@ class StepRecord:
         Free-form additions.
     """
 
+    sample_ids: Sequence[str]
     task: str = "custom"
     split: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -148,19 +152,12 @@ class StepRecord:
 
 
 def extract_to_run(
-    model: nn.Module,
-    blocks: Sequence[nn.Module],
+    parts: ModelParts,
     token_ids: Sequence[Sequence[int]],
     step_dir: str | Path,
     *,
-    sample_ids: Sequence[str],
-    pad_id: int,
+    record: StepRecord,
     options: ExtractionOptions | None = None,
-    record: StepRecord | None = None,
-    padding_side: str = "right",
-    embeddings: nn.Module | None = None,
-    final_norm: nn.Module | None = None,
-    forward_inputs: ForwardInputs | None = None,
     chunk_size: int | None = None,
     extra_files: dict[str, Callable[[Path], None]] | None = None,
     progress: bool | Callable[[int], None] = True,
@@ -174,19 +171,17 @@ def extract_to_run(
 
     Parameters
     ----------
-    model, blocks, embeddings, forward_inputs, pad_id, padding_side
-        As in :func:`repdrift.extraction.capture.iter_pooled_chunks`.
+    parts : ModelParts
+        The model and what its forward pass needs. ``parts.final_norm`` is applied to the last
+        block's output when ``options.final_norm`` is on; the manifest's ``final_norm`` records
+        whether it was applied (False without a norm or without the last block among the
+        layers).
     token_ids : sequence of sequence of int
         n unpadded token-id lists.
     step_dir : str or Path
         The ``RUN/step_XXXXXX`` folder.
-    sample_ids : sequence of str
-        n unique ids, one per sample.
-    final_norm : nn.Module or None
-        The model's final norm (:attr:`repdrift.models.loaded.LoadedModel.final_norm`), applied
-        to the last block's output when ``options.final_norm`` is on. The manifest's
-        ``final_norm`` records whether it was applied (False without a norm or without the last
-        block among the layers).
+    record : StepRecord
+        The sample ids and what the manifest records about the samples and the model.
     options : ExtractionOptions, optional
         ``pooling``, ``layers`` (see :func:`repdrift.extraction.capture.resolve_layers`),
         ``batch_size``, ``max_tokens`` and ``format`` are used; ``dtype`` is recorded as the
@@ -195,8 +190,6 @@ def extract_to_run(
         ``max_tokens``, a model on CUDA gets a budget sized from the free device memory
         (:func:`repdrift.extraction.budget.default_max_tokens`), recorded in the manifest.
         Default: ``ExtractionOptions()``.
-    record : StepRecord, optional
-        What the manifest records about the samples and the model.
     chunk_size : int, optional
         Rows per chunk (default :func:`default_chunk_size`, from the samples' lengths and the
         batch size); recorded in the manifest, and a resumed run keeps its own.
@@ -218,10 +211,11 @@ def extract_to_run(
     """
     started, t0 = _now(), time.perf_counter()
     opts = options if options is not None else ExtractionOptions()
-    rec = record if record is not None else StepRecord()
-    pooling = opts.pooling
-    names = resolve_layers(opts.layers, len(blocks), has_embeddings=embeddings is not None)
-    norm = final_norm if opts.final_norm and layer_name(len(blocks) - 1) in names else None
+    rec, model, blocks = record, parts.model, parts.blocks
+    sample_ids, pooling = rec.sample_ids, opts.pooling
+    names = resolve_layers(opts.layers, len(blocks), has_embeddings=parts.embeddings is not None)
+    last_applies = opts.final_norm and layer_name(len(blocks) - 1) in names
+    norm = parts.final_norm if last_applies else None
     if len(sample_ids) != len(token_ids):
         raise InputError(f"{len(sample_ids)} sample_ids for {len(token_ids)} token-id lists")
     info = dict(rec.model)
@@ -262,7 +256,7 @@ def extract_to_run(
             tokenizer_sha256=rec.tokenizer_sha256,
             token_ids_sha256=token_ids_sha256(token_ids),
             layers=names,
-            padding_side=padding_side,
+            padding_side=parts.padding_side,
             final_norm=norm is not None,
             batch_size=opts.batch_size,
             max_tokens=max_tokens,
@@ -280,11 +274,9 @@ def extract_to_run(
             return writer.manifest
         chunk_size = writer.manifest.chunk_size  # a resumed run keeps its chunking
         n_chunks = len(plan_chunks(lengths, chunk_size, token_level=pooling == "tokens"))
+        plan = PassPlan(tuple(names), pooling, opts.batch_size, max_tokens, chunk_size)
         for chunk in iter_pooled_chunks(
-            model, blocks, token_ids, pad_id=pad_id, layers=names, pooling=pooling,
-            batch_size=opts.batch_size, max_tokens=max_tokens, padding_side=padding_side,
-            embeddings=embeddings, final_norm=norm, forward_inputs=forward_inputs,
-            chunk_size=chunk_size,
+            replace(parts, final_norm=norm), token_ids, plan,
             skip_chunks=writer.done_chunks, progress=progress,
         ):  # fmt: skip
             writer.write_chunk(chunk)

@@ -29,6 +29,7 @@ import numpy as np
 from repdrift.errors import InputError, IntegrityError
 from repdrift.tasks.data_files import empty_file_error
 from repdrift.tasks.presets import BUNDLED_DATA, PRESETS, TaskSpec, bundled_data
+from repdrift.tasks.settings import SampleSettings
 from repdrift.tasks.splits import VALIDATION_NAMES, file_part
 
 logger = logging.getLogger(__name__)
@@ -237,46 +238,39 @@ def _samples_sha256(ids: list[str], texts: list[str], pairs: list[str] | None) -
     return hashlib.sha256(blob).hexdigest()
 
 
-def load_samples(
-    task: str,
-    *,
-    data: str | Path | None = None,
-    split: str | None = None,
-    n: int | None = 750,
-    seed: int = 0,
-    text_fields: Sequence[str] | None = None,
-    id_field: str | None = None,
-    label_field: str | None = None,
-    max_length: int | None = None,
-) -> Samples:
+def load_samples(task: str | SampleSettings, /, **settings: Any) -> Samples:
     """Draw the fixed samples of a task split.
 
     Parameters
     ----------
     task
-        A preset name (``sst2``, ``mrpc``, ``rte``, ``squad_v2``) or, with ``data``, any name.
-    data
-        Local file or folder; None loads the preset from the hub through ``datasets``.
-    split
-        Split to read (default: the preset's, ``validation``). A single file is split by
-        :func:`repdrift.tasks.splits.file_part`: ``validation`` is a fixed, seeded 20 % of its
-        rows held out from ``train``, the rest; ``all`` is every row (recorded in
-        ``source["held_out"]``).
-    n
-        Number of samples; None or more than available means all (the latter logged).
-    seed
-        Seed of ``numpy.random.default_rng`` choosing the rows.
-    text_fields, id_field, label_field, max_length
-        Override the preset (or the inferred custom columns).
+        The :class:`~repdrift.tasks.settings.SampleSettings`, or a task name: a preset
+        (``sst2``, ``mrpc``, ``rte``, ``squad_v2``) or, with ``data``, any name.
+    **settings
+        The other :class:`~repdrift.tasks.settings.SampleSettings` fields (given ones replace
+        those of a settings object): ``data`` (a local file or folder; None loads the preset
+        from the hub through ``datasets``), ``split`` (default: the preset's, ``validation``; a
+        single file is split by :func:`repdrift.tasks.splits.file_part`: ``validation`` is a
+        fixed, seeded 20 % of its rows held out from ``train``, the rest; ``all`` is every
+        row, recorded in ``source["held_out"]``), ``n`` (None or more than available: all,
+        the latter logged), ``seed`` (of ``numpy.random.default_rng`` choosing the rows),
+        ``text_fields``, ``id_field``, ``label_field``, ``max_length`` (override the preset or
+        the inferred custom columns).
 
     Raises
     ------
     InputError
-        Unknown task without data, a missing column (the message lists those present),
-        duplicate ids, a missing text value, bad ``n``.
+        A bad setting, unknown task without data, a missing column (the message lists those
+        present), duplicate ids, a missing text value.
     """
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise InputError(f"n must be a positive integer or None, got {n!r}")
+    chosen = (
+        SampleSettings.create(**{**task.model_dump(), **settings})
+        if isinstance(task, SampleSettings)
+        else SampleSettings.create(task=task, **settings)
+    )
+    task, data, split, n, seed = chosen.task, chosen.data, chosen.split, chosen.n, chosen.seed
+    text_fields, id_field, label_field = chosen.text_fields, chosen.id_field, chosen.label_field
+    max_length = chosen.max_length
     if task not in PRESETS and data is None:
         raise InputError(
             f"unknown task {task!r}: expected one of {', '.join(PRESETS)}, or give a local "
@@ -291,14 +285,12 @@ def load_samples(
         ds = _load_hub(spec, split)
         where = f"{spec.dataset}/{spec.config}" if spec.config else str(spec.dataset)
     else:
-        ds, where = _load_local(Path(data).expanduser(), split)
+        ds, where = _load_local(data, split)
     columns = list(ds.column_names)
     if spec is None:
         spec = _custom_spec(task, columns, where, text_fields)
 
-    fields = tuple(text_fields) if text_fields else spec.text_fields
-    if len(fields) not in (1, 2):
-        raise InputError(f"text_fields must name 1 or 2 columns, got {list(fields)}")
+    fields = text_fields or spec.text_fields
     missing = [c for c in fields if c not in columns]
     if id_field is not None and id_field not in columns:
         missing.append(id_field)
@@ -316,15 +308,13 @@ def load_samples(
         logger.info("%s has no %r column: ids are '%s-<row>'", where, spec.id_field, split)
 
     max_len = max_length if max_length is not None else spec.max_length
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
-        raise InputError(f"max_length must be an integer >= 2, got {max_len!r}")
     truncation = spec.truncation if len(fields) == 2 else "longest_first"
 
     n_available = len(ds)
     if n_available == 0:
         raise InputError(f"{where}: split {split!r} has no rows")
     part, held_out = None, None
-    if data is not None and Path(data).expanduser().is_file():  # train / validation / all rows
+    if data is not None and data.is_file():  # train / validation / all rows
         part, held_out = file_part(n_available, split, where)
         split, n_available = held_out["part"], len(part)
     if n is not None and n > n_available:
@@ -358,7 +348,7 @@ def load_samples(
         "task": task,
         "dataset": spec.dataset if data is None else None,
         "config": spec.config if data is None else None,
-        "path": str(Path(data).expanduser().resolve()) if data is not None else None,
+        "path": str(data.resolve()) if data is not None else None,
         "location": where,
         "split": split,
         "text_fields": list(fields),

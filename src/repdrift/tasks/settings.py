@@ -1,0 +1,95 @@
+"""The sample settings: which fixed samples a command reads, in one typed object.
+
+:class:`SampleSettings` names a task, where its data are, the split, how many samples with
+which seed, the data's column roles and the token budget. :func:`repdrift.tasks.samples.load_samples`
+reads it, :func:`repdrift.extract` and :func:`repdrift.training.recipe.train` build it from their
+keyword arguments, the CLI's ``extract`` and ``train`` read its defaults and help text, and a
+study's jobs carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from repdrift.common.settings import Settings
+from repdrift.tasks.splits import HELD_OUT_FRACTION
+
+#: The samples drawn per task unless said otherwise (the original study's 750).
+DEFAULT_SAMPLES = 750
+
+
+class SampleSettings(Settings):
+    """Which fixed samples to read: task, data, split, how many, their columns and token budget.
+
+    The same (task, data, split, n, seed) always gives the same samples with the same ids,
+    whichever model reads them (:func:`repdrift.tasks.samples.load_samples`).
+    """
+
+    KIND: ClassVar[str] = "sample setting"
+
+    task: str = Field(
+        min_length=1,
+        description="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name "
+        "for --data.",
+    )
+    data: Path | None = Field(None, description="Local CSV / JSONL / parquet / saved dataset.")
+    split: str | None = Field(
+        None,
+        description="Dataset split (default: the preset's, validation). One --data file is "
+        f"split by repdrift: validation is a seeded {HELD_OUT_FRACTION:.0%} held out from what "
+        "train trains on, train the rest, all every row.",
+    )
+    n: int | None = Field(
+        DEFAULT_SAMPLES, ge=1, description="Samples to draw (fewer available: all)."
+    )
+    seed: int = Field(0, description="Seed of the sample choice.")
+    text_fields: tuple[str, ...] | None = Field(
+        None,
+        description="Text column, or two comma-separated for pairs (default: detected by name).",
+    )
+    id_field: str | None = Field(None, description="Column of unique sample ids.")
+    label_field: str | None = Field(
+        None,
+        description="Column of labels (default: label or labels); each distinct value is a "
+        "class.",
+    )
+    max_length: int | None = Field(
+        None,
+        ge=2,
+        description="Tokens per sample (default: the preset's; 512 for your own data; at most "
+        "the model's own limit).",
+    )
+
+    @field_validator("n", "seed", "max_length", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):  # True would pass as 1
+            raise ValueError(f"{info.field_name}={value!r} is not an integer")
+        return value
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, value: Any) -> Any:
+        return None if value is None else Path(value).expanduser()
+
+    @field_validator("text_fields", mode="before")
+    @classmethod
+    def _text_fields(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the CLI's "question,context"
+            value = [f.strip() for f in value.split(",") if f.strip()]
+        if isinstance(value, Sequence) and not value:
+            return None
+        if isinstance(value, Sequence) and len(value) not in (1, 2):
+            raise ValueError(f"text_fields must name 1 or 2 columns, got {list(value)}")
+        return value
+
+    def columns(self) -> dict[str, Any]:
+        """The column roles and token budget, the part of the settings a task section sets."""
+        return self.model_dump(include={"text_fields", "id_field", "label_field", "max_length"})
+
+
+__all__ = ["DEFAULT_SAMPLES", "SampleSettings"]
