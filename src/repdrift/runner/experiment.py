@@ -169,7 +169,7 @@ class Experiment(Section):
     output : path
         Output folder: ``runs/``, ``results/``, ``figures/`` and ``report.html``.
     import : mapping
-        Analyse a results tree of the original study's layout instead of extracting.
+        Import a results tree of the original study's layout (into ``runs/``) instead of extracting.
     """
 
     name: str | None = None

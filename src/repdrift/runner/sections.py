@@ -159,7 +159,7 @@ class FiguresConfig(Section):
 
 
 class ImportConfig(Section):
-    """An existing results tree in the original study's layout, analysed instead of extracted.
+    """An existing results tree in the original study's layout, imported instead of extracted.
 
     ``runs`` holds ``{task}_{method}_seed{seed}/step_000000/layer_i.pt`` folders (``method``
     ``full``, ``full_finetune`` or ``lora``; ``{method}_seed{seed}_{task}`` is also found);
@@ -180,7 +180,9 @@ class ImportConfig(Section):
         unpooled ``(n, seq_len, d)`` layers are then pooled over real tokens, each task's
         samples (its ``data``, ``max_length``, ``text_fields``; ``samples`` and
         ``sample_seed`` as for an extraction) re-tokenised to recover the mask; without it they
-        are pooled over every position, padding included, as the original analysis did.
+        are pooled over every position, padding included, as the original analysis did
+        (``mean_unmasked``). Each run is imported into ``OUTPUT/runs`` as ``repdrift import``
+        does (:mod:`repdrift.original_study`), then analysed like an extracted run.
     """
 
     runs: Path
