@@ -25,6 +25,7 @@ from repdrift.errors import InputError
 from repdrift.extraction.api import extract
 from repdrift.extraction.options import ExtractionOptions
 from repdrift.models.load import load_model
+from repdrift.models.placement import Placement
 from repdrift.store.reader import load_run
 
 TOLERANCE = 1e-6
@@ -245,7 +246,12 @@ def test_options_carry_the_placement() -> None:
     )
     assert options.device_map == {"layers.0": 0, "layers.1": "disk"}
     assert options.max_memory == {0: "20GiB", "cpu": "2GiB"}
-    assert options.model_settings()["device_map"] == options.device_map
+    assert options.device_map_keywords()["device_map"] == options.device_map
     assert ExtractionOptions.build(options, pooling="last").max_memory == options.max_memory
     with pytest.raises(InputError, match=r"device_map"):
         ExtractionOptions.build(device_map="everywhere")
+    # the placement is checked when the settings are built, before any model loads
+    with pytest.raises(InputError, match=r"device='cpu' and device_map='auto' both given"):
+        ExtractionOptions.build(device="cpu", device_map="auto")
+    with pytest.raises(InputError, match=r"unknown model setting 'devise' \(did you mean 'device'"):
+        Placement.create(devise="cpu")

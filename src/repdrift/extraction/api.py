@@ -348,4 +348,4 @@ def extract_request(
 def _load(model: str | Path, base: str | Path | None, options: ExtractionOptions) -> LoadedModel:
     """:func:`repdrift.models.load.load_model` with the options' device, dtype, placement and
     remote code."""
-    return load_model(model, base=base, **options.model_settings())
+    return load_model(model, base=base, placement=options)

@@ -44,8 +44,6 @@ import torch
 
 from repdrift.common.devices import (
     dispatch_device,
-    parse_device_map,
-    parse_max_memory,
     resolve_device,
     resolve_dtype,
 )
@@ -58,6 +56,7 @@ from repdrift.models.loaded import (
     find_embeddings,
     inner_model,
 )
+from repdrift.models.placement import Placement
 from repdrift.models.sources import Source, hash_weights, normalize_source
 from repdrift.models.tokenizer import load_tokenizer
 from repdrift.models.training_record import TRAINING_RECORD, read_training_record, recorded_base
@@ -68,32 +67,6 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------
 # Placement: one device, or a device map
 # --------------------------------------------------------------------------------------------
-
-
-def _placement(
-    device: str,
-    device_map: Any,
-    max_memory: Any,
-    offload_folder: str | Path | None,
-) -> dict[str, Any]:
-    """``from_pretrained`` keywords for a device map (empty for a single device)."""
-    dmap, memory = parse_device_map(device_map), parse_max_memory(max_memory)
-    if dmap is None:
-        if memory is not None or offload_folder is not None:
-            raise InputError(
-                "max_memory and offload_folder need device_map (auto, balanced or an explicit map)"
-            )
-        return {}
-    if str(device).strip().lower() != "auto":
-        raise InputError(
-            f"device={device!r} and device_map={dmap!r} both given: the device map places the "
-            "model; leave device at auto"
-        )
-    placement: dict[str, Any] = {"device_map": dmap}
-    if memory is not None:
-        placement["max_memory"] = memory
-    placement["offload_folder"] = str(offload_folder) if offload_folder is not None else None
-    return placement
 
 
 def _devices(model: torch.nn.Module) -> list[str]:
@@ -140,12 +113,8 @@ def load_model(
     *,
     base: str | Path | None = None,
     kind: Literal["auto", "base", "full", "lora"] = "auto",
-    device: str = "auto",
-    dtype: str = "auto",
-    device_map: str | dict[str, int | str] | None = None,
-    max_memory: dict[int | str, int | str] | str | None = None,
-    offload_folder: str | Path | None = None,
-    trust_remote_code: bool = False,
+    placement: Placement | None = None,
+    **settings: Any,
 ) -> LoadedModel:
     """Load a base model, a full fine-tune or a LoRA adapter for extraction.
 
@@ -163,37 +132,30 @@ def load_model(
         written by :func:`repdrift.train`; its ``base_model`` is the base, a relative path read
         relative to the folder), else ``base``. The log says which, and where the base came
         from.
-    device
-        ``"auto"`` (cuda if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-    dtype
-        ``"auto"`` (bfloat16 on a CUDA device that supports it, else float32), ``"float32"``,
-        ``"bfloat16"`` or ``"float16"``.
-    device_map
-        A model larger than one device, placed by accelerate: ``"auto"``, ``"balanced"``,
-        ``"balanced_low_0"``, ``"sequential"`` or ``{module name: device}`` (devices: CUDA index,
-        ``"cpu"``, ``"disk"``; names of the model loaded here: the backbone, e.g. ``layers.0``,
-        for base and full models, the task model, e.g. ``model.layers.0``, for LoRA). With a
-        device map ``device`` must stay ``"auto"``. LoRA adapters need every module on an
+    placement
+        Device, dtype, device map and remote code (:class:`~repdrift.models.placement.Placement`;
+        an :class:`~repdrift.extraction.options.ExtractionOptions` is one).
+    **settings
+        Fields of :class:`~repdrift.models.placement.Placement` given one by one (``device``,
+        ``dtype``, ``device_map``, ``max_memory``, ``offload_folder``, ``trust_remote_code``):
+        they replace those of ``placement``. Names in an explicit device map are those of the
+        model loaded here: the backbone, e.g. ``layers.0``, for base and full models, the task
+        model, e.g. ``model.layers.0``, for LoRA. LoRA adapters need every module on an
         accelerator (no CPU or disk offload): peft cannot inject into offloaded weights.
-    max_memory
-        With ``device_map``: ``{device: size}`` (``{0: "20GiB", "cpu": "2GiB"}`` or
-        ``"0=20GiB,cpu=2GiB"``); what does not fit is offloaded to disk.
-    offload_folder
-        Where disk-offloaded weights go; default a temporary folder removed with the model.
-    trust_remote_code
-        Passed to transformers; off by default.
     """
-    placement = _placement(device, device_map, max_memory, offload_folder)
-    if placement:
+    where = Placement.build(placement, **settings)
+    dtype, trust_remote_code = where.dtype, where.trust_remote_code
+    placement_kw = where.device_map_keywords()
+    if placement_kw:
         # the device map's accelerators take the inputs; dtype auto is decided on the first one
         torch_device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     else:
-        torch_device = resolve_device(device)
+        torch_device = resolve_device(where.device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     temporary_folder = None
-    if placement and placement["offload_folder"] is None:
+    if placement_kw and placement_kw["offload_folder"] is None:
         temporary_folder = tempfile.mkdtemp(prefix="repdrift-offload-")
-        placement["offload_folder"] = temporary_folder
+        placement_kw["offload_folder"] = temporary_folder
     if kind not in ("auto", "base", "full", "lora"):
         raise InputError(f"unknown kind {kind!r}: expected auto, base, full or lora")
     src = normalize_source(source, "source")
@@ -214,13 +176,13 @@ def load_model(
     try:
         if kind == "lora":
             peft_model, info = _with_sdpa(
-                loading.load_lora, src, base_src, torch_dtype, trust_remote_code, **placement
+                loading.load_lora, src, base_src, torch_dtype, trust_remote_code, **placement_kw
             )
             model = inner_model(peft_model)
             tokenizer_from = [src, normalize_source(info["base"], "base")]
         else:
             model, info = _with_sdpa(
-                loading.load_backbone, src, torch_dtype, trust_remote_code, **placement
+                loading.load_backbone, src, torch_dtype, trust_remote_code, **placement_kw
             )
             if kind == "full":
                 loading.check_same_architecture(src, base_src, trust_remote_code)
@@ -231,16 +193,16 @@ def load_model(
     except BaseException as exc:
         if temporary_folder is not None:
             shutil.rmtree(temporary_folder, ignore_errors=True)
-        if placement and isinstance(exc, ValueError | KeyError) and not isinstance(exc, InputError):
+        if placement_kw and isinstance(exc, ValueError | KeyError) and not isinstance(exc, InputError):
             raise InputError(
-                f"cannot place {src} with device_map={placement['device_map']!r}: {exc} (module "
+                f"cannot place {src} with device_map={placement_kw['device_map']!r}: {exc} (module "
                 "names are those of the model repdrift loads, e.g. layers.0 for a base model)"
             ) from exc
         raise
 
-    hf_map = getattr(model, "hf_device_map", None) if placement else None
-    if placement:  # accelerate placed it: never moved afterwards
-        _check_map_names(model, placement["device_map"], src)
+    hf_map = getattr(model, "hf_device_map", None) if placement_kw else None
+    if placement_kw:  # accelerate placed it: never moved afterwards
+        _check_map_names(model, placement_kw["device_map"], src)
         torch_device = dispatch_device(hf_map or {"": next(iter(_devices(model)), "cpu")})
     else:
         model.to(torch_device)

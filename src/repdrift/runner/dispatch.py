@@ -65,7 +65,7 @@ def _extract_checkpoint(job: Job, *, progress: bool) -> None:
             f"{job.id}: checkpoint folder {folder} does not exist (train with save_steps "
             "dividing the step, or remove the step from checkpoints)"
         )
-    loaded = load_model(folder, base=kw["base"], **options.model_settings())
+    loaded = load_model(folder, base=kw["base"], placement=options)
     samples = load_samples(
         kw["task"], data=kw["data"], split=kw["split"], n=kw["samples"], seed=kw["seed"],
         text_fields=kw.get("text_fields"), id_field=kw.get("id_field"),
