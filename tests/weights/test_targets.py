@@ -88,7 +88,8 @@ def test_gpt2_lora_is_transposed(tmp_path: Path) -> None:
 
 
 def test_lora_orientation_rules() -> None:
-    plain, fan = LoraSettings(r=2, lora_alpha=2), LoraSettings(r=2, lora_alpha=2, fan_in_fan_out=True)
+    # the adapter's fan_in_fan_out (adapter_config.json; a run's adapter file is always (out, in))
+    plain, fan = (LoraSettings(r=2, lora_alpha=2, fan_in_fan_out=f).fan_in_fan_out for f in (False, True))
     assert lora_orientation((6, 4), (6, 4), plain, conv1d=False) is False
     assert lora_orientation((4, 6), (6, 4), plain, conv1d=False) is True
     assert lora_orientation((5, 4), (6, 4), plain, conv1d=False) is None

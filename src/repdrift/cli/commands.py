@@ -314,7 +314,9 @@ def import_tree(
 def weights(
     base: str = typer.Argument(..., help="Base model folder, hub id or bundled:minilm."),
     variants: list[Path] = typer.Argument(
-        ..., help="Full fine-tuned checkpoint and/or LoRA adapter folders."
+        ...,
+        help="Full fine-tuned checkpoint folders, PEFT LoRA adapter folders and/or LoRA run "
+        "directories (extracted or imported; their adapter_weights/lora.safetensors).",
     ),
     out: Path = typer.Option(
         ...,

@@ -21,12 +21,10 @@ import torch
 
 from repdrift.common.naming import layer_name
 from repdrift.errors import IntegrityError
+from repdrift.store.adapter_file import ADAPTER_FILE
 from repdrift.store.legacy_pt import load_pt_safely
 
 __all__ = ["ADAPTER_FILE", "lora_alpha_of", "lora_file"]
-
-#: Where a run step keeps its LoRA matrices (the extractor's spelling).
-ADAPTER_FILE = "adapter_weights/lora.safetensors"
 
 _FILE = re.compile(r"^lora_(?P<factor>[AB])_layer_(?P<layer>\d+)\.pt$")
 # a PEFT parameter name: ... {container}.{i}.{module}.lora_A[.adapter].weight

@@ -29,6 +29,7 @@ from repdrift.weights.checkpoints import (
     resolve_model_folder,
 )
 from repdrift.weights.keys import BaseKeyIndex, parse_weight_key
+from repdrift.weights.run_adapter import RunAdapter, find_run_adapter
 from repdrift.weights.spectra import (
     BaseSpectrum,
     check_intruder_params,
@@ -41,6 +42,7 @@ from repdrift.weights.targets import (
     name_variants,
     plan_full,
     plan_lora,
+    plan_run_lora,
 )
 
 logger = logging.getLogger(__name__)
@@ -118,38 +120,66 @@ class _Comparison:
     todo: list[str]  # base tensor names some variant changes, in file order
 
 
+def _run_adapters(
+    variants: Mapping[str, str | Path] | Sequence[str | Path] | str | Path, local_files_only: bool
+) -> dict[str, RunAdapter]:
+    """The run directories among the variants (given path -> its adapter file); PEFT adapter
+    folders and model folders are not runs."""
+    paths = variants.values() if isinstance(variants, Mapping) else (
+        [variants] if isinstance(variants, str | Path) else variants
+    )  # fmt: skip
+    found: dict[str, RunAdapter] = {}
+    for path in paths:
+        folder = resolve_model_folder(path, local_files_only=local_files_only)
+        if is_adapter_folder(folder):
+            continue
+        adapter = find_run_adapter(folder)
+        if adapter is not None:
+            found[str(path)] = adapter
+    return found
+
+
 def _open_comparison(
     stack: ExitStack,
     base: str | Path,
-    named: list[tuple[str, str | Path]],
+    variants: Mapping[str, str | Path] | Sequence[str | Path] | str | Path,
     modules: Sequence[str] | None,
     local_files_only: bool,
-) -> _Comparison:
+) -> tuple[_Comparison, list[str]]:
+    name_variants(variants)  # a bad list is refused before any folder is read
     base_dir = resolve_model_folder(base, local_files_only=local_files_only)
+    runs = _run_adapters(variants, local_files_only)
+    named = name_variants(variants, {path: run.label for path, run in runs.items()})
     conv1d = read_model_type(base_dir) in CONV1D_MODEL_TYPES
     base_files = stack.enter_context(WeightFiles(find_weight_files(base_dir, "model")))
     index = BaseKeyIndex(key for key in base_files.keys() if len(base_files.shape(key)) == 2)
     plans: list[VariantPlan] = []
     for name, path in named:
         folder = resolve_model_folder(path, local_files_only=local_files_only)
-        method: Method = "lora" if is_adapter_folder(folder) else "full"
-        files = stack.enter_context(
-            WeightFiles(find_weight_files(folder, "adapter" if method == "lora" else "model"))
-        )
-        planner = plan_lora if method == "lora" else plan_full
-        targets = planner(name, folder, files, base_files, index, modules, conv1d)
+        run = runs.get(str(path))
+        method: Method = "lora" if run is not None or is_adapter_folder(folder) else "full"
+        if run is not None:
+            files = stack.enter_context(WeightFiles([run.path]))
+            targets = plan_run_lora(name, run, files, base_files, index, modules, conv1d)
+        else:
+            files = stack.enter_context(
+                WeightFiles(find_weight_files(folder, "adapter" if method == "lora" else "model"))
+            )
+            planner = plan_lora if method == "lora" else plan_full
+            targets = planner(name, folder, files, base_files, index, modules, conv1d)
         if not targets:
             what = f" among modules {list(modules)}" if modules is not None else ""
             raise InputError(
-                f"{folder}: no {'LoRA' if method == 'lora' else 'layer'} weight matches a "
-                f"layer weight of base {base_dir}{what}; looked for names like "
-                f"{index.examples()} (variant has e.g. {files.keys()[:3]})"
+                f"{run.path if run else folder}: no "
+                f"{'LoRA' if method == 'lora' else 'layer'} weight matches a layer weight of "
+                f"base {base_dir}{what}; looked for names like {index.examples()} (variant has "
+                f"e.g. {files.keys()[:3]})"
             )
         logger.info("variant %s (%s): %d module(s) to compare", name, method, len(targets))
         plans.append(VariantPlan(name, folder, method, files, targets))
     order = {key: i for i, key in enumerate(base_files.keys())}
     todo = sorted({key for plan in plans for key in plan.targets}, key=order.__getitem__)
-    return _Comparison(base_files, plans, order, todo)
+    return _Comparison(base_files, plans, order, todo), [name for name, _ in named]
 
 
 def _iter_deltas(comparison: _Comparison, device: torch.device) -> Iterator[ModuleDelta]:
@@ -203,9 +233,8 @@ def module_deltas(
         of one module.
     """
     dev = resolve_device(device)
-    named = name_variants(variants)
     with ExitStack() as stack:
-        comparison = _open_comparison(stack, base, named, modules, local_files_only)
+        comparison, _ = _open_comparison(stack, base, variants, modules, local_files_only)
         yield from _iter_deltas(comparison, dev)
 
 
@@ -227,8 +256,12 @@ def weight_drift(
     base : str or Path
         Base model folder (``save_pretrained`` layout) or a hub id found in the local cache.
     variants : mapping name -> folder, sequence of folders, or one folder
-        Full fine-tuned checkpoint folders and/or PEFT LoRA adapter folders (recognised by
-        ``adapter_config.json``). A sequence is named by folder name.
+        Full fine-tuned checkpoint folders, PEFT LoRA adapter folders (recognised by
+        ``adapter_config.json``) and/or LoRA run directories (a run folder or one of its step
+        folders holding ``adapter_weights/lora.safetensors``, written by extraction or
+        ``repdrift import``; the run's final step, ΔW = scaling · B @ A with the scaling the file
+        records, block ``i``'s module matched to the base's weight in block ``i``). A sequence
+        is named by folder name, a run by its manifest's labels (``{task}_lora_seed{seed}``).
     k : int
         Top singular vectors of W' examined for intruder dimensions (Shuttleworth et al.: 10).
     epsilon : float
@@ -258,17 +291,18 @@ def weight_drift(
     Raises
     ------
     InputError
-        A folder holds no weight file, a variant shares no layer weight with the base, or an
-        argument is invalid.
+        A folder holds no weight file, a variant shares no layer weight with the base, a run
+        holds no adapter matrices or no scaling for them (an original run imported without
+        its LoRA alpha), or an argument is invalid.
     IntegrityError
-        A weight file or adapter config is unreadable.
+        A weight file or adapter config is unreadable, or a run's adapter file does not match
+        its manifest.
     """
     check_intruder_params(k, epsilon)
     dev = resolve_device(device)
-    named = name_variants(variants)
     rows: list[dict[str, object]] = []
     with ExitStack() as stack:
-        comparison = _open_comparison(stack, base, named, modules, local_files_only)
+        comparison, names = _open_comparison(stack, base, variants, modules, local_files_only)
         columns = (*Progress.get_default_columns(), MofNCompleteColumn())
         bar = stack.enter_context(Progress(*columns, transient=True, disable=not progress))
         task = bar.add_task("weight drift", total=len(comparison.todo))
@@ -303,7 +337,7 @@ def weight_drift(
             )
         bar.advance(task)
         order = comparison.order
-    return _tidy(rows, [name for name, _ in named], order)
+    return _tidy(rows, names, order)
 
 
 def _tidy(rows: list[dict[str, object]], names: list[str], order: dict[str, int]) -> pd.DataFrame:

@@ -20,6 +20,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from repdrift.common.naming import layer_index, layer_name
+from repdrift.store.adapter_file import FACTOR_SUFFIXES
+
 # Names under which transformers stores its stack of blocks (BERT/RoBERTa/ViT ``layer``,
 # Llama/Mistral/OPT/NeoX ``layers``, GPT-2/Falcon ``h``, T5 ``block``, MPT ``blocks``).
 LAYER_CONTAINERS: frozenset[str] = frozenset({"layer", "layers", "h", "block", "blocks"})
@@ -155,6 +158,71 @@ def group_lora_keys(keys: Iterable[str]) -> tuple[list[LoraKeyPair], list[str]]:
     return pairs, others
 
 
+@dataclass(frozen=True)
+class BlockLoraPair:
+    """The two factor tensors of one LoRA-adapted module in a run's adapter file
+    (:mod:`repdrift.store.adapter_file`).
+
+    Attributes
+    ----------
+    layer : int
+        Block index ``i`` of ``layer_{i}``.
+    module : str
+        Module path inside the block, e.g. ``"attention.self.query"``.
+    a_key, b_key : str
+        Tensor names of ``lora_A`` (r, in) and ``lora_B`` (out, r).
+    """
+
+    layer: int
+    module: str
+    a_key: str
+    b_key: str
+
+    @property
+    def name(self) -> str:
+        """``layer_{i}.{module}``, the key prefix (and the metadata key of its scaling)."""
+        return f"{layer_name(self.layer)}.{self.module}"
+
+
+def _block_of(head: str) -> int | None:
+    try:
+        index = layer_index(head)
+    except (ValueError, IndexError):
+        return None
+    return index if index >= 0 and layer_name(index) == head else None
+
+
+def group_block_lora_keys(keys: Iterable[str]) -> tuple[list[BlockLoraPair], list[str]]:
+    """Pair the ``layer_{i}.{module}.lora_A`` / ``.lora_B`` tensors of a run's adapter file.
+
+    Returns
+    -------
+    pairs : list of BlockLoraPair
+        One per module that has both factors, in first-seen order.
+    others : list of str
+        Names that are not a complete A/B pair under a ``layer_{i}`` block name.
+    """
+    factors: dict[tuple[int, str], dict[str, str]] = {}
+    others: list[str] = []
+    for key in keys:
+        suffix = next((s for s in FACTOR_SUFFIXES if key.endswith(s)), None)
+        head, _, rest = key.partition(".")
+        block = _block_of(head)
+        if suffix is None or block is None or not rest.removesuffix(suffix):
+            others.append(key)
+            continue
+        module = rest.removesuffix(suffix)
+        factors.setdefault((block, module), {})[suffix] = key
+    pairs: list[BlockLoraPair] = []
+    a_suffix, b_suffix = FACTOR_SUFFIXES
+    for (block, module), found in factors.items():
+        if set(found) == set(FACTOR_SUFFIXES):
+            pairs.append(BlockLoraPair(block, module, found[a_suffix], found[b_suffix]))
+        else:
+            others.extend(found.values())
+    return pairs, others
+
+
 def module_selected(module: str, selection: Sequence[str] | None) -> bool:
     """Whether a block-relative module name is in a user selection.
 
@@ -182,6 +250,16 @@ class BaseKeyIndex:
         """Base tensor names that match ``key``; more than one means the name is ambiguous."""
         candidates = self._by_slot.get((key.container, key.layer, key.module), [])
         return [name for parsed, name in candidates if parsed.matches(key)]
+
+    def find_in_block(self, layer: int, module: str) -> list[str]:
+        """Base tensor names of ``module`` inside block ``layer`` of any block stack (a run's
+        adapter file names blocks by index only); more than one means the name is ambiguous
+        (an encoder-decoder's ``encoder.block.0`` and ``decoder.block.0``)."""
+        return [
+            name
+            for container in sorted(LAYER_CONTAINERS)
+            for _, name in self._by_slot.get((container, layer, module), [])
+        ]
 
     def examples(self, n: int = 3) -> list[str]:
         """A few indexed base names, for error messages."""

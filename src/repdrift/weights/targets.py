@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from repdrift.common.naming import Method
 from repdrift.errors import InputError
-from repdrift.weights.checkpoints import LoraSettings, WeightFiles, read_lora_settings
+from repdrift.weights.checkpoints import WeightFiles, read_lora_settings
 from repdrift.weights.keys import (
     BaseKeyIndex,
     LayerKey,
+    group_block_lora_keys,
     group_lora_keys,
     module_selected,
     parse_module_path,
     parse_weight_key,
 )
+from repdrift.weights.run_adapter import RunAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +70,19 @@ class VariantPlan:
 
 def name_variants(
     variants: Mapping[str, str | Path] | Sequence[str | Path] | str | Path,
+    labels: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str | Path]]:
-    """(name, path) pairs: mapping keys, else folder names (full paths if those collide)."""
+    """(name, path) pairs: mapping keys, else ``labels[str(path)]`` (a run's name by its
+    manifest's labels), else folder names (full paths if those collide)."""
     if isinstance(variants, str | Path):
         variants = [variants]
     if isinstance(variants, Mapping):
         named = [(str(name), path) for name, path in variants.items()]
     else:
-        named = [(Path(str(path)).name or str(path), path) for path in variants]
+        labels = labels or {}
+        named = [
+            (labels.get(str(path)) or Path(str(path)).name or str(path), path) for path in variants
+        ]
         if len({name for name, _ in named}) != len(named):
             named = [(str(path), path) for path in variants]
     if not named:
@@ -129,7 +136,10 @@ def _report(name: str, folder: Path, unmatched: list[str], outside: list[str]) -
 
 
 def _lookup(index: BaseKeyIndex, key: LayerKey, source: str, unmatched: list[str]) -> str | None:
-    found = index.find(key)
+    return _one(index.find(key), source, unmatched)
+
+
+def _one(found: list[str], source: str, unmatched: list[str]) -> str | None:
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
@@ -177,7 +187,7 @@ def plan_full(
 
 
 def lora_orientation(
-    stored: tuple[int, ...], out_in: tuple[int, int], settings: LoraSettings, conv1d: bool
+    stored: tuple[int, ...], out_in: tuple[int, int], fan_in_fan_out: bool, conv1d: bool
 ) -> bool | None:
     """Whether a stored base weight is the transpose of B @ A's (out, in); None if it does not fit.
 
@@ -189,7 +199,7 @@ def lora_orientation(
         if tuple(stored) == (out_f, in_f):
             return False
         return True if tuple(stored) == (in_f, out_f) else None
-    return (settings.fan_in_fan_out or conv1d) if tuple(stored) == out_in else None
+    return (fan_in_fan_out or conv1d) if tuple(stored) == out_in else None
 
 
 def plan_lora(
@@ -217,28 +227,74 @@ def plan_lora(
         base_key = _lookup(index, parsed, pair.module_path, unmatched)
         if base_key is None:
             continue
-        a_shape, b_shape = files.shape(pair.a_key), files.shape(pair.b_key)
-        rank = a_shape[0]
-        stored = base.shape(base_key)
-        transposed = lora_orientation(stored, (b_shape[0], a_shape[1]), settings, conv1d)
-        if transposed is None or len(a_shape) != 2 or b_shape[1:] != (rank,):
-            logger.warning(
-                "variant %s: LoRA factors A %s, B %s of %s do not fit base %s %s; skipped",
-                name,
-                a_shape,
-                b_shape,
-                pair.module_path,
-                base_key,
-                stored,
+        target = _lora_target(
+            name, (files, base), (pair.a_key, pair.b_key, base_key), pair.module_path,
+            settings.fan_in_fan_out, conv1d,
+        )  # fmt: skip
+        if target is not None:
+            targets[base_key] = replace(
+                target, scale=settings.scale_for(pair.module_path, target.rank or 0)
             )
-            continue
-        targets[base_key] = ModuleTarget(
-            base_key,
-            transposed=transposed,
-            a_key=pair.a_key,
-            b_key=pair.b_key,
-            rank=rank,
-            scale=settings.scale_for(pair.module_path, rank),
-        )
     _report(name, folder, unmatched, outside)
+    return targets
+
+
+def _lora_target(
+    name: str,
+    files: tuple[WeightFiles, WeightFiles],
+    keys: tuple[str, str, str],
+    source: str,
+    fan_in_fan_out: bool,
+    conv1d: bool,
+) -> ModuleTarget | None:
+    """The target of one A / B pair on base weight ``keys[2]`` (scale unset), or None with a
+    warning when the factors do not fit the base weight."""
+    (variant, base), (a_key, b_key, base_key) = files, keys
+    a_shape, b_shape = variant.shape(a_key), variant.shape(b_key)
+    rank = a_shape[0]
+    stored = base.shape(base_key)
+    transposed = lora_orientation(stored, (b_shape[0], a_shape[-1]), fan_in_fan_out, conv1d)
+    if transposed is None or len(a_shape) != 2 or b_shape[1:] != (rank,):
+        logger.warning(
+            "variant %s: LoRA factors A %s, B %s of %s do not fit base %s %s; skipped",
+            name, a_shape, b_shape, source, base_key, stored,
+        )  # fmt: skip
+        return None
+    return ModuleTarget(base_key, transposed=transposed, a_key=a_key, b_key=b_key, rank=rank)
+
+
+def plan_run_lora(
+    name: str,
+    adapter: RunAdapter,
+    files: WeightFiles,
+    base: WeightFiles,
+    index: BaseKeyIndex,
+    modules: Sequence[str] | None,
+    conv1d: bool,
+) -> dict[str, ModuleTarget]:
+    """Targets of a run's adapter file: every ``layer_{i}.{module}`` A / B pair, matched to the
+    base weight of ``module`` in block ``i``, scaled by the scaling the file records.
+
+    Raises
+    ------
+    InputError
+        A matched module has no recorded scaling (see :meth:`RunAdapter.scale_for`).
+    """
+    pairs, others = group_block_lora_keys(files.keys())
+    targets: dict[str, ModuleTarget] = {}
+    unmatched: list[str] = []
+    for pair in pairs:
+        if not module_selected(pair.module, modules):
+            continue
+        found = index.find_in_block(pair.layer, pair.module)
+        base_key = _one(found, pair.name, unmatched)
+        if base_key is None:
+            continue
+        # B @ A is (out, in) as the extractor stores it; only a Conv1D base is kept (in, out)
+        target = _lora_target(
+            name, (files, base), (pair.a_key, pair.b_key, base_key), pair.name, False, conv1d
+        )
+        if target is not None:
+            targets[base_key] = replace(target, scale=adapter.scale_for(pair.name))
+    _report(name, adapter.path, unmatched, others)
     return targets
