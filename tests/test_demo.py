@@ -39,7 +39,7 @@ def test_demo_study(tmp_path: Path, minilm_path: Path) -> None:
 
 
 def test_demo_trains_with_the_demo_recipe(tmp_path: Path) -> None:
-    from repdrift.training.recipe import DEMO_RECIPE
+    from repdrift.training.settings import DEMO_RECIPE
 
     exp = demo_experiment(tmp_path)
     for method, recipe in DEMO_RECIPE.items():

@@ -271,7 +271,7 @@ def test_unfinished_run_is_restarted_and_foreign_folder_refused(
         ({"lr": -1.0}, "lr"),
         ({"dropout": 1.0}, "dropout"),
         ({"max_steps": 2.5}, "max_steps"),
-        ({"target_modules": "query"}, "target_modules"),
+        ({"target_modules": []}, "target_modules must name at least one module"),
         ({"target_modules": ["nope"]}, r"\['nope'\] are not linear modules"),
         ({"model": "/nonexistent/model"}, "does not exist"),
     ],

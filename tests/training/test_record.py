@@ -12,14 +12,17 @@ import pytest
 from repdrift.common.naming import checkpoint_name
 from repdrift.errors import InputError
 from repdrift.models.training_record import TRAINED_SAMPLES, TRAINING_RECORD, read_training_record
+from repdrift.tasks.settings import SampleSettings
 from repdrift.training.record import (
-    check_arguments,
+    arguments,
+    check_variant,
     loss_summary,
     previous_run,
     weights_present,
     write_record,
     write_trained_samples,
 )
+from repdrift.training.settings import TrainingSettings
 
 ARGS = {
     "task": "demo-sst", "method": "lora", "seed": 1, "data": None, "batch_size": 16, "rank": 8,
@@ -104,24 +107,42 @@ def test_an_unfinished_run_drops_only_its_own_checkpoints(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("change", "match"),
+    ("method", "seed", "task", "match"),
     [
-        ({"method": "qlora"}, "unknown method 'qlora'"),
-        ({"task": "nope"}, "unknown task 'nope'"),
-        ({"seed": True}, "seed must be an integer"),
-        ({"rank": 0}, "rank must be a positive integer, got 0"),
-        ({"max_steps": 2.5}, "max_steps must be a positive integer or None"),
-        ({"lr": float("inf")}, "lr must be finite"),
-        ({"epochs": -1}, "epochs must be a positive number"),
-        ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
-        ({"target_modules": "query"}, "target_modules must be a non-empty list"),
+        ("qlora", 1, "demo-sst", "unknown method 'qlora'"),
+        ("lora", True, "demo-sst", "seed must be an integer, got True"),
+        ("lora", 1.5, "demo-sst", "seed must be an integer, got 1.5"),
+        ("lora", 1, "nope", "unknown task 'nope'.*data="),
     ],
 )
-def test_bad_arguments_name_the_field(change: dict, match: str) -> None:
-    check_arguments(ARGS)
-    check_arguments({**ARGS, "task": "own", "data": "reviews.csv"})  # a custom task needs data
+def test_a_bad_variant_is_named(method: str, seed: object, task: str, match: str) -> None:
+    check_variant(SampleSettings(task="demo-sst"), "lora", 1)
+    check_variant(SampleSettings(task="own", data="reviews.csv"), "full", 0)  # needs data
     with pytest.raises(InputError, match=match):
-        check_arguments({**ARGS, **change})
+        check_variant(SampleSettings(task=task), method, seed)
+
+
+def test_the_recorded_arguments_keep_their_format(tmp_path: Path) -> None:
+    """The record's ``arguments`` are those every earlier version wrote (same keys, same
+    values), so a folder trained before the settings object is reused, not refused."""
+    samples = SampleSettings(task="demo-sst", split="train", n=None, seed=0)
+    settings = TrainingSettings(max_steps=30)
+    lora = arguments(samples, "lora", 1, settings, "base")
+    assert lora == {**ARGS, "model": "base", "held_out": None, "text_fields": None,
+                    "id_field": None, "label_field": None, "max_length": None}  # fmt: skip
+    full = arguments(samples, "full", 1, settings.updated(lr={"full": 2e-4}), "base")
+    assert full["lr"] == 2e-4 and full["rank"] is full["alpha"] is full["dropout"] is None
+    # an old record of these settings: reused
+    _finished(tmp_path / "old", lora)
+    assert previous_run(tmp_path / "old", lora) is True
+    # the data and its columns, as trained on: the file resolved, its held-out rule recorded
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\na,0\n")
+    own = SampleSettings(task="own", data=data, text_fields="text", max_length=64)
+    got = arguments(own, "lora", 1, TrainingSettings(target_modules="value,query"), "base")
+    assert got["data"] == str(data.resolve()) and got["held_out"] is not None
+    assert got["text_fields"] == ["text"] and got["max_length"] == 64
+    assert got["target_modules"] == ["query", "value"] and got["epochs"] is None
 
 
 def test_loss_summary_against_a_plain_reference() -> None:

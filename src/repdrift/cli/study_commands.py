@@ -15,53 +15,67 @@ from rich.markup import escape
 from repdrift.cli.app import app, quiet
 from repdrift.cli.commands import IdField, LabelField, MaxLength, TextFields, column_options
 from repdrift.cli.views import console, short_path, show_headline, show_plan
+from repdrift.common.settings import default, help_text
+from repdrift.tasks.settings import SampleSettings
+from repdrift.training.settings import DEFAULT_SEED, TrainingSettings
 
 __all__ = ["demo", "run", "seeds", "train"]
 
 
+def _training_help(field: str) -> str:
+    """A training setting's help with its default (what leaving the option out keeps)."""
+    value = default(TrainingSettings, field)
+    shown = "" if value is None else f" (default: {value})"
+    return help_text(TrainingSettings, field) + shown
+
+
 @app.command()
 def train(
-    task: str = typer.Option(
-        ...,
-        "--task",
-        "-t",
-        help="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name for --data.",
-    ),
+    task: str = typer.Option(..., "--task", "-t", help=help_text(SampleSettings, "task")),
     method: str = typer.Option(..., "--method", help="full | lora."),
     model: str = typer.Option(
         ..., "--model", "-m", help="Base model folder, hub id or bundled:minilm."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the checkpoint or adapter."),
-    seed: int = typer.Option(42, help="Training seed."),
+    seed: int = typer.Option(
+        DEFAULT_SEED, help="Training seed (head and LoRA initialization, dropout, shuffling)."
+    ),
     data: Path | None = typer.Option(
-        None, help="Local training data (CSV / JSONL / parquet / saved dataset)."
+        None, help=help_text(SampleSettings, "data") + " Its train split is trained on."
     ),
     text_fields: TextFields = None,
     id_field: IdField = None,
     label_field: LabelField = None,
     max_length: MaxLength = None,
-    epochs: float | None = typer.Option(None, help="Epochs (default: the recipe's)."),
-    max_steps: int | None = typer.Option(None, help="Stop after this many optimiser steps."),
-    lr: float | None = typer.Option(None, help="Learning rate (default: per method)."),
-    batch_size: int = typer.Option(16, help="Training batch size."),
-    rank: int = typer.Option(8, help="LoRA rank r."),
-    alpha: int = typer.Option(16, help="LoRA alpha."),
-    target_modules: str | None = typer.Option(
-        None, help="Comma-separated LoRA target modules (default: attention projections)."
+    epochs: float | None = typer.Option(None, help=_training_help("epochs")),
+    max_steps: int | None = typer.Option(None, min=1, help=_training_help("max_steps")),
+    lr: float | None = typer.Option(None, help=_training_help("lr")),
+    batch_size: int | None = typer.Option(None, min=1, help=_training_help("batch_size")),
+    rank: int | None = typer.Option(None, min=1, help=_training_help("rank")),
+    alpha: int | None = typer.Option(None, min=1, help=_training_help("alpha")),
+    dropout: float | None = typer.Option(None, help=_training_help("dropout")),
+    target_modules: str | None = typer.Option(None, help=_training_help("target_modules")),
+    max_train_samples: int | None = typer.Option(
+        None, min=1, help=_training_help("max_train_samples")
     ),
-    save_steps: int | None = typer.Option(
-        None, help="Also save checkpoint-N folders every N steps."
+    save_steps: int | None = typer.Option(None, min=1, help=_training_help("save_steps")),
+    max_eval_samples: int | None = typer.Option(
+        None, min=0, help=_training_help("max_eval_samples")
     ),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str | None = typer.Option(None, help=_training_help("device")),
 ) -> None:
     """Fine-tune a model (full or LoRA) with a thin transformers/peft recipe."""
     from repdrift.training.recipe import train as run_train
 
+    settings = TrainingSettings.build(
+        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, rank=rank,
+        alpha=alpha, dropout=dropout, target_modules=target_modules,
+        max_train_samples=max_train_samples, save_steps=save_steps,
+        max_eval_samples=max_eval_samples, device=device,
+    )  # fmt: skip
     path = run_train(
-        task=task, method=method, model=model, out=out, seed=seed, data=data, epochs=epochs,
-        max_steps=max_steps, lr=lr, batch_size=batch_size, rank=rank, alpha=alpha,
-        target_modules=[m.strip() for m in target_modules.split(",")] if target_modules else None,
-        save_steps=save_steps, device=device, progress=not quiet(),
+        task=task, method=method, model=model, out=out, seed=seed, data=data,
+        settings=settings, progress=not quiet(),
         **column_options(text_fields, id_field, label_field, max_length),
     )  # fmt: skip
     if not quiet():

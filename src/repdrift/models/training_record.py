@@ -18,8 +18,8 @@ TRAINING_RECORD = "repdrift_training.json"
 # so extraction can count the samples a model was trained on without reading its training data.
 TRAINED_SAMPLES = "repdrift_trained_samples.npy"
 # The peak learning rate per method when none is given: the record's ``arguments.lr`` then holds
-# it (repdrift.training.recipe fills it in; the runner compares a record against it). Here, not in
-# repdrift.training, so that reading a record needs no torch.
+# it. Read through repdrift.training.settings.TrainingSettings.learning_rate (the training
+# settings' one home of their defaults), which the recipe and the runner's stale check use.
 DEFAULT_LR: dict[str, float] = {"full": 5e-5, "lora": 1e-3}
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.models.sources import local_or_hub
-from repdrift.models.training_record import DEFAULT_LR, read_training_record
+from repdrift.models.training_record import read_training_record
 from repdrift.runner.job import Job, Status
 from repdrift.store.manifest import MANIFEST_NAME, step_dir_name
 from repdrift.store.reader import load_run, run_summary
 from repdrift.store.steps import verify_run
+from repdrift.training.settings import TrainingSettings
 
 
 def job_status(job: Job) -> Status:
@@ -73,7 +74,7 @@ def train_stale_reason(job: Job, record: dict[str, Any]) -> str | None:
         "task": kw["task"], "method": kw["method"], "seed": kw["seed"],
         "max_steps": kw["max_steps"], "batch_size": kw["batch_size"],
         "max_train_samples": kw["max_train_samples"], "save_steps": kw["save_steps"],
-        "lr": float(kw["lr"] if kw["lr"] is not None else DEFAULT_LR[job.method]),
+        "lr": TrainingSettings.build(lr=kw["lr"]).learning_rate(job.method),
         "epochs": float(kw["epochs"]) if kw["epochs"] is not None else None,
         "rank": kw["rank"] if lora else None, "alpha": kw["alpha"] if lora else None,
     }  # fmt: skip

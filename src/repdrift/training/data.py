@@ -224,8 +224,3 @@ def collate(
 # The training subset (max_train_samples) is drawn with a fixed seed so that runs with
 # different training seeds see the same examples and differ only in initialization and order.
 SUBSET_SEED = 0
-
-
-def sample_columns(args: dict[str, Any]) -> dict[str, Any]:
-    """The data's column roles and token budget, as given to :func:`train`."""
-    return {k: args[k] for k in ("text_fields", "id_field", "label_field", "max_length")}

@@ -9,8 +9,8 @@ import torch
 
 from repdrift.errors import InputError
 from repdrift.tasks.samples import load_samples
+from repdrift.tasks.settings import SampleSettings
 from repdrift.training import data as data_mod
-from repdrift.training.data import SUBSET_SEED, sample_columns
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +36,16 @@ def accuracy(model: torch.nn.Module, examples: data_mod.Examples, job: Any, devi
 
 
 def validation_examples(
-    args: dict[str, Any], tokenizer: Any, values: list[Any], limit: int | None
+    train_samples: SampleSettings, tokenizer: Any, values: list[Any], limit: int
 ) -> data_mod.Examples | None:
-    """Labelled validation examples for accuracy, or None when there is no validation split.
+    """Labelled validation examples for accuracy (at most ``limit``), or None when there is no
+    validation split.
 
-    A single file's ``validation`` part is the rows held out from training
-    (:mod:`repdrift.tasks.splits`)."""
-    data = args["data"]
+    They are the training samples' task, data and columns, ``validation`` split; a single
+    file's ``validation`` part is the rows held out from training (:mod:`repdrift.tasks.splits`).
+    """
     try:
-        samples = load_samples(
-            args["task"], data=data, split="validation", n=limit, seed=SUBSET_SEED,
-            **sample_columns(args),
-        )
+        samples = load_samples(train_samples, split="validation", n=limit)
     except InputError as exc:
         logger.info("no validation accuracy: %s", exc)
         return None

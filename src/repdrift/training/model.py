@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from repdrift.errors import InputError
+from repdrift.training.settings import TrainingSettings
 
 # Attention projections LoRA adapts by default, by module name, in order of preference:
 # BERT/RoBERTa, Llama/Mistral/Qwen/OPT, DistilBERT, GPT-2, Falcon/BLOOM/GPT-NeoX, MPT, Phi-3.
@@ -109,11 +110,13 @@ def build_model(
     return model
 
 
-def add_lora(model: torch.nn.Module, qa: bool, args: dict[str, Any]) -> tuple[Any, list[str]]:
+def add_lora(model: torch.nn.Module, qa: bool, settings: TrainingSettings) -> tuple[Any, list[str]]:
+    """``model`` with LoRA adapters of ``settings`` (rank, alpha, dropout, target modules, by
+    default the attention projections detected) and the modules they adapt."""
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers.pytorch_utils import Conv1D
 
-    targets = list(args["target_modules"]) if args["target_modules"] else None
+    targets = list(settings.target_modules) if settings.target_modules else None
     if targets is None:
         targets = detect_target_modules(model)
     else:
@@ -129,9 +132,9 @@ def add_lora(model: torch.nn.Module, qa: bool, args: dict[str, Any]) -> tuple[An
     )
     config = LoraConfig(
         task_type=TaskType.QUESTION_ANS if qa else TaskType.SEQ_CLS,
-        r=args["rank"],
-        lora_alpha=args["alpha"],
-        lora_dropout=float(args["dropout"]),
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=float(settings.dropout),
         target_modules=targets,
         fan_in_fan_out=fan_in_fan_out,
     )

@@ -47,31 +47,24 @@ from repdrift.models.inputs import segment_sep_id, takes_position_ids
 from repdrift.models.loaded import inner_model
 from repdrift.models.sources import normalize_source
 from repdrift.models.tokenizer import load_tokenizer
-from repdrift.models.training_record import DEFAULT_LR, TRAINED_SAMPLES
+from repdrift.models.training_record import TRAINED_SAMPLES
 from repdrift.tasks.samples import load_samples
-from repdrift.tasks.splits import HELD_OUT_RULE, sample_hashes
+from repdrift.tasks.settings import SampleSettings
+from repdrift.tasks.splits import sample_hashes
 from repdrift.training import data as data_mod
 from repdrift.training import model as setup
 from repdrift.training import record as rec
-from repdrift.training.data import SUBSET_SEED, sample_columns
+from repdrift.training.data import SUBSET_SEED
 from repdrift.training.evaluation import accuracy, validation_examples
 from repdrift.training.model import detect_target_modules
+from repdrift.training.settings import DEFAULT_SEED, TrainingSettings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "DEMO_RECIPE", "detect_target_modules", "train"]
+__all__ = ["detect_target_modules", "train"]
 
-DEFAULT_EPOCHS = 3.0
 WARMUP_FRACTION = 0.06
 MAX_GRAD_NORM = 1.0
-# A recipe for the bundled demo tasks on a small CPU: 30 steps of 16 (~1.2 epochs of 400) reach
-# ~0.7-0.8 validation accuracy on demo-sst / demo-pair with the bundled MiniLM and move the
-# upper layers' representations clearly (linear-CKA drift of the last layer 0.3-0.85), in
-# roughly 7-23 CPU-seconds per run. The higher learning rates make up for the few steps.
-DEMO_RECIPE: dict[str, dict[str, Any]] = {
-    "full": {"max_steps": 30, "batch_size": 16, "lr": 2e-4},
-    "lora": {"max_steps": 30, "batch_size": 16, "lr": 5e-3},
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +114,7 @@ def train(
     method: Method,
     model: str | Path,
     out: str | Path,
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
     data: str | Path | None = None,
     text_fields: Sequence[str] | None = None,
     id_field: str | None = None,
@@ -129,17 +122,18 @@ def train(
     max_length: int | None = None,
     epochs: float | None = None,
     max_steps: int | None = None,
-    lr: float | None = None,
-    batch_size: int = 16,
-    rank: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.05,
-    target_modules: Sequence[str] | None = None,
+    lr: float | dict[str, float] | None = None,
+    batch_size: int | None = None,
+    rank: int | None = None,
+    alpha: int | None = None,
+    dropout: float | None = None,
+    target_modules: Sequence[str] | str | None = None,
     max_train_samples: int | None = None,
     save_steps: int | None = None,
-    device: str = "auto",
+    max_eval_samples: int | None = None,
+    device: str | None = None,
+    settings: TrainingSettings | None = None,
     progress: bool = True,
-    max_eval_samples: int | None = 256,
 ) -> Path:
     """Fine-tune ``model`` on ``task`` (full or LoRA) and save it to ``out``.
 
@@ -157,32 +151,22 @@ def train(
         Folder to write; must be new, empty, or a previous :func:`train` output.
     seed
         Seeds head/LoRA initialization, dropout and the shuffling order.
-    data
-        Local file or folder for the task (see :func:`repdrift.tasks.samples.load_samples`).
-    text_fields, id_field, label_field, max_length
-        The data's columns and the token budget, as in :func:`repdrift.extract` (default: the
-        preset's, or the columns detected by their common names and 512 tokens).
-    epochs, max_steps
-        Training length; ``max_steps`` wins when both are given. Default: 3 epochs.
-    lr
-        Peak learning rate; default 5e-5 (full) or 1e-3 (LoRA).
-    batch_size
-        Examples per optimizer step.
-    rank, alpha, dropout, target_modules
-        LoRA settings (ignored for ``full``); ``target_modules`` None detects the attention
-        query/value projections (BERT ``query``/``value``, Llama ``q_proj``/``v_proj``, GPT-2
-        ``c_attn``).
-    max_train_samples
-        Train on this many samples, drawn with a fixed seed (the same subset for every
-        training seed); None uses the whole split.
-    save_steps
-        Also save ``out/checkpoint-N`` every N steps (same format and record as ``out``).
-    device
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    data, text_fields, id_field, label_field, max_length
+        The samples trained on, as in :func:`repdrift.extract`
+        (:class:`~repdrift.tasks.settings.SampleSettings`, ``train`` split): a local file or
+        folder, the data's columns and the token budget (default: the preset's, or the columns
+        detected by their common names and 512 tokens).
+    epochs, max_steps, lr, batch_size, rank, alpha, dropout, target_modules, max_train_samples, save_steps, max_eval_samples, device
+        The training settings, see :class:`~repdrift.training.settings.TrainingSettings`
+        (defaults: 3 epochs, unless ``max_steps``, which wins; a peak learning rate of 5e-5
+        for full, 1e-3 for LoRA; 16 examples per step; LoRA rank 8, alpha 16, dropout 0.05 on
+        the attention query/value projections detected; the whole split; no checkpoints; 256
+        validation samples for the recorded accuracy (0: none); device ``auto``). Each one
+        given (not None) replaces the same field of ``settings``.
+    settings
+        The training settings as one object (default: every default).
     progress
         Show a progress bar.
-    max_eval_samples
-        Validation samples for the recorded accuracy (classification only); 0 skips it.
 
     Returns
     -------
@@ -195,67 +179,36 @@ def train(
     InputError
         Bad method, task, setting or data; ``out`` holds something else.
     """
-
-    started = time.perf_counter()
-    args: dict[str, Any] = {
-        "task": task, "method": method, "seed": seed, "data": data, "epochs": epochs,
-        "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "rank": rank,
-        "alpha": alpha, "dropout": dropout, "target_modules": target_modules,
-        "max_train_samples": max_train_samples, "save_steps": save_steps,
-        "text_fields": list(text_fields) if text_fields else None, "id_field": id_field,
-        "label_field": label_field, "max_length": max_length,
-    }  # fmt: skip
-    rec.check_arguments(args)
-    rec.positive_int("max_eval_samples", max_eval_samples or None)
-    torch_device = resolve_device(device)
-    src = normalize_source(model, "model")
-    out = Path(out).expanduser().resolve()
-    arguments = _resolved_arguments(args, src)
-    if rec.previous_run(out, arguments):
-        logger.info("%s already holds this training (%s %s seed %d): reusing it",
-                    out, method, task, seed)  # fmt: skip
-        return out
-
-    job = _prepare(args, src)
-    out.mkdir(parents=True, exist_ok=True)
-    record = _start_record(arguments, src)
-    rec.write_record(out, record)  # marks out as ours while training runs
-    with setup.seeded(seed, torch_device):
-        net, targets = _task_model(args, src, job)
-        net.to(torch_device)
-        trainable = [p for p in net.parameters() if p.requires_grad]
-        record.update(_settings(arguments, job, targets, trainable, torch_device))
-        losses = _optimize(net, trainable, job, arguments, torch_device, progress,
-                           on_save=lambda step, losses: _save(
-                               net, job, out / checkpoint_name(step),
-                               {**record, **rec.loss_summary(losses), "complete": True,
-                                "step": step, "checkpoint": True, "validation_accuracy": None,
-                                "seconds": round(time.perf_counter() - started, 3)}))  # fmt: skip
-
-    val_accuracy = None
-    if job.values is not None and max_eval_samples:
-        evaluation = validation_examples(arguments, job.tokenizer, job.values, max_eval_samples)
-        if evaluation is not None:
-            val_accuracy = accuracy(inner_model(net), evaluation, job, torch_device)
-            record["validation_samples"] = len(evaluation)
-    total = len(losses)
-    final = {**record, **rec.loss_summary(losses), "complete": True, "step": total,
-             "checkpoint": False, "validation_accuracy": val_accuracy,
-             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
-    if save_steps and total % save_steps == 0:
-        _save(net, job, out / checkpoint_name(total), {**final, "checkpoint": True})
-    _save(net, job, out, final)
-    logger.info(
-        "trained %s %s seed %d: %d steps, final loss %.4f, validation accuracy %s, %.1f s -> %s",
-        method, task, seed, total, final["final_train_loss"],
-        "n/a" if val_accuracy is None else f"{val_accuracy:.3f}", final["seconds"], out,
+    chosen = TrainingSettings.build(
+        settings, epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, rank=rank,
+        alpha=alpha, dropout=dropout, target_modules=target_modules,
+        max_train_samples=max_train_samples, save_steps=save_steps,
+        max_eval_samples=max_eval_samples, device=device,
     )  # fmt: skip
-    return out
+    samples = SampleSettings.create(
+        task=task, data=data, split="train", n=chosen.max_train_samples, seed=SUBSET_SEED,
+        text_fields=text_fields, id_field=id_field, label_field=label_field,
+        max_length=max_length,
+    )  # fmt: skip
+    rec.check_variant(samples, method, seed)
+    run = _Run(samples, method, seed, chosen, normalize_source(model, "model"))
+    return _train(run, Path(out).expanduser().resolve(), progress)
 
 
 # --------------------------------------------------------------------------------------------
 # The steps of train()
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One training: the samples, the variant (method, seed), the settings and the base model."""
+
+    samples: SampleSettings
+    method: Method
+    seed: int
+    settings: TrainingSettings
+    src: Path | str
 
 
 @dataclass
@@ -272,48 +225,72 @@ class _Job:
     positions: bool = False
 
 
-def _resolved_arguments(args: dict[str, Any], src: Path | str) -> dict[str, Any]:
-    """The arguments that define the result, defaults filled in: compared on resume."""
-    lora = args["method"] == "lora"
-    return {
-        **args,
-        "model": str(src),
-        "data": str(Path(args["data"]).expanduser().resolve()) if args["data"] else None,
-        # one file: trained on its 'train' part only (a record without this trained on all rows)
-        "held_out": HELD_OUT_RULE if args["data"] and Path(args["data"]).is_file() else None,
-        "lr": float(args["lr"] if args["lr"] is not None else DEFAULT_LR[args["method"]]),
-        "epochs": float(args["epochs"]) if args["epochs"] is not None else None,
-        "rank": args["rank"] if lora else None,
-        "alpha": args["alpha"] if lora else None,
-        "dropout": float(args["dropout"]) if lora else None,
-        "target_modules": sorted(args["target_modules"])
-        if lora and args["target_modules"]
-        else None,
-    }
+def _train(run: _Run, out: Path, progress: bool) -> Path:
+    """:func:`train` once its settings are built and checked."""
+    started = time.perf_counter()
+    torch_device = resolve_device(run.settings.device)
+    arguments = rec.arguments(run.samples, run.method, run.seed, run.settings, run.src)
+    if rec.previous_run(out, arguments):
+        logger.info("%s already holds this training (%s %s seed %d): reusing it",
+                    out, run.method, run.samples.task, run.seed)  # fmt: skip
+        return out
 
+    job = _prepare(run)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _start_record(arguments, run.src)
+    rec.write_record(out, record)  # marks out as ours while training runs
+    with setup.seeded(run.seed, torch_device):
+        net, targets = _task_model(run, job)
+        net.to(torch_device)
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        record.update(_settings(arguments, job, targets, trainable, torch_device))
+        losses = _optimize(net, trainable, job, run, torch_device, progress,
+                           on_save=lambda step, losses: _save(
+                               net, job, out / checkpoint_name(step),
+                               {**record, **rec.loss_summary(losses), "complete": True,
+                                "step": step, "checkpoint": True, "validation_accuracy": None,
+                                "seconds": round(time.perf_counter() - started, 3)}))  # fmt: skip
 
-def _prepare(args: dict[str, Any], src: Path | str) -> _Job:
-    """Training samples (train split), tokenizer, encoded examples and the number of steps."""
-    samples = load_samples(
-        args["task"], data=args["data"], split="train", n=args["max_train_samples"],
-        seed=SUBSET_SEED, **sample_columns(args),
+    val_accuracy = None
+    limit = run.settings.max_eval_samples
+    if job.values is not None and limit:
+        evaluation = validation_examples(run.samples, job.tokenizer, job.values, limit)
+        if evaluation is not None:
+            val_accuracy = accuracy(inner_model(net), evaluation, job, torch_device)
+            record["validation_samples"] = len(evaluation)
+    total = len(losses)
+    final = {**record, **rec.loss_summary(losses), "complete": True, "step": total,
+             "checkpoint": False, "validation_accuracy": val_accuracy,
+             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    save_steps = run.settings.save_steps
+    if save_steps and total % save_steps == 0:
+        _save(net, job, out / checkpoint_name(total), {**final, "checkpoint": True})
+    _save(net, job, out, final)
+    logger.info(
+        "trained %s %s seed %d: %d steps, final loss %.4f, validation accuracy %s, %.1f s -> %s",
+        run.method, run.samples.task, run.seed, total, final["final_train_loss"],
+        "n/a" if val_accuracy is None else f"{val_accuracy:.3f}", final["seconds"], out,
     )  # fmt: skip
-    qa = samples.source.get("label_field") == "answers" or args["task"] == "squad_v2"
-    tokenizer, _ = load_tokenizer(src)
+    return out
+
+
+def _prepare(run: _Run) -> _Job:
+    """Training samples (train split), tokenizer, encoded examples and the number of steps."""
+    samples = load_samples(run.samples)
+    qa = samples.source.get("label_field") == "answers" or run.samples.task == "squad_v2"
+    tokenizer, _ = load_tokenizer(run.src)
     if qa:
         values = None
         examples = data_mod.qa_examples(samples, tokenizer)
     else:
         values = data_mod.label_values(samples.labels, samples.source["location"])
         examples, _ = data_mod.classification_examples(samples, tokenizer, values)
-    per_epoch = math.ceil(len(examples) / args["batch_size"])
-    total = args["max_steps"] or max(1, math.ceil((args["epochs"] or DEFAULT_EPOCHS) * per_epoch))
+    total = run.settings.total_steps(math.ceil(len(examples) / run.settings.batch_size))
     trained = sample_hashes(samples.texts, samples.text_pairs)
     return _Job(samples, tokenizer, examples, values, total, trained)
 
 
 def _start_record(arguments: dict[str, Any], src: Path | str) -> dict[str, Any]:
-
     return {
         "schema": rec.RECORD_SCHEMA, "complete": False, "repdrift_version": __version__,
         "task": arguments["task"], "method": arguments["method"], "seed": arguments["seed"],
@@ -321,12 +298,12 @@ def _start_record(arguments: dict[str, Any], src: Path | str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _task_model(args: dict[str, Any], src: Path | str, job: _Job) -> tuple[Any, list[str] | None]:
+def _task_model(run: _Run, job: _Job) -> tuple[Any, list[str] | None]:
     """The task model (with LoRA injected for ``lora``), initialized from the seeded RNG."""
-    net = setup.build_model(src, job.values is None, job.values, job.tokenizer)
+    net = setup.build_model(run.src, job.values is None, job.values, job.tokenizer)
     targets = None
-    if args["method"] == "lora":
-        net, targets = setup.add_lora(net, job.values is None, args)
+    if run.method == "lora":
+        net, targets = setup.add_lora(net, job.values is None, run.settings)
     job.sep_id = segment_sep_id(inner_model(net), job.tokenizer)
     job.positions = takes_position_ids(inner_model(net))
     return net, targets
@@ -363,25 +340,24 @@ def _settings(
 
 
 def _optimize(
-    net: Any, trainable: list, job: _Job, arguments: dict[str, Any], device, progress: bool,
-    on_save: Any,
-) -> list[float]:  # fmt: skip
+    net: Any, trainable: list, job: _Job, run: _Run, device, progress: bool, on_save: Any
+) -> list[float]:
     """The training loop; returns the loss of every step. Calls ``on_save(step, losses)`` at
     every multiple of ``save_steps`` before the last step."""
     from transformers import get_linear_schedule_with_warmup
 
-    total, save_steps = job.total_steps, arguments["save_steps"]
-    optimizer = _adamw(trainable, arguments["lr"])
+    total, save_steps = job.total_steps, run.settings.save_steps
+    optimizer = _adamw(trainable, run.settings.learning_rate(run.method))
     schedule = get_linear_schedule_with_warmup(optimizer, round(WARMUP_FRACTION * total), total)
-    generator = torch.Generator().manual_seed(arguments["seed"])
+    generator = torch.Generator().manual_seed(run.seed)
     # the injected transformers model, not peft's wrapper (its QA wrapper drops token_type_ids)
     forward = inner_model(net)
     losses: list[float] = []
     pad_id = job.tokenizer.pad_token_id
-    description = f"{arguments['method']} {arguments['task']}"
+    description = f"{run.method} {run.samples.task}"
     net.train()
     with progress_bar(total, enabled=progress, description=description) as bar:
-        batches = _batches(len(job.examples), arguments["batch_size"], total, generator)
+        batches = _batches(len(job.examples), run.settings.batch_size, total, generator)
         for step, rows in enumerate(batches, start=1):
             batch = data_mod.collate(job.examples, rows, pad_id, job.sep_id, job.positions)
             loss = forward(**{k: v.to(device) for k, v in batch.items()}).loss

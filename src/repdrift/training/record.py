@@ -1,4 +1,5 @@
-"""Arguments and the training record of :mod:`repdrift.training.recipe` (``repdrift_training.json``).
+"""The training record of :mod:`repdrift.training.recipe` (``repdrift_training.json``): its
+arguments, the checks of the variant, resume.
 
 The record is written twice: at the start with ``complete: false`` (it marks ``out`` as a
 folder repdrift may overwrite if the run dies) and, after the weights, with ``complete: true``.
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from repdrift.common.atomic import atomic_write_bytes
-from repdrift.common.naming import checkpoint_step
+from repdrift.common.naming import Method, checkpoint_step
 from repdrift.errors import InputError
 from repdrift.models.training_record import (
     TRAINED_SAMPLES,
@@ -26,6 +27,9 @@ from repdrift.models.training_record import (
     read_training_record,
 )
 from repdrift.tasks.presets import PRESETS
+from repdrift.tasks.settings import SampleSettings
+from repdrift.tasks.splits import HELD_OUT_RULE
+from repdrift.training.settings import TrainingSettings, check_method
 
 logger = logging.getLogger(__name__)
 
@@ -33,51 +37,45 @@ logger = logging.getLogger(__name__)
 RECORD_SCHEMA = 1
 
 
-def positive_int(name: str, value: Any, *, allow_none: bool = True) -> None:
-    """Raise InputError unless ``value`` is an integer >= 1 (or None when allowed)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
-                         f"got {value!r}")  # fmt: skip
-
-
-def _positive_float(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InputError(f"{name} must be a positive number or None, got {value!r}")
-    if not math.isfinite(value):
-        raise InputError(f"{name} must be finite, got {value!r}")
-
-
-def check_arguments(args: dict[str, Any]) -> None:
-    """Validate :func:`repdrift.training.recipe.train`'s arguments; InputError names the bad one."""
-    if args["method"] not in ("full", "lora"):
-        raise InputError(f"unknown method {args['method']!r}: expected 'full' or 'lora'")
-    if args["task"] not in PRESETS and args["data"] is None:
+def check_variant(samples: SampleSettings, method: Any, seed: Any) -> None:
+    """Check what the training settings do not: the method, the seed, and that the task is a
+    preset or has data. InputError names the bad one."""
+    check_method(method)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    if samples.task not in PRESETS and samples.data is None:
         raise InputError(
-            f"unknown task {args['task']!r}: expected one of {', '.join(PRESETS)}, or pass "
+            f"unknown task {samples.task!r}: expected one of {', '.join(PRESETS)}, or pass "
             "data= (a local file or folder with a train split) for a custom task"
         )
-    if isinstance(args["seed"], bool) or not isinstance(args["seed"], int):
-        raise InputError(f"seed must be an integer, got {args['seed']!r}")
-    for name in ("batch_size", "rank", "alpha"):
-        positive_int(name, args[name], allow_none=False)
-    for name in ("max_steps", "max_train_samples", "save_steps"):
-        positive_int(name, args[name])
-    for name in ("epochs", "lr"):
-        _positive_float(name, args[name])
-    dropout = args["dropout"]
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise InputError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    targets = args["target_modules"]
-    if targets is not None and (
-        isinstance(targets, str) or not targets or not all(isinstance(t, str) for t in targets)
-    ):
-        raise InputError(
-            f"target_modules must be a non-empty list of module names or None, got {targets!r}"
-        )
+
+
+def arguments(
+    samples: SampleSettings, method: Method, seed: int, settings: TrainingSettings, src: Path | str
+) -> dict[str, Any]:
+    """The record's ``arguments``: what defines the result, defaults filled in, compared on
+    resume (:func:`previous_run`) and by the runner. Its keys and values are those of every
+    record written so far, so older trained folders stay readable and resumable."""
+    lora = method == "lora"
+    data = samples.data
+    return {
+        "task": samples.task, "method": method, "seed": seed,
+        "data": str(data.resolve()) if data else None,
+        "epochs": float(settings.epochs) if settings.epochs is not None else None,
+        "max_steps": settings.max_steps, "lr": settings.learning_rate(method),
+        "batch_size": settings.batch_size,
+        "rank": settings.rank if lora else None, "alpha": settings.alpha if lora else None,
+        "dropout": float(settings.dropout) if lora else None,
+        "target_modules": sorted(settings.target_modules)
+        if lora and settings.target_modules else None,
+        "max_train_samples": settings.max_train_samples, "save_steps": settings.save_steps,
+        "text_fields": list(samples.text_fields) if samples.text_fields else None,
+        "id_field": samples.id_field, "label_field": samples.label_field,
+        "max_length": samples.max_length,
+        "model": str(src),
+        # one file: trained on its 'train' part only (a record without this trained on all rows)
+        "held_out": HELD_OUT_RULE if data and data.is_file() else None,
+    }  # fmt: skip
 
 
 def weights_present(out: Path, method: str) -> bool:
