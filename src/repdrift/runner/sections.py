@@ -1,5 +1,6 @@
-"""The sections of an experiment file other than its tasks and variants: ``train``,
-``analysis``, ``figures`` and ``import`` (pydantic models; unknown fields are errors).
+"""The sections of an experiment file other than its tasks and variants: ``train`` (the
+training settings, :class:`~repdrift.training.settings.TrainingSettings`), ``analysis``,
+``figures`` and ``import`` (pydantic models; unknown fields are errors).
 """
 
 from __future__ import annotations
@@ -13,69 +14,17 @@ from repdrift.common.naming import Method
 from repdrift.metrics.definitions import CROSS_LAYER_METRIC
 from repdrift.metrics.registry import DEFAULT_METRICS
 from repdrift.metrics.registry import names as metric_names
+from repdrift.training.settings import TrainingSettings
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class TrainConfig(Section):
-    """Settings of :func:`repdrift.training.recipe.train` for variants that do not exist yet.
-
-    Attributes
-    ----------
-    max_steps : int
-        Optimiser steps (wins over ``epochs``).
-    epochs : float
-        Training length in epochs (default 3 when neither is given).
-    lr : float or {full: float, lora: float}
-        Peak learning rate, one for both methods or per method (default 5e-5 full, 1e-3 LoRA).
-    batch_size : int
-        Examples per optimiser step.
-    rank : int
-        LoRA rank r.
-    alpha : int
-        LoRA alpha (the update is scaled by alpha / r).
-    dropout : float
-        LoRA dropout.
-    target_modules : list of str
-        LoRA target modules (default: the attention query/value projections, detected).
-    max_train_samples : int
-        Train on this many samples (the same subset for every seed); default the whole split.
-    save_steps : int
-        Also save ``checkpoint-N`` every N steps (see ``checkpoints``).
-    max_eval_samples : int
-        Validation samples for the recorded accuracy; 0 skips it.
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    """
-
-    max_steps: int | None = Field(None, ge=1)
-    epochs: float | None = Field(None, gt=0)
-    lr: dict[Method, float] | None = None
-    batch_size: int = Field(16, ge=1)
-    rank: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] | None = None
-    max_train_samples: int | None = Field(None, ge=1)
-    save_steps: int | None = Field(None, ge=1)
-    max_eval_samples: int | None = Field(256, ge=0)
-    device: str = "auto"
-
-    @field_validator("lr", mode="before")
-    @classmethod
-    def _lr_per_method(cls, value: Any) -> Any:
-        # one number means the same peak rate for both methods
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return {"full": value, "lora": value}
-        return value
-
-    def arguments(self, method: str) -> dict[str, Any]:
-        """Keyword arguments of :func:`repdrift.training.recipe.train` for one method."""
-        args = self.model_dump(exclude={"lr"})
-        args["lr"] = (self.lr or {}).get(method)  # type: ignore[call-overload]
-        return args
+#: The ``train`` section: the training settings themselves (defaults, checks and help text in
+#: :class:`repdrift.training.settings.TrainingSettings`; ``lr`` one number or one per method).
+#: ``arguments(method)`` gives the keyword arguments of one method's training.
+TrainConfig = TrainingSettings
 
 
 class AnalysisConfig(Section):
