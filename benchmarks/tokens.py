@@ -109,9 +109,10 @@ def device_paths(X: np.ndarray, Y: np.ndarray, offsets: np.ndarray, repeats: int
     import torch
 
     from repdrift.analysis import stats, tokens
+    from repdrift.analysis.settings import N_BLOCKS
 
     rng = np.random.default_rng(0)
-    block = tokens._blocks(len(offsets) - 1, tokens.N_BLOCKS, rng)
+    block = tokens._blocks(len(offsets) - 1, N_BLOCKS, rng)
     B = int(block.max()) + 1
     W = np.zeros((1000, B))
     np.put_along_axis(W, stats.half_samples(B, 1000, rng), 1.0, axis=1)

@@ -56,6 +56,16 @@ def attribute_docs(model: type[BaseModel]) -> dict[str, str]:
     return found
 
 
+def section_docs(model: type[BaseModel]) -> dict[str, str]:
+    """``{field: meaning}`` of a section: the ``Attributes`` of its class and of the settings
+    classes it extends, else the field's description (its help text)."""
+    docs = {n: i.description for n, i in model.model_fields.items() if i.description}
+    for cls in reversed(model.__mro__):
+        if isinstance(cls, type) and issubclass(cls, BaseModel) and "__doc__" in vars(cls):
+            docs |= {k: v for k, v in attribute_docs(cls).items() if v}
+    return docs
+
+
 def type_name(annotation: object) -> str:
     """A reader's name for a field type: ``list of int``, ``path``, ``true/false``."""
     origin = typing.get_origin(annotation)
@@ -111,7 +121,7 @@ def render() -> str:
         "",
     ]
     for title, model in SECTIONS:
-        docs = attribute_docs(model)
+        docs = section_docs(model)
         summary = markdown(inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " "))
         lines += [f"## {title}", "", summary, "", "| field | type | default | meaning |",
                   "| --- | --- | --- | --- |"]  # fmt: skip

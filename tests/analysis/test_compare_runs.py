@@ -261,7 +261,7 @@ def test_compare_on_a_torch_device_equals_numpy(study, monkeypatch):
 
     Without a GPU here, the torch path is exercised on the CPU by routing "auto" to it.
     """
-    import repdrift.analysis.compare_runs as compare_runs
+    import repdrift.analysis.settings as analysis_settings
     from repdrift.common.devices import metrics_device
 
     _, paths = study
@@ -272,7 +272,7 @@ def test_compare_on_a_torch_device_equals_numpy(study, monkeypatch):
         metrics_device("cuda")
     plain = compare(paths, device="cpu", **settings)
     assert plain.summary["settings"]["device"] is None
-    monkeypatch.setattr(compare_runs, "metrics_device", lambda device: "cpu")
+    monkeypatch.setattr(analysis_settings, "metrics_device", lambda device: "cpu")
     on_torch = compare(paths, device="auto", **settings)
     assert on_torch.summary["settings"]["device"] == "cpu"
     cols = ["similarity", "ci_low", "ci_high", "null_mean"]

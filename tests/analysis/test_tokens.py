@@ -240,7 +240,7 @@ def test_blocks_and_null_size_are_options(study):
     assert "min(8, n)" in results.summary["settings"]["token_interval"]
     assert "3 shuffles" in results.summary["settings"]["token_null"]
     assert "p >= 0.25 (its floor)" in results.summary["settings"]["token_null"]
-    with pytest.raises(InputError, match="token_blocks must be at least 2"):
+    with pytest.raises(InputError, match="invalid analysis setting token_blocks=1: input should be greater than or equal to 2"):
         repdrift.compare([study["base"], study["full"]], token_blocks=1, progress=False)
 
 

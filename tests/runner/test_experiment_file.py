@@ -179,12 +179,39 @@ def test_train_lr_per_method(tmp_path: Path) -> None:
 
 
 def test_metrics_are_checked_against_the_registry(tmp_path: Path) -> None:
-    from repdrift.analysis.compare_runs import DEFAULT_METRICS
-    from repdrift.runner.sections import DEFAULT_METRICS as CONFIG_DEFAULTS
+    from repdrift.metrics.registry import DEFAULT_METRICS
+    from repdrift.runner.sections import AnalysisConfig
 
-    assert tuple(CONFIG_DEFAULTS) == tuple(DEFAULT_METRICS)
+    assert AnalysisConfig().metrics == tuple(DEFAULT_METRICS)
     msg = error_of(tmp_path, with_(analysis={"metrics": ["cka_lin"]}))
     assert "analysis.metrics: unknown metric 'cka_lin'" in msg
+
+
+def test_the_analysis_section_sets_every_option_compare_takes(tmp_path: Path) -> None:
+    import inspect
+
+    from repdrift.analysis.compare_runs import compare
+    from repdrift.analysis.settings import AnalysisSettings
+    from repdrift.runner.sections import AnalysisConfig
+
+    # compare()'s own parameters are the runs, their labels and where to write; every other
+    # option is a field of AnalysisSettings, and so of the experiment file's section
+    own = set(inspect.signature(compare).parameters) - {"options", "settings"}
+    assert own == {"runs", "ref", "out", "labels", "progress"}
+    assert set(AnalysisSettings.model_fields) <= set(AnalysisConfig.model_fields)
+    section = {
+        "metrics": ["cka_linear", "cka_rbf"], "metric_params": {"cka_rbf": {"sigma": 0.5}},
+        "token_blocks": 20, "token_null": 5, "allow_different_inputs": True,
+        "methods": ["full", "lora"],
+    }  # fmt: skip
+    exp = load_experiment(write(tmp_path, with_(analysis=section)))
+    assert exp.analysis.metric_params == {"cka_rbf": {"sigma": 0.5}}
+    assert (exp.analysis.token_blocks, exp.analysis.token_null) == (20, 5)
+    assert exp.analysis.methods == ("full", "lora") and exp.analysis.allow_different_inputs
+    section["metric_params"] = {"cka_rbf": {"sigmaa": 0.5}}
+    assert "unknown parameter 'sigmaa'" in error_of(tmp_path, with_(analysis=section))
+    section["metric_params"] = {"procrustes": {}}
+    assert "not among the metrics" in error_of(tmp_path, with_(analysis=section))
 
 
 def test_import_section(tmp_path: Path) -> None:
@@ -229,4 +256,4 @@ def test_resampled_metrics_must_be_among_the_metrics(tmp_path: Path) -> None:
     data = with_(analysis={"metrics": ["cka_debiased", "procrustes"], "resampled": ["cka_linear"]})
     assert "analysis.resampled" in error_of(tmp_path, data) and "cka_linear" in error_of(tmp_path, data)
     ok = with_(analysis={"metrics": ["cka_debiased", "procrustes"], "resampled": ["cka_debiased"]})
-    assert parse_experiment(ok, root=tmp_path).analysis.resampled == ["cka_debiased"]
+    assert parse_experiment(ok, root=tmp_path).analysis.resampled == ("cka_debiased",)

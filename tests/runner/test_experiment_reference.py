@@ -26,7 +26,7 @@ def test_reference_page_is_current():
 def test_every_field_of_every_section_is_described():
     generator = _generator()
     for _, model in generator.SECTIONS:
-        docs = generator.attribute_docs(model)
+        docs = generator.section_docs(model)
         for name, info in model.model_fields.items():
             assert docs.get(info.alias or name) or docs.get(name), f"{model.__name__}.{name}"
     page = generator.render()

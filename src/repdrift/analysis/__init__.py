@@ -5,9 +5,10 @@ Modules: :mod:`.compare_runs` (:func:`compare`), :mod:`.pairing` (runs grouped b
 :mod:`.summaries` (method comparison, noise floor, task ranking), :mod:`.headline`,
 :mod:`.tokens` (token-level runs over all tokens). Analysis reads run directories only; the
 original study's trees are converted first (:mod:`repdrift.original_study`, ``repdrift import``).
+:mod:`.settings` holds :class:`~repdrift.analysis.settings.AnalysisSettings`, the one home of
+the analysis settings.
+
+Nothing is re-exported here, on purpose: the CLI reads the light settings module for its help
+texts without loading the analysis (pandas, scipy). The public function is
+:func:`repdrift.compare`.
 """
-
-from repdrift.analysis.compare_runs import DEFAULT_METRICS, compare
-from repdrift.analysis.headline import Headline, headline
-
-__all__ = ["DEFAULT_METRICS", "Headline", "compare", "headline"]

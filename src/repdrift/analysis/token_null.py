@@ -49,10 +49,8 @@ from repdrift.analysis.token_rows import read_rows, to_numpy
 from repdrift.metrics.streaming import cross, row_sq, sq_sum, trace
 from repdrift.metrics.streaming_debiased import StreamingDebiasedCKA
 
-__all__ = ["NULL_GROUP", "TOKEN_NULL_PERMS", "SampleShuffles", "null_replicates", "null_text"]
+__all__ = ["NULL_GROUP", "SampleShuffles", "null_replicates", "null_text"]
 
-#: Default number of token-level null passes: none (see the module docstring for why).
-TOKEN_NULL_PERMS = 0
 #: Samples per group of nearly equal length that the null shuffles among.
 NULL_GROUP = 10
 #: Tokens per chunk of a null pass (bounds the working memory).

@@ -50,8 +50,8 @@ import pandas as pd
 from repdrift.analysis import stats
 from repdrift.analysis.intervals import half_sample_interval, metric_drift_range
 from repdrift.analysis.pairing import RunInfo, TaskGroup
+from repdrift.analysis.settings import AnalysisSettings
 from repdrift.analysis.token_null import (
-    TOKEN_NULL_PERMS,
     SampleShuffles,
     null_replicates,
     null_text,
@@ -70,8 +70,6 @@ __all__ = ["TOKEN_METRICS", "MeanPooledRun", "add_token_results", "pool_token_ru
 
 #: Metrics computed over tokens (the others are computed on the mean-pooled runs only).
 TOKEN_METRICS = ("cka_debiased", "cka_linear", "cosine")
-#: Default number of sample blocks for the intervals.
-N_BLOCKS = 50
 #: Tokens per chunk fed to an accumulator (bounds the working memory).
 CHUNK_ROWS = 8192
 INTERVAL_TEXT = (
@@ -204,19 +202,21 @@ def _measure(
 
 
 def token_tables(
-    groups: Sequence[TaskGroup], *, metrics: Sequence[str], n_boot: int, n_perm: int,
-    level: float, seed: int, progress: bool = False, n_blocks: int = N_BLOCKS,
-    max_null: int = TOKEN_NULL_PERMS, device: Any = None,
-) -> dict[str, pd.DataFrame]:  # fmt: skip
+    groups: Sequence[TaskGroup], settings: AnalysisSettings, *, progress: bool = False
+) -> dict[str, pd.DataFrame]:
     """``token_drift``, ``token_profile`` and ``token_samples`` tables of token-level groups.
 
-    ``metrics`` selects among :data:`TOKEN_METRICS`; ``device``: None (numpy, float64) or a
-    torch device the accumulators run on (``compare``'s ``device`` setting; see
+    ``settings`` (resolved, :meth:`~repdrift.analysis.settings.AnalysisSettings.resolved`):
+    ``metrics`` selects among :data:`TOKEN_METRICS`; ``n_boot`` half-samples of
+    ``token_blocks`` sample blocks; ``min(n_perm, token_null)`` null passes; ``device``: None
+    (numpy, float64) or a torch device the accumulators run on (see
     :mod:`repdrift.metrics.streaming` for its dtypes); see the module docstring for the rest.
     """
-    wanted = [m for m in TOKEN_METRICS if m in metrics]
+    wanted = [m for m in TOKEN_METRICS if m in settings.metrics]
+    n_boot, level, seed, device = settings.n_boot, settings.level, settings.seed, settings.device
+    n_blocks = settings.token_blocks
     drift, profile, samples = [], [], []
-    n_null = min(n_perm, max_null)
+    n_null = min(settings.n_perm, settings.token_null)
     for g in groups:
         ref = g.reference.run
         _, offsets = ref.tokens(ref.layers[0], mmap=True)
@@ -298,15 +298,15 @@ def _row(
 
 
 def add_token_results(
-    results: Results, groups: Sequence[TaskGroup], settings: Any, *, progress: bool = False
+    results: Results,
+    groups: Sequence[TaskGroup],
+    settings: AnalysisSettings,
+    *,
+    progress: bool = False,
 ) -> Results:
     """Fill ``results``' token tables from the token-level ``groups`` (the hook of
-    :func:`repdrift.analysis.compare_runs.compare`; ``settings`` is its Settings)."""
-    tables = token_tables(
-        groups, metrics=settings.metrics, n_boot=settings.n_boot, n_perm=settings.n_perm,
-        level=settings.level, seed=settings.seed, progress=progress,
-        n_blocks=settings.token_blocks, max_null=settings.token_null, device=settings.device,
-    )  # fmt: skip
+    :func:`repdrift.analysis.compare_runs.compare`, with its resolved settings)."""
+    tables = token_tables(groups, settings, progress=progress)
     for name, table in tables.items():
         setattr(results, name, table)
     described = results.summary.setdefault("settings", {})

@@ -7,12 +7,14 @@ the only function-local imports of the package besides the lazy public names of 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from repdrift.analysis.settings import AnalysisSettings
 from repdrift.cli.app import app, main, quiet
 from repdrift.cli.views import (
     console,
@@ -25,7 +27,6 @@ from repdrift.cli.views import (
 from repdrift.common.settings import default, help_text
 from repdrift.errors import IntegrityError
 from repdrift.extraction.options import ExtractionOptions
-from repdrift.metrics.definitions import CROSS_LAYER_METRIC, DEFAULT_METRICS
 from repdrift.models.sources import BUNDLED_HELP
 from repdrift.tasks.settings import SampleSettings
 
@@ -63,6 +64,31 @@ def column_options(
     ``SampleSettings`` splits ``"question,context"``)."""
     return {"text_fields": text_fields, "id_field": id_field, "label_field": label_field,
             "max_length": max_length}  # fmt: skip
+
+
+def _analysis_help(field: str) -> str:
+    """An analysis setting's help with its default."""
+    return f"{help_text(AnalysisSettings, field)} (default: {default(AnalysisSettings, field)})"
+
+
+def _metric_params(given: list[str]) -> dict[str, dict[str, Any]] | None:
+    """``["cka_rbf.sigma=0.5"]`` → ``{"cka_rbf": {"sigma": 0.5}}`` (values read as JSON when
+    they parse, else kept as text)."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        metric, dot, param = name.strip().partition(".")
+        if not (sep and dot and metric and param):
+            raise typer.BadParameter(
+                f"{item!r} is not METRIC.PARAM=VALUE (e.g. cka_rbf.sigma=0.5)",
+                param_hint="--metric-param",
+            )
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value.strip()
+        params.setdefault(metric, {})[param.strip()] = parsed
+    return params or None
 
 
 def _extraction_help(field: str) -> str:
@@ -175,49 +201,43 @@ def compare(
     out: Path = typer.Option(..., "--out", "-o", help="Results folder to write."),
     ref: list[Path] = typer.Option([], "--ref", help="Reference run (repeat: one per task)."),
     allow_foreign_reference: bool = typer.Option(
-        False, help="Compare runs whose recorded base weights are not the reference's."
+        False, help=help_text(AnalysisSettings, "allow_foreign_reference")
     ),
     allow_different_inputs: bool = typer.Option(
         False,
-        help="Compare runs whose samples were tokenised differently from the reference's "
-        "(other tokenizer, max length, text fields, truncation or padding side; refused "
-        "otherwise), e.g. a study of max lengths; the runs are flagged in the results.",
+        help=help_text(AnalysisSettings, "allow_different_inputs")
+        + " Other tokenizer, max length, text fields, truncation or padding side are refused "
+        "otherwise; e.g. a study of max lengths.",
     ),
     metric: list[str] = typer.Option(
-        list(DEFAULT_METRICS),
+        list(default(AnalysisSettings, "metrics")),
         "--metric",
         "-m",
-        help="Similarity measure (repeat for several).",
+        help=help_text(AnalysisSettings, "metrics"),
     ),
-    n_boot: int = typer.Option(1000, help="Half-sample replicates per layer (0: no intervals)."),
-    n_perm: int = typer.Option(1000, help="Shuffled pairings per layer (0: no null)."),
-    level: float = typer.Option(0.95, help="Confidence level of the intervals."),
-    seed: int = typer.Option(0, help="Seed of the resampling."),
-    cross_layer_metric: str = typer.Option(
-        CROSS_LAYER_METRIC, help="Metric of the cross-layer matrices."
-    ),
-    resample: list[str] = typer.Option(
+    metric_param: list[str] = typer.Option(
         [],
-        "--resample",
-        help="Metric given intervals and a null (repeat; default: those with a fast exact "
-        "path, cka_* and cosine; others, e.g. procrustes, are then recomputed per replicate).",
+        "--metric-param",
+        help="A metric's parameter other than its default, METRIC.PARAM=VALUE (repeat), "
+        "e.g. cka_rbf.sigma=0.5.",
     ),
-    device: str = typer.Option(
-        "auto",
-        help="Where the float64 Gram/GEMM work runs: auto (a GPU with fast float64, else the "
-        "CPU), cpu, cuda, cuda:N.",
+    n_boot: int | None = typer.Option(None, help=_analysis_help("n_boot")),
+    n_perm: int | None = typer.Option(None, help=_analysis_help("n_perm")),
+    level: float | None = typer.Option(None, help=_analysis_help("level")),
+    seed: int | None = typer.Option(None, help=_analysis_help("seed")),
+    cross_layer_metric: str | None = typer.Option(None, help=_analysis_help("cross_layer_metric")),
+    resample: list[str] = typer.Option(
+        [], "--resample", help="Repeat: " + help_text(AnalysisSettings, "resampled")
     ),
+    device: str | None = typer.Option(None, help=_analysis_help("device")),
     token_blocks: int | None = typer.Option(
-        None,
-        help="Token-level runs: blocks of whole samples the intervals resample (default 50).",
-        rich_help_panel="Token-level runs",
+        None, help=_analysis_help("token_blocks"), rich_help_panel="Token-level runs"
     ),
     token_null: int | None = typer.Option(
         None,
-        help="Token-level runs: shuffles of a token-level null (default 0: none), one pass "
-        "over the tokens each, at most --n-perm: whole samples re-paired within groups of "
-        "nearly equal length; it tests whether tokens keep their sample's information beyond "
-        "position (not drift); p >= 1/(N+1).",
+        help=_analysis_help("token_null") + " Whole samples re-paired within groups of nearly "
+        "equal length, one pass over the tokens each: it tests whether tokens keep their "
+        "sample's information beyond position (not drift); p >= 1/(N+1).",
         rich_help_panel="Token-level runs",
     ),
 ) -> None:
@@ -225,15 +245,17 @@ def compare(
     from repdrift.analysis.compare_runs import compare as run_compare
     from repdrift.analysis.stored_headline import headline_of
 
-    results = run_compare(
-        runs, ref=ref or runs[0], out=out, metrics=metric, n_boot=n_boot, n_perm=n_perm,
-        level=level, seed=seed, cross_layer_metric=cross_layer_metric, progress=not quiet(),
-        allow_foreign_reference=allow_foreign_reference,
-        allow_different_inputs=allow_different_inputs, device=device,
-        resampled=resample or None,
-        **{k: v for k, v in {"token_blocks": token_blocks, "token_null": token_null}.items()
-           if v is not None},
+    # the settings: what is not given keeps AnalysisSettings' default (bad values: one line)
+    settings = AnalysisSettings.build(
+        metrics=metric, metric_params=_metric_params(metric_param), resampled=resample or None,
+        n_boot=n_boot, n_perm=n_perm, level=level, seed=seed,
+        cross_layer_metric=cross_layer_metric, device=device, token_blocks=token_blocks,
+        token_null=token_null, allow_foreign_reference=allow_foreign_reference,
+        allow_different_inputs=allow_different_inputs,
     )  # fmt: skip
+    results = run_compare(
+        runs, ref=ref or runs[0], out=out, settings=settings, progress=not quiet()
+    )
     if not quiet():
         summary = headline_of(results)  # the one stored in results.json, as the report reads it
         show_drift(summary)

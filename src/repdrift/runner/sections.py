@@ -6,14 +6,12 @@ training settings, :class:`~repdrift.training.settings.TrainingSettings`), ``ana
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from repdrift.analysis.settings import AnalysisSettings
 from repdrift.common.naming import Method
-from repdrift.metrics.definitions import CROSS_LAYER_METRIC
-from repdrift.metrics.registry import DEFAULT_METRICS
-from repdrift.metrics.registry import names as metric_names
 from repdrift.training.settings import TrainingSettings
 
 
@@ -27,72 +25,20 @@ class Section(BaseModel):
 TrainConfig = TrainingSettings
 
 
-class AnalysisConfig(Section):
-    """Settings of :func:`repdrift.analysis.compare_runs.compare` and the weight analysis.
+class AnalysisConfig(AnalysisSettings):
+    """The ``analysis:`` section: every setting of :func:`repdrift.compare`
+    (:class:`~repdrift.analysis.settings.AnalysisSettings`: its fields, defaults and checks)
+    and whether to measure weight-space drift too.
 
     Attributes
     ----------
-    metrics : list of str
-        Similarity measures (``repdrift.metrics.names()``); default cka_debiased, cka_linear,
-        cosine, procrustes.
-    resampled : list of str
-        Metrics that get intervals and permutation nulls (default: those with an exact fast
-        path, the CKA family and cosine, resampled from precomputed matrices). Any other
-        metric listed here is recomputed on every replicate (procrustes: an SVD each);
-        not listed, it gets values only.
-    n_boot : int
-        Half-sample replicates per layer for the intervals (0: none).
-    n_perm : int
-        Shuffled pairings per layer for the permutation null (0: none).
-    level : float
-        Confidence level of the intervals.
-    seed : int
-        Seed of the resampling.
-    cross_layer_metric : str
-        Metric of the cross-layer matrices.
     weights : bool
         Also measure weight-space drift (needs the variants' weights).
-    device : str
-        Where the float64 Gram/GEMM work runs: ``auto`` (a GPU with fast float64, else the
-        CPU), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
-    resampled: list[str] | None = None
-    n_boot: int = Field(1000, ge=0)
-    n_perm: int = Field(1000, ge=0)
-    level: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
-    cross_layer_metric: str = CROSS_LAYER_METRIC
-    weights: bool = True
-    device: str = "auto"
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_metrics(cls, value: list[str]) -> list[str]:
-        for name in value:
-            _check_metric(name)
-        return value
-
-    @field_validator("resampled")
-    @classmethod
-    def _resampled_among_metrics(cls, value: list[str] | None, info: Any) -> list[str] | None:
-        chosen = info.data.get("metrics") or []
-        for name in value or []:
-            if name not in chosen:
-                raise ValueError(f"{name!r} is not among the metrics {chosen}")
-        return value
-
-    @field_validator("cross_layer_metric")
-    @classmethod
-    def _known_cross(cls, value: str) -> str:
-        _check_metric(value)
-        return value
-
-
-def _check_metric(name: str) -> None:
-    if name not in metric_names():
-        raise ValueError(f"unknown metric {name!r}; expected one of {', '.join(metric_names())}")
+    weights: bool = Field(
+        True, description="Also measure weight-space drift (needs the variants' weights)."
+    )
 
 
 class FiguresConfig(Section):

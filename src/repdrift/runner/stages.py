@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.analysis.compare_runs import compare
+from repdrift.analysis.settings import AnalysisSettings
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.common.devices import resolve_device
 from repdrift.common.naming import run_name
@@ -172,12 +173,8 @@ def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True)
         return False
     runs, labels = analysis_inputs(jobs)
     check_same_samples(runs, labels)
-    a = exp.analysis
-    compare(
-        runs, out=exp.results_dir, metrics=a.metrics, n_boot=a.n_boot, n_perm=a.n_perm,
-        level=a.level, seed=a.seed, cross_layer_metric=a.cross_layer_metric, labels=labels,
-        resampled=a.resampled, device=a.device, progress=progress,
-    )  # fmt: skip
+    settings = AnalysisSettings.create(**exp.analysis.model_dump(exclude={"weights"}))
+    compare(runs, out=exp.results_dir, labels=labels, settings=settings, progress=progress)
     assert fingerprint is not None
     _write_stamp(exp, "analysis", fingerprint)
     return True
