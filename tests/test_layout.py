@@ -147,19 +147,14 @@ def test_modules_stay_small(module):
     assert lines <= MAX_LINES, f"{module} has {lines} lines; split it by concept"
 
 
-# Analysis modules that still read a tokenizer, and why (each one is a debt, not a rule):
-# token_profile decodes the most-moved samples' text and reads the separator id from the run's
-# tokenizer; both belong in the token ids the extractor stores (store/token_ids).
-ANALYSIS_READS_TOKENIZER = {"repdrift.analysis.token_profile"}
-
-
 def test_analysis_never_loads_models_or_tokenizers():
-    """Foreign formats are converted at the edge (``repdrift import``): analysis reads run
-    directories only, so no analysis module imports the models or tasks packages."""
+    """Foreign formats are converted at the edge (``repdrift import``) and what the analysis
+    shows of tokens is recorded at extraction (store/token_ids): analysis reads run directories
+    only, so no analysis module imports the models or tasks packages, with no exemption."""
     wrong = {
         module: [n for n, _, _ in _imports(path) if _package(n) in ("models", "tasks")]
         for module, path in MODULES.items()
-        if _package(module) == "analysis" and module not in ANALYSIS_READS_TOKENIZER
+        if _package(module) == "analysis"
     }
     wrong = {m: names for m, names in wrong.items() if names}
     assert not wrong, f"analysis imports models or tasks: {wrong}"
@@ -222,6 +217,18 @@ ONE_HOME = {
     "STARS": "repdrift.common.display",
     "stars": "repdrift.common.display",
     "DEFAULT_LR": "repdrift.models.training_record",
+    # the settings objects and their light defaults
+    "Settings": "repdrift.common.settings",
+    "SampleSettings": "repdrift.tasks.settings",
+    "DEFAULT_SAMPLES": "repdrift.tasks.settings",
+    "Placement": "repdrift.models.placement",
+    "ExtractionOptions": "repdrift.extraction.options",
+    "TrainingSettings": "repdrift.training.settings",
+    "DEFAULT_EPOCHS": "repdrift.training.settings",
+    "AnalysisSettings": "repdrift.analysis.settings",
+    "N_BLOCKS": "repdrift.analysis.settings",
+    "TOKEN_NULL_PERMS": "repdrift.analysis.settings",
+    "ADAPTER_FILE": "repdrift.store.adapter_file",
 }
 
 
@@ -271,3 +278,31 @@ def _literal_rules(tree: ast.Module) -> list[str]:
 def test_named_rules_are_spelled_only_in_their_home(module):
     found = _literal_rules(ast.parse(MODULES[module].read_text(encoding="utf-8")))
     assert not found, f"{module} spells a rule of common/naming or the metric registry: {found}"
+
+
+# The public edge: functions a user calls with friendly keyword arguments, which build the
+# settings objects once (CLI commands are typer's options, one parameter each).
+EDGE = {
+    "repdrift.extraction.api.extract",
+    "repdrift.training.recipe.train",
+    "repdrift.store.writer.write_run",
+}
+MAX_PARAMETERS = 8
+
+
+def test_nothing_below_the_edge_takes_more_than_eight_parameters():
+    """Settings travel as typed objects (shared/LAYOUT.md): below the public functions and the
+    CLI commands, no function takes more than eight parameters (self and cls not counted)."""
+    wide = []
+    for module, path in MODULES.items():
+        if module.startswith("repdrift.cli."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            a = node.args
+            names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+            count = len([n for n in names if n not in ("self", "cls")])
+            if count > MAX_PARAMETERS and f"{module}.{node.name}" not in EDGE:
+                wide.append(f"{module}.{node.name} ({count})")
+    assert not wide, f"take a settings object instead of loose arguments: {wide}"

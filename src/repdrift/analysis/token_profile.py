@@ -4,25 +4,24 @@ most-moved samples with their text, for token-level runs (see :mod:`repdrift.ana
 Token types come from the token ids stored with the run (``tokens.safetensors``, see
 :mod:`repdrift.store.token_ids`): ``special`` (the tokenizer's special ids: [CLS], [SEP], BOS…),
 and for the rest ``text``, or ``first text`` / ``second text`` for pairs, the second text
-starting after the first separator that is not a sample's last token. Special ids and the
-separator are the tokenizer's when its folder (recorded in the manifest) can be read and its
-sha256 matches the manifest's; otherwise they are inferred from the ids alone: an id that
-opens every sample or closes every sample is special, and the id that closes every sample is
-the separator (right for BERT-style [CLS] … [SEP] and BOS-prefixed decoders; a run without
-such ids has no special tokens). Texts of the most-moved samples are decoded with that
-tokenizer, or shown as ids when it cannot be read.
+starting after the first separator that is not a sample's last token. Special ids, separator,
+token strings and each sample's decoded text are what the extractor recorded from the run's
+tokenizer beside the ids (:class:`repdrift.store.token_ids.TokenText`); the analysis never
+loads a tokenizer. A run written before that was recorded has its special ids and separator
+inferred from the ids alone: an id that opens every sample or closes every sample is special,
+and the id that closes every sample is the separator (right for BERT-style [CLS] … [SEP] and
+BOS-prefixed decoders; a run without such ids has no special tokens); its samples and tokens
+are shown as ids, with a note saying why.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from repdrift.models.tokenizer import load_tokenizer, tokenizer_sha256
 from repdrift.store.reader import Run
 from repdrift.store.token_ids import TokenIds, read_token_ids
 
@@ -34,6 +33,8 @@ __all__ = ["TokenLayout", "profile_rows", "sample_rows", "token_layout"]
 TOP_SAMPLES = 5
 #: Most-moved tokens listed per sample.
 TOP_TOKENS = 3
+#: Said beside the ids of a sample when its run recorded no token text.
+NO_TEXT_NOTE = "(no token text recorded: run extracted before repdrift stored it; re-extract)"
 
 
 @dataclass
@@ -46,8 +47,10 @@ class TokenLayout:
     position : int64 position within its sample
     kind : str token type (``special``, ``text``, ``first text``, ``second text``)
     ids : int64 token ids, or None when the run does not store them
-    tokenizer : a transformers tokenizer or None
-    source : how types were decided (``tokenizer``, ``inferred from ids``, ``no token ids``)
+    offsets : int64 (n + 1,) sample i is tokens offsets[i]:offsets[i + 1]
+    vocabulary : token id -> string, or None when the run recorded no token text
+    texts : each sample's decoded text, or None when the run recorded no token text
+    source : how types were decided (``recorded``, ``inferred from ids``, ``no token ids``)
     """
 
     sample: np.ndarray
@@ -55,28 +58,9 @@ class TokenLayout:
     kind: np.ndarray
     ids: np.ndarray | None
     offsets: np.ndarray
-    tokenizer: Any
+    vocabulary: dict[int, str] | None
+    texts: list[str] | None
     source: str
-
-
-def _tokenizer(run: Run) -> Any:
-    """The run's tokenizer when its local folder is readable and its hash matches, else None."""
-    m = run.manifest
-    if m is None:
-        return None
-    candidates = [m.model.get(k) for k in ("path", "base", "tokenizer_path")]
-    local = [c for c in candidates if isinstance(c, str) and Path(c).is_dir()]
-    if not local:
-        return None
-    try:
-        tok, _info = load_tokenizer(local)
-    except Exception as exc:  # any failure only means: show ids instead of text
-        logger.info("token text unavailable for %s: %s", run.path, exc)
-        return None
-    if m.tokenizer_sha256 and tokenizer_sha256(tok) != m.tokenizer_sha256:
-        logger.info("%s: the tokenizer at %s is not the one recorded; showing ids", run.path, local)
-        return None
-    return tok
 
 
 def _inferred_specials(tids: TokenIds) -> tuple[set[int], int | None]:
@@ -105,13 +89,12 @@ def token_layout(run: Run, offsets: np.ndarray) -> TokenLayout:
     tids = read_token_ids(run)
     if tids is None or not np.array_equal(tids.offsets, offsets):
         kind = np.full(len(sample), "token", dtype=object)
-        return TokenLayout(sample, position, kind, None, offsets, None, "no token ids")
-    tok = _tokenizer(run)
-    if tok is not None:
-        special = set(tok.all_special_ids)
-        sep = tok.sep_token_id
-        source = "tokenizer"
+        return TokenLayout(sample, position, kind, None, offsets, None, None, "no token ids")
+    text = tids.text
+    if text is not None:
+        special, sep, source = set(text.special_ids), text.sep_id, "recorded"
     else:
+        logger.info("%s: no token text recorded (an older run); showing token ids", run.path)
         special, sep = _inferred_specials(tids)
         special |= set(tids.special_ids)
         source = "inferred from ids"
@@ -129,7 +112,8 @@ def token_layout(run: Run, offsets: np.ndarray) -> TokenLayout:
         kind[:] = "first text"
         kind[second] = "second text"
     kind[is_special] = "special"
-    return TokenLayout(sample, position, kind, ids, offsets, tok, source)
+    vocabulary, texts = (text.vocabulary, text.texts) if text is not None else (None, None)
+    return TokenLayout(sample, position, kind, ids, offsets, vocabulary, texts, source)
 
 
 def profile_rows(labels: dict[str, Any], layout: TokenLayout, drift: np.ndarray) -> list[dict]:
@@ -159,17 +143,17 @@ def profile_rows(labels: dict[str, Any], layout: TokenLayout, drift: np.ndarray)
 def _text(layout: TokenLayout, i: int) -> str:
     if layout.ids is None:
         return ""
+    if layout.texts is not None:
+        return layout.texts[i]
     ids = layout.ids[layout.offsets[i] : layout.offsets[i + 1]]
-    if layout.tokenizer is not None:
-        return str(layout.tokenizer.decode(ids.tolist(), skip_special_tokens=False))
-    return "ids: " + " ".join(map(str, ids.tolist()))
+    return "ids: " + " ".join(map(str, ids.tolist())) + " " + NO_TEXT_NOTE
 
 
 def _token(layout: TokenLayout, t: int) -> str:
     if layout.ids is None:
         return f"@{int(layout.position[t])}"
     tid = int(layout.ids[t])
-    name = layout.tokenizer.convert_ids_to_tokens(tid) if layout.tokenizer is not None else tid
+    name = (layout.vocabulary or {}).get(tid, str(tid))
     return f"{name}@{int(layout.position[t])}"
 
 

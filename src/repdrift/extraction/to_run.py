@@ -35,6 +35,7 @@ from repdrift.extraction.budget import default_max_tokens
 from repdrift.extraction.capture import iter_pooled_chunks
 from repdrift.extraction.model_parts import ModelParts, PassPlan, input_device
 from repdrift.extraction.options import ExtractionOptions
+from repdrift.extraction.token_text import recorded_tokenizer, token_text
 from repdrift.store.manifest import SCHEMA_VERSION, Manifest
 from repdrift.store.token_ids import TOKEN_IDS_FILE, token_ids_writer
 from repdrift.store.writer import StepWriter
@@ -280,8 +281,10 @@ def extract_to_run(
             skip_chunks=writer.done_chunks, progress=progress,
         ):  # fmt: skip
             writer.write_chunk(chunk)
-        if pooling == "tokens":  # the ids beside the vectors: which tokens moved
-            writer.add_file(TOKEN_IDS_FILE, token_ids_writer(token_ids))
+        if pooling == "tokens":  # the ids and their text beside the vectors: which tokens moved
+            tok = recorded_tokenizer(rec.model, rec.tokenizer_sha256)
+            text = token_text(tok, token_ids) if tok is not None else None
+            writer.add_file(TOKEN_IDS_FILE, token_ids_writer(token_ids, text=text))
         for rel, write in (extra_files or {}).items():
             writer.add_file(rel, write)
         timing = {"finished_at": _now(), "seconds": round(time.perf_counter() - t0, 3)}
