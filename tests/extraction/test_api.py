@@ -19,11 +19,12 @@ from transformers import AutoModel, AutoTokenizer, GPT2Model, LlamaModel
 
 from _tiny_models import tiny_gpt2_config, tiny_llama_config
 from repdrift.errors import InputError
-from repdrift.extraction.api import ADAPTER_FILE, extract, extract_loaded, find_checkpoints
+from repdrift.extraction.api import extract, extract_loaded, find_checkpoints
 from repdrift.extraction.batching import plan_batches, plan_chunks, resolve_layers
 from repdrift.extraction.capture import extract_pooled, iter_pooled_chunks
 from repdrift.extraction.model_parts import ModelParts, PassPlan
 from repdrift.models.load import load_model
+from repdrift.store.adapter_file import ADAPTER_FILE
 from repdrift.store.reader import load_run
 from repdrift.tasks.samples import load_samples
 

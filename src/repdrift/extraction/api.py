@@ -40,7 +40,9 @@ from repdrift.extraction.options import ExtractionOptions
 from repdrift.extraction.request import REQUEST_KEY, Request, check_request
 from repdrift.extraction.seen import trained_samples_seen
 from repdrift.extraction.to_run import StepRecord, extract_to_run
+from repdrift.extraction.token_text import token_text
 from repdrift.models.load import load_model
+from repdrift.store.adapter_file import ADAPTER_FILE
 from repdrift.store.manifest import TRAINED_SAMPLES_KEY, Format, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
 from repdrift.tasks.encoding import encode, token_limit
@@ -52,7 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_FILE = "adapter_weights/lora.safetensors"
 
 
 # --------------------------------------------------------------------------- LoRA weights
@@ -185,6 +186,7 @@ def extract_loaded(
         max_length=token_limit(samples, tok, log=False),
         tokenizer_sha256=source.get("tokenizer_sha256"),
         kind=kind, model=source, step=step, extra=extra,
+        token_text=token_text(tok, token_ids) if opts.pooling == "tokens" else None,
     )  # fmt: skip
 
     def run() -> Manifest:

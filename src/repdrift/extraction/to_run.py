@@ -35,9 +35,8 @@ from repdrift.extraction.budget import default_max_tokens
 from repdrift.extraction.capture import iter_pooled_chunks
 from repdrift.extraction.model_parts import ModelParts, PassPlan, input_device
 from repdrift.extraction.options import ExtractionOptions
-from repdrift.extraction.token_text import recorded_tokenizer, token_text
 from repdrift.store.manifest import SCHEMA_VERSION, Manifest
-from repdrift.store.token_ids import TOKEN_IDS_FILE, token_ids_writer
+from repdrift.store.token_ids import TOKEN_IDS_FILE, TokenText, token_ids_writer
 from repdrift.store.writer import StepWriter
 
 # Chunk sizing: pooled chunks hold at most this many samples; token-level chunks are sized so
@@ -138,6 +137,9 @@ class StepRecord:
         Training step of the checkpoint (0: the final model or a base model).
     extra : dict
         Free-form additions.
+    token_text : TokenText or None
+        Token-level runs: what the tokenizer says of the ids (special ids, strings, decoded
+        samples), kept beside the ids so the analysis never loads a tokenizer; None: ids only.
     """
 
     sample_ids: Sequence[str]
@@ -150,6 +152,7 @@ class StepRecord:
     model: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    token_text: TokenText | None = None
 
 
 def extract_to_run(
@@ -282,9 +285,7 @@ def extract_to_run(
         ):  # fmt: skip
             writer.write_chunk(chunk)
         if pooling == "tokens":  # the ids and their text beside the vectors: which tokens moved
-            tok = recorded_tokenizer(rec.model, rec.tokenizer_sha256)
-            text = token_text(tok, token_ids) if tok is not None else None
-            writer.add_file(TOKEN_IDS_FILE, token_ids_writer(token_ids, text=text))
+            writer.add_file(TOKEN_IDS_FILE, token_ids_writer(token_ids, text=rec.token_text))
         for rel, write in (extra_files or {}).items():
             writer.add_file(rel, write)
         timing = {"finished_at": _now(), "seconds": round(time.perf_counter() - t0, 3)}
