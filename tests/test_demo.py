@@ -43,7 +43,8 @@ def test_demo_trains_with_the_demo_recipe(tmp_path: Path) -> None:
 
     exp = demo_experiment(tmp_path)
     for method, recipe in DEMO_RECIPE.items():
-        args = exp.train.arguments(method)
+        settings = exp.train.for_method(method)
+        args = {**settings.model_dump(), "lr": settings.learning_rate(method)}
         assert {k: args[k] for k in recipe} == recipe
 
 

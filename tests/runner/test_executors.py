@@ -1,6 +1,7 @@
 """The local executor: whole variants in order, a failed job stops only the jobs that need it,
-and errors are reported by job id. Jobs here are real import jobs (verifying run folders on
-disk) and extract jobs whose model is missing, so nothing is trained or extracted."""
+and errors are reported by job id. Jobs here are real import jobs (the original study's
+folders converted into runs) and extract jobs whose model is missing, so nothing is trained or
+extracted."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from repdrift.errors import InputError
 from repdrift.runner.executors import execution_order, import_ray, run_local
 from repdrift.runner.job import Job
-from repdrift.store.writer import write_run
 
 
 def _job(kind: str, group: str, *, step: int = 0, out: Path, model: str = "", needs=()) -> Job:
@@ -25,10 +26,15 @@ def _job(kind: str, group: str, *, step: int = 0, out: Path, model: str = "", ne
     )  # fmt: skip
 
 
-def _run(path: Path, seed: int) -> Path:
+def _original(path: Path, seed: int) -> Path:
+    """A run folder of the original study's layout: pooled ``step_000000/layer_i.pt``."""
     rng = np.random.default_rng(seed)
-    layers = {f"layer_{i}": rng.normal(size=(6, 4)) for i in range(2)}
-    write_run(path, layers, task="sst2", kind="base", sample_ids=[f"s{i}" for i in range(6)])
+    step = path / "step_000000"
+    step.mkdir(parents=True)
+    for i in range(2):
+        torch.save(
+            torch.from_numpy(rng.normal(size=(6, 4)).astype(np.float32)), step / f"layer_{i}.pt"
+        )
     return path
 
 
@@ -53,11 +59,13 @@ def test_execution_order_finishes_a_variant_before_the_next(tmp_path: Path) -> N
 
 
 def test_a_failure_blocks_only_the_jobs_that_need_it(tmp_path: Path) -> None:
-    good = _job("import", "sst2/base", out=_run(tmp_path / "sst2_base", 0))
-    bad_run = _run(tmp_path / "sst2_full", 1)
-    layer = next(bad_run.glob("step_*/layer_0.safetensors"))
+    original = tmp_path / "original"
+    good = _job("import", "sst2/base", model=str(_original(original / "sst2_base", 0)),
+                out=tmp_path / "runs" / "sst2_base")  # fmt: skip
+    bad_run = _original(original / "sst2_full", 1)
+    layer = bad_run / "step_000000" / "layer_0.pt"
     layer.write_bytes(layer.read_bytes()[:-8])  # truncated after it was written
-    bad = _job("import", "sst2/full", out=bad_run)
+    bad = _job("import", "sst2/full", model=str(bad_run), out=tmp_path / "runs" / "sst2_full")
     missing = _job("extract", "mrpc/lora", out=tmp_path / "mrpc_lora",
                    model=str(tmp_path / "no_such_model"))  # fmt: skip
     after = _job("extract", "mrpc/lora", step=10, out=tmp_path / "mrpc_lora",
@@ -67,7 +75,8 @@ def test_a_failure_blocks_only_the_jobs_that_need_it(tmp_path: Path) -> None:
 
     assert outcome.ran == [good.id]
     assert set(outcome.failed) == {bad.id, missing.id, after.id}
-    assert bad.id in outcome.failed[bad.id] and "layer_0" in outcome.failed[bad.id]
+    assert "layer_0.pt" in outcome.failed[bad.id]
+    assert (tmp_path / "runs" / "sst2_base" / "step_000000" / "layer_1.safetensors").is_file()
     assert "no_such_model does not exist" in outcome.failed[missing.id]
     assert outcome.failed[after.id] == f"not started: {missing.id} failed"
     assert not (tmp_path / "mrpc_lora").exists()
@@ -75,5 +84,7 @@ def test_a_failure_blocks_only_the_jobs_that_need_it(tmp_path: Path) -> None:
 
 def test_ray_missing_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" raises ImportError
-    with pytest.raises(InputError, match=r'--executor ray needs Ray.*pip install "repdrift\[ray\]"'):
+    with pytest.raises(
+        InputError, match=r'--executor ray needs Ray.*pip install "repdrift\[ray\]"'
+    ):
         import_ray()

@@ -172,9 +172,10 @@ def test_task_columns_and_budget(tmp_path: Path) -> None:
 
 def test_train_lr_per_method(tmp_path: Path) -> None:
     exp = load_experiment(write(tmp_path, with_(train={"max_steps": 5, "lr": 1e-4})))
-    assert exp.train.arguments("full")["lr"] == exp.train.arguments("lora")["lr"] == 1e-4
+    assert exp.train.learning_rate("full") == exp.train.learning_rate("lora") == 1e-4
     exp = load_experiment(write(tmp_path, with_(train={"lr": {"lora": 1e-3}})))
-    assert exp.train.arguments("lora")["lr"] == 1e-3 and exp.train.arguments("full")["lr"] is None
+    assert exp.train.learning_rate("lora") == 1e-3
+    assert exp.train.for_method("full").lr is None  # full keeps its default rate
     assert "train.lr.qlora" in error_of(tmp_path, with_(train={"lr": {"qlora": 1.0}}))
 
 

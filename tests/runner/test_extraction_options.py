@@ -67,15 +67,20 @@ def test_jobs_carry_the_options_and_are_built_by_keyword(tmp_path: Path) -> None
     jobs = {j.id: j for j in plan_jobs(exp)}
     extract_jobs = [j for j in jobs.values() if j.kind == "extract"]
     assert len(extract_jobs) == 3  # base, lora step 0, lora step 5
-    for job in extract_jobs:
-        assert job.options == exp.extraction
-        assert job.kwargs["task"] == "sst2" and job.kwargs["samples"] == 12
-        assert job.kwargs["seed"] == 3
-        assert not {"pooling", "layers", "format", "dtype"} & set(job.kwargs)  # not loose kwargs
-    assert jobs["train:sst2:lora:seed1"].options is None
-    assert jobs["extract:sst2:lora:seed1"].kwargs["base"] == "org/some-model"
+    for job in extract_jobs:  # typed settings, not loose keyword arguments
+        assert job.options == exp.extraction and job.samples == exp.sample_settings("sst2")
+        assert (job.samples.task, job.samples.n, job.samples.seed) == ("sst2", 12, 3)
+        assert job.training is None
+    trained = jobs["train:sst2:lora:seed1"]
+    assert trained.options is None and trained.samples == exp.sample_settings("sst2")
+    assert trained.training == exp.train.for_method("lora") and trained.training.max_steps == 5
+    assert jobs["extract:sst2:lora:seed1"].base == "org/some-model"
+    assert jobs["extract:sst2:base"].base is None
     step = jobs["extract:sst2:lora:seed1:step5"]
-    assert pickle.loads(pickle.dumps(step)) == step  # plain values for Ray workers
-    assert pickle.loads(pickle.dumps(step)).options == step.options
+    for job in (step, trained):  # picklable for Ray workers, settings included
+        copy = pickle.loads(pickle.dumps(job))
+        assert copy == job and (copy.options, copy.samples, copy.training) == (
+            job.options, job.samples, job.training
+        )
     with pytest.raises(TypeError):
         Job("x", "extract", "sst2", "base", None, 0, "m", Path("o"), "g")  # type: ignore[misc]

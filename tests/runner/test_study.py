@@ -72,8 +72,8 @@ def test_plan_expands_tasks_methods_seeds_steps_with_base_once(tmp_path: Path) -
     assert step.out == tmp_path / "output/runs/mrpc_lora_seed2"  # the original study's names
     assert by_id["extract:sst2:base"].out == tmp_path / "output/runs/sst2_base"
     assert by_id["train:sst2:full:seed3"].out == tmp_path / "models/sst2_full_seed3"
-    assert by_id["train:sst2:full:seed3"].kwargs["seed"] == 3
-    assert by_id["extract:sst2:full:seed1"].kwargs["base"] == "org/base-model"
+    assert by_id["train:sst2:full:seed3"].seed == 3
+    assert by_id["extract:sst2:full:seed1"].base == "org/base-model"
     assert [j.id for j in jobs] == sorted(j.id for j in jobs)
 
 

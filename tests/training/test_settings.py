@@ -35,7 +35,6 @@ def test_the_learning_rate_is_per_method() -> None:
     assert one.learning_rate("full") == one.learning_rate("lora") == 2e-4
     lora_only = TrainingSettings.create(lr={"lora": 5e-3})
     assert lora_only.learning_rate("lora") == 5e-3 and lora_only.learning_rate("full") == 5e-5
-    assert lora_only.arguments("lora")["lr"] == 5e-3 and lora_only.arguments("full")["lr"] is None
     assert lora_only.for_method("full").lr is None
     assert lora_only.for_method("lora").learning_rate("lora") == 5e-3
     assert TrainingSettings.create(lr="1e-4").learning_rate("full") == 1e-4  # YAML's 1e-4

@@ -316,10 +316,8 @@ def import_tree(
         )
     samples = None
     if task is not None and tokenizer is not None:
-        samples = OriginalSamples(
-            task=task, tokenizer=tokenizer, data=data, max_length=max_length,
-            padding_side=padding_side,
-        )  # fmt: skip
+        chosen = SampleSettings.build(task=task, data=data, max_length=max_length)
+        samples = OriginalSamples(chosen, tokenizer, padding_side=padding_side)
     runs = import_original(
         tree, out, samples=samples, lora_alpha=lora_alpha, progress=not quiet()
     )

@@ -11,7 +11,6 @@ length other than the original's are refused, not silently mis-pooled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from repdrift.models.sources import local_or_hub
 from repdrift.models.tokenizer import load_tokenizer
 from repdrift.tasks.encoding import encode
 from repdrift.tasks.samples import Samples, load_samples
+from repdrift.tasks.settings import SampleSettings
 from repdrift.tasks.splits import ALL_ROWS
 
 __all__ = ["OriginalSamples", "TokenCounts", "token_counts"]
@@ -34,30 +34,29 @@ class OriginalSamples:
 
     Attributes
     ----------
-    task
-        Task preset or name (with ``data``); the runs it applies to are this task's.
-    tokenizer
+    samples : SampleSettings
+        The samples, as :func:`repdrift.tasks.samples.load_samples` reads them (task, data,
+        split, seed, max length, text fields; their number ``n`` is the runs'; a single file
+        without a split: every row, split ``all``). They must be the original's samples in the
+        file's row order: when it took the first rows of a split, give ``data`` holding
+        exactly those rows. The runs it applies to are those of its task.
+    tokenizer : str or Path
         Folder or hub id of the tokenizer the runs were extracted with.
-    data, split, seed
-        The samples, as :func:`repdrift.tasks.samples.load_samples` reads them (a single file
-        without a split: every row, split ``all``); their number is the runs'. They must be the
-        original's samples in the file's row order: when it took the first rows of a split,
-        give ``data`` holding exactly those rows.
-    max_length, text_fields
-        Token budget per sample and text column(s) (default: the task's).
-    padding_side
-        ``"right"`` or ``"left"`` within a batch (default: the tokenizer's).
+    padding_side : {"right", "left"} or None
+        Within a batch (default: the tokenizer's).
+    trust_remote_code : bool
+        Allow custom tokenizer code from its folder.
     """
 
-    task: str
+    samples: SampleSettings
     tokenizer: str | Path
-    data: str | Path | None = None
-    split: str | None = None
-    seed: int = 0
-    max_length: int | None = None
     padding_side: str | None = None
-    text_fields: Sequence[str] | None = None
     trust_remote_code: bool = False
+
+    @property
+    def task(self) -> str:
+        """The task whose runs these samples are."""
+        return self.samples.task
 
 
 @dataclass(frozen=True)
@@ -89,11 +88,9 @@ def token_counts(spec: OriginalSamples, n: int) -> TokenCounts:
         Fewer than ``n`` samples in the data, or an unknown padding side.
     """
     # one file is read whole (split 'all'), not the validation part repdrift holds out of it
-    one_file = spec.data is not None and Path(spec.data).expanduser().is_file()
-    samples = load_samples(
-        spec.task, data=spec.data, split=spec.split or (ALL_ROWS if one_file else None), n=n,
-        seed=spec.seed, max_length=spec.max_length, text_fields=spec.text_fields,
-    )  # fmt: skip
+    given = spec.samples
+    one_file = given.data is not None and given.data.is_file()
+    samples = load_samples(given, n=n, split=given.split or (ALL_ROWS if one_file else None))
     if len(samples) != n:
         raise InputError(
             f"task {spec.task!r}: the unpooled runs hold {n} samples, the data only "

@@ -43,6 +43,7 @@ from repdrift.runner.sections import (
     Section,
     TrainConfig,
 )
+from repdrift.tasks.settings import SampleSettings
 
 #: The placeholders a variant path template may use (``{output}``: the output folder, so
 #: trained models can live next to the runs).
@@ -236,6 +237,15 @@ class Experiment(Section):
             if t.name == name:
                 return t
         raise InputError(f"experiment has no task {name!r}; tasks are {self.task_names}")
+
+    def sample_settings(self, name: str) -> SampleSettings:
+        """The samples every model of task ``name`` is extracted on (and trained on, in the
+        ``train`` split): the task's data and columns, the study's number and seed."""
+        t = self.task(name)
+        return SampleSettings.create(
+            task=name, data=t.data, split=t.split, n=self.samples, seed=self.sample_seed,
+            **t.columns(),
+        )  # fmt: skip
 
     def variant_path(self, variant: VariantConfig, task: str, seed: int) -> Path:
         """The model folder of one variant for one task and seed."""

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from repdrift.common.naming import run_name  # the one run-folder rule; plan and stages use it
 from repdrift.extraction.options import ExtractionOptions
+from repdrift.original_study.token_counts import OriginalSamples
+from repdrift.tasks.settings import SampleSettings
+from repdrift.training.settings import TrainingSettings
 
 JobKind = Literal["train", "extract", "import"]
 
@@ -41,13 +44,22 @@ class Job:
         Shard unit: ``sst2/lora/seed42`` or ``sst2/base``.
     needs
         Ids of jobs that must finish first.
-    kwargs
-        The job's inputs as picklable plain values: train — the keyword arguments of
-        :func:`repdrift.training.recipe.train`; extract — the samples (``task``, ``data``,
-        ``split``, ``samples``, ``seed``) and ``base``; import — ``tried`` (folders looked at).
+    samples
+        Train and extract jobs: the task's samples (a frozen, picklable
+        :class:`~repdrift.tasks.settings.SampleSettings`; train reads its columns on the
+        ``train`` split).
+    base
+        Extract jobs of variants: the base model.
     options
-        Extract jobs: the experiment's extraction settings (a frozen, picklable
-        :class:`~repdrift.extraction.options.ExtractionOptions`); None for other kinds.
+        Extract jobs: the experiment's extraction settings
+        (:class:`~repdrift.extraction.options.ExtractionOptions`).
+    training
+        Train jobs: the experiment's training settings
+        (:class:`~repdrift.training.settings.TrainingSettings`).
+    original
+        Import jobs: how the original tokenised the task's samples (None: pool as it did).
+    tried
+        Import jobs: every folder looked at for the run.
     """
 
     id: str
@@ -60,8 +72,12 @@ class Job:
     out: Path
     group: str
     needs: tuple[str, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
+    samples: SampleSettings | None = field(default=None, compare=False)
+    base: str | None = field(default=None, compare=False)
     options: ExtractionOptions | None = field(default=None, compare=False)
+    training: TrainingSettings | None = field(default=None, compare=False)
+    original: OriginalSamples | None = field(default=None, compare=False)
+    tried: tuple[str, ...] = field(default=(), compare=False)
 
 
 __all__ = ["Job", "JobKind", "Status", "run_name"]

@@ -15,7 +15,6 @@ must come from the same tree (``import.base``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from repdrift.common.naming import BASE, run_name
 from repdrift.original_study.layout import base_candidates, first_run, variant_candidates
@@ -24,30 +23,19 @@ from repdrift.runner.experiment import Experiment
 from repdrift.runner.job import Job
 
 
-def _samples(exp: Experiment, task: str) -> dict[str, Any] | None:
-    """How the task's samples were tokenised (``import.tokenizer``), as plain job values."""
+def _original(exp: Experiment, task: str) -> OriginalSamples | None:
+    """How the task's samples were tokenised (``import.tokenizer``; None: pool as it did)."""
     assert exp.import_ is not None
     if exp.import_.tokenizer is None:
         return None
-    t = exp.task(task)
-    return {
-        "task": task, "tokenizer": exp.import_.tokenizer,
-        "data": str(t.data) if t.data else None, "split": t.split, "seed": exp.sample_seed,
-        "max_length": t.max_length, "text_fields": t.text_fields,
-    }  # fmt: skip
-
-
-def job_samples(job: Job) -> OriginalSamples | None:
-    """The :class:`OriginalSamples` an import job carries (None: pool as the original did)."""
-    spec = job.kwargs.get("samples")
-    return None if spec is None else OriginalSamples(**spec)
+    return OriginalSamples(exp.sample_settings(task), exp.import_.tokenizer)
 
 
 def import_jobs(exp: Experiment) -> list[Job]:
     """One ``import`` job per base run and per task × method × seed run of the tree.
 
     ``model`` is the original folder (the first candidate when none is found: the job's status
-    is then ``missing`` and ``kwargs["tried"]`` lists every folder looked at); ``out`` is the
+    is then ``missing`` and ``tried`` lists every folder looked at); ``out`` is the
     standard run it becomes.
     """
     assert exp.import_ is not None
@@ -72,9 +60,9 @@ def import_jobs(exp: Experiment) -> list[Job]:
                 Job(id=f"import:{task}:{suffix}", kind="import", task=task, method=method,
                     seed=seed, step=0, model=str(found or tried[0]),
                     out=exp.runs_dir / run_name(task, method, seed), group=group,
-                    kwargs={"tried": [str(p) for p in tried], "samples": _samples(exp, task)})
+                    tried=tuple(str(p) for p in tried), original=_original(exp, task))
             )  # fmt: skip
     return jobs
 
 
-__all__ = ["import_jobs", "job_samples"]
+__all__ = ["import_jobs"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from repdrift.common.naming import checkpoint_folder, find_checkpoints
 from repdrift.errors import InputError
@@ -23,15 +22,6 @@ from repdrift.runner.job import Job, run_name
 from repdrift.runner.original_layout import import_jobs
 
 logger = logging.getLogger(__name__)
-
-
-def _samples_kwargs(exp: Experiment, task: str) -> dict[str, Any]:
-    """The samples an extract job draws (the same for every model of the task)."""
-    t = exp.task(task)
-    return {
-        "task": task, "data": str(t.data) if t.data else None, "split": t.split,
-        "samples": exp.samples, "seed": exp.sample_seed, **t.columns(),
-    }  # fmt: skip
 
 
 def checkpoint_steps(exp: Experiment, model: Path) -> list[int]:
@@ -64,11 +54,11 @@ def plan_jobs(exp: Experiment) -> list[Job]:
     jobs: list[Job] = []
     options = exp.extraction
     for task in exp.task_names:
-        kwargs = _samples_kwargs(exp, task)
+        samples = exp.sample_settings(task)
         jobs.append(
             Job(id=f"extract:{task}:base", kind="extract", task=task, method="base", seed=None,
                 step=0, model=exp.base_model, out=exp.runs_dir / run_name(task, "base", None),
-                group=f"{task}/base", kwargs=kwargs, options=options)
+                group=f"{task}/base", samples=samples, options=options)
         )  # fmt: skip
         for variant in exp.variants:
             for seed in exp.seeds:
@@ -78,30 +68,24 @@ def plan_jobs(exp: Experiment) -> list[Job]:
                 group = f"{task}/{method}/seed{seed}"
                 needs: tuple[str, ...] = ()
                 if exp.train is not None:
-                    t = exp.task(task)
                     train_id = f"train:{task}:{method}:seed{seed}"
-                    train_kwargs = {
-                        "task": task, "method": method, "seed": seed,
-                        "data": str(t.data) if t.data else None, **t.columns(),
-                        **exp.train.arguments(method),
-                    }  # fmt: skip
                     jobs.append(
                         Job(id=train_id, kind="train", **labels, step=0, model=exp.base_model,
-                            out=model, group=group, kwargs=train_kwargs)
+                            out=model, group=group, samples=samples,
+                            training=exp.train.for_method(method))
                     )  # fmt: skip
                     needs = (train_id,)
                 out = exp.runs_dir / run_name(task, method, seed)
-                ekw = {**kwargs, "base": exp.base_model}
+                extract = {"samples": samples, "base": exp.base_model, "options": options}
                 jobs.append(
                     Job(id=f"extract:{task}:{method}:seed{seed}", kind="extract", **labels,
-                        step=0, model=str(model), out=out, group=group, needs=needs, kwargs=ekw,
-                        options=options)
+                        step=0, model=str(model), out=out, group=group, needs=needs, **extract)
                 )  # fmt: skip
                 for step in checkpoint_steps(exp, model):
                     jobs.append(
                         Job(id=f"extract:{task}:{method}:seed{seed}:step{step}", kind="extract",
                             **labels, step=step, model=str(checkpoint_folder(model, step)),
-                            out=out, group=group, needs=needs, kwargs=ekw, options=options)
+                            out=out, group=group, needs=needs, **extract)
                     )  # fmt: skip
     ids = [j.id for j in jobs]
     assert len(set(ids)) == len(ids), "job ids must be unique"

@@ -21,7 +21,7 @@ class Section(BaseModel):
 
 #: The ``train`` section: the training settings themselves (defaults, checks and help text in
 #: :class:`repdrift.training.settings.TrainingSettings`; ``lr`` one number or one per method).
-#: ``arguments(method)`` gives the keyword arguments of one method's training.
+#: ``for_method(method)`` is what one method's train jobs carry.
 TrainConfig = TrainingSettings
 
 

@@ -68,15 +68,15 @@ def train_stale_reason(job: Job, record: dict[str, Any]) -> str | None:
     """
 
     have = record.get("arguments") or {}
-    kw = job.kwargs
+    t = job.training or TrainingSettings()
     lora = job.method == "lora"
     want = {
-        "task": kw["task"], "method": kw["method"], "seed": kw["seed"],
-        "max_steps": kw["max_steps"], "batch_size": kw["batch_size"],
-        "max_train_samples": kw["max_train_samples"], "save_steps": kw["save_steps"],
-        "lr": TrainingSettings.build(lr=kw["lr"]).learning_rate(job.method),
-        "epochs": float(kw["epochs"]) if kw["epochs"] is not None else None,
-        "rank": kw["rank"] if lora else None, "alpha": kw["alpha"] if lora else None,
+        "task": job.task, "method": job.method, "seed": job.seed,
+        "max_steps": t.max_steps, "batch_size": t.batch_size,
+        "max_train_samples": t.max_train_samples, "save_steps": t.save_steps,
+        "lr": t.learning_rate(job.method),
+        "epochs": float(t.epochs) if t.epochs is not None else None,
+        "rank": t.rank if lora else None, "alpha": t.alpha if lora else None,
     }  # fmt: skip
     for name, value in want.items():
         if name in have and have[name] != value:
@@ -94,12 +94,13 @@ def stale_reason(job: Job) -> str | None:
     manifest = load_run(job.out / step_dir_name(job.step), verify=False).manifest
     if manifest is None:
         return None
-    kw, options = job.kwargs, job.options
-    assert options is not None  # plan_jobs gives every extract job the experiment's options
+    samples, options = job.samples, job.options
+    # plan_jobs gives every extract job the study's samples and extraction options
+    assert samples is not None and options is not None
     expected = {
-        "task": (manifest.task, kw["task"]),
-        "samples": (manifest.data.get("n_requested"), kw["samples"]),
-        "sample_seed": (manifest.data.get("seed"), kw["seed"]),
+        "task": (manifest.task, job.task),
+        "samples": (manifest.data.get("n_requested"), samples.n),
+        "sample_seed": (manifest.data.get("seed"), samples.seed),
         "pooling": (manifest.pooling, options.pooling),
         # dtype auto is what the extracting machine resolved it to (bf16 on a GPU, else fp32)
         "dtype": (None if options.dtype == "auto" else manifest.dtype, options.dtype),

@@ -100,7 +100,7 @@ class Plan:
         for job in self.selected:
             state = self.status[job.id]
             if state == "missing" and job.kind == "import":
-                tried = ", ".join(job.kwargs.get("tried", [str(job.out)]))
+                tried = ", ".join(job.tried or (str(job.out),))
                 what = "base run" if job.method == "base" else "run"
                 out.append(f"{job.id}: no {what} found (tried {tried})")
             elif state == "missing":

@@ -196,13 +196,6 @@ class TrainingSettings(Settings):
         given = (self.lr or {}).get(check_method(method))  # type: ignore[call-overload]
         return self.model_copy(update={"lr": None if given is None else {method: given}})
 
-    def arguments(self, method: str) -> dict[str, Any]:
-        """Keyword arguments of :func:`repdrift.training.recipe.train` for one method (``lr``:
-        the method's rate, or None for its default)."""
-        args = self.model_dump(exclude={"lr"})
-        args["lr"] = (self.lr or {}).get(check_method(method))  # type: ignore[call-overload]
-        return args
-
 
 __all__ = [
     "DEFAULT_EPOCHS",
