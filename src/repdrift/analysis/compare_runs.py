@@ -119,9 +119,7 @@ def compare(
                 cosines += cos
                 advance(pairs)
             cross_metric = chosen.cross_layer_metric
-            cross += _cross_layer(
-                group, cross_metric, chosen.params(cross_metric), chosen.device
-            )
+            cross += _cross_layer(group, cross_metric, chosen.params(cross_metric), chosen.device)
             advance(len(group.variants))
 
     drift_df = _finish_drift(pd.DataFrame(drift))

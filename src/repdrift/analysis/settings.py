@@ -109,8 +109,7 @@ class AnalysisSettings(Settings):
     )
     metric_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per metric, parameters other than its defaults, e.g. "
-        "{cka_rbf: {sigma: 0.5}}.",
+        description="Per metric, parameters other than its defaults, e.g. {cka_rbf: {sigma: 0.5}}.",
     )
     methods: tuple[str, str] = Field(
         ("lora", "full"), description="The two methods compared (a - b in drift)."
@@ -127,13 +126,11 @@ class AnalysisSettings(Settings):
     token_null: int = Field(
         TOKEN_NULL_PERMS,
         ge=0,
-        description="Token-level runs: shuffles of the token-level null (0: none; at most "
-        "n_perm).",
+        description="Token-level runs: shuffles of the token-level null (0: none; at most n_perm).",
     )
     allow_foreign_reference: bool = Field(
         False,
-        description="Compare runs whose recorded base weights are not the reference's "
-        "(flagged).",
+        description="Compare runs whose recorded base weights are not the reference's (flagged).",
     )
     allow_different_inputs: bool = Field(
         False,

@@ -68,7 +68,8 @@ def column_options(
 
 def _analysis_help(field: str) -> str:
     """An analysis setting's help with its default."""
-    return f"{help_text(AnalysisSettings, field)} (default: {default(AnalysisSettings, field)})"
+    text = help_text(AnalysisSettings, field).rstrip(".")
+    return f"{text} (default: {default(AnalysisSettings, field)})."
 
 
 def _metric_params(given: list[str]) -> dict[str, dict[str, Any]] | None:
@@ -93,9 +94,10 @@ def _metric_params(given: list[str]) -> dict[str, dict[str, Any]] | None:
 
 def _extraction_help(field: str) -> str:
     """An extraction setting's help with its default (what ``None`` keeps)."""
-    value = default(ExtractionOptions, field)
-    shown = "" if value is None else f" (default: {value})"
-    return help_text(ExtractionOptions, field) + shown
+    value, text = default(ExtractionOptions, field), help_text(ExtractionOptions, field)
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return text if value is None else f"{text.rstrip('.')} (default: {value})."
 
 
 @app.command()
@@ -136,7 +138,10 @@ def extract(
     base_out: Path | None = typer.Option(
         None, help="LoRA only: also write the base representations (adapter disabled) here."
     ),
-    trust_remote_code: bool = typer.Option(False, help=_extraction_help("trust_remote_code")),
+    trust_remote_code: bool = typer.Option(
+        default(ExtractionOptions, "trust_remote_code"),
+        help=help_text(ExtractionOptions, "trust_remote_code"),
+    ),
     final_norm: bool | None = typer.Option(
         None, "--final-norm/--no-final-norm", help=_extraction_help("final_norm")
     ),
@@ -227,7 +232,7 @@ def compare(
     seed: int | None = typer.Option(None, help=_analysis_help("seed")),
     cross_layer_metric: str | None = typer.Option(None, help=_analysis_help("cross_layer_metric")),
     resample: list[str] = typer.Option(
-        [], "--resample", help="Repeat: " + help_text(AnalysisSettings, "resampled")
+        [], "--resample", help=help_text(AnalysisSettings, "resampled") + " Repeat for several."
     ),
     device: str | None = typer.Option(None, help=_analysis_help("device")),
     token_blocks: int | None = typer.Option(
@@ -235,9 +240,10 @@ def compare(
     ),
     token_null: int | None = typer.Option(
         None,
-        help=_analysis_help("token_null") + " Whole samples re-paired within groups of nearly "
-        "equal length, one pass over the tokens each: it tests whether tokens keep their "
-        "sample's information beyond position (not drift); p >= 1/(N+1).",
+        help=help_text(AnalysisSettings, "token_null") + " Whole samples re-paired within groups "
+        "of nearly equal length, one pass over the tokens each: it tests whether tokens keep "
+        "their sample's information beyond position (not drift); p >= 1/(N+1). Default: "
+        f"{default(AnalysisSettings, 'token_null')}.",
         rich_help_panel="Token-level runs",
     ),
 ) -> None:

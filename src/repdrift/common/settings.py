@@ -25,12 +25,11 @@ S = TypeVar("S", bound="Settings")
 class Settings(BaseModel):
     """A frozen pydantic model whose unknown fields are errors.
 
-    A bad value is a pydantic ``ValidationError`` (a ``ValueError``) naming the field, located
-    inside the experiment schema like any section; :meth:`create`, :meth:`build` and
-    :meth:`updated` raise
-    :class:`~repdrift.errors.InputError` instead (one line per problem, as the CLI prints it).
-    :meth:`create` is the checked constructor of the Python API, where None means None;
-    :meth:`build` and :meth:`updated` serve the CLI, where None means "not given".
+    Built directly (or as a section of the experiment file), a bad value is a pydantic
+    ``ValidationError`` (a ``ValueError``) naming the field. :meth:`create`, :meth:`build` and
+    :meth:`updated` raise :class:`~repdrift.errors.InputError` instead, one line per problem as
+    the CLI prints it: :meth:`create` is the checked constructor of the Python API, where None
+    means None; :meth:`build` and :meth:`updated` serve the CLI, where None means "not given".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -54,8 +54,7 @@ class SampleSettings(Settings):
     id_field: str | None = Field(None, description="Column of unique sample ids.")
     label_field: str | None = Field(
         None,
-        description="Column of labels (default: label or labels); each distinct value is a "
-        "class.",
+        description="Column of labels (default: label or labels); each distinct value is a class.",
     )
     max_length: int | None = Field(
         None,
