@@ -54,6 +54,10 @@ def layer_index(layer: str) -> int:
 BASE = "base"
 
 #: The fine-tuning methods repdrift trains and reads.
+#: Layer file formats of a run step (``pt``: ``torch.save`` files for old scripts).
+LayerFormat = Literal["safetensors", "pt"]
+LAYER_FORMATS: tuple[str, ...] = get_args(LayerFormat)
+
 Method = Literal["full", "lora"]
 
 #: Canonical method → every spelling of it in folder names, the canonical one first and the

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from repdrift.common.naming import Pooling, find_checkpoints, layer_name
+from repdrift.common.naming import LayerFormat, Pooling, find_checkpoints, layer_name
 from repdrift.errors import InputError
 from repdrift.extraction.model_parts import ModelParts
 from repdrift.extraction.options import ExtractionOptions
@@ -43,7 +43,7 @@ from repdrift.extraction.to_run import StepRecord, extract_to_run
 from repdrift.extraction.token_text import token_text
 from repdrift.models.load import load_model
 from repdrift.store.adapter_file import ADAPTER_FILE
-from repdrift.store.manifest import TRAINED_SAMPLES_KEY, Format, Manifest, step_dir_name
+from repdrift.store.manifest import TRAINED_SAMPLES_KEY, Manifest, step_dir_name
 from repdrift.store.tensorfile import save_safetensors
 from repdrift.tasks.encoding import encode, token_limit
 from repdrift.tasks.settings import DEFAULT_SAMPLES, SampleSettings
@@ -224,7 +224,7 @@ def extract(
     device_map: str | dict[str, int | str] | None = None,
     max_memory: dict[int | str, int | str] | str | None = None,
     offload_folder: str | Path | None = None,
-    format: Format | None = None,
+    format: LayerFormat | None = None,
     checkpoints: bool = False,
     base_out: str | Path | None = None,
     trust_remote_code: bool | None = None,

@@ -19,12 +19,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from repdrift.common.naming import Pooling, check_pooling
+from repdrift.common.naming import LAYER_FORMATS, LayerFormat, Pooling, check_pooling
 from repdrift.models.placement import Placement
-from repdrift.store.manifest import Format
-
-#: The layer files' formats.
-FORMATS: tuple[str, ...] = ("safetensors", "pt")
 
 
 class ExtractionOptions(Placement):
@@ -73,7 +69,7 @@ class ExtractionOptions(Placement):
     max_tokens: int | None = Field(
         None, ge=1, description="Cap on padded tokens per batch (default: sized on a GPU)."
     )
-    format: Format = Field("safetensors", description="safetensors | pt (for old scripts).")
+    format: LayerFormat = Field("safetensors", description="safetensors | pt (for old scripts).")
     final_norm: bool = Field(
         True,
         description="Apply the model's final norm (Llama norm, GPT-2 ln_f) to the last block, "
@@ -106,9 +102,9 @@ class ExtractionOptions(Placement):
     @field_validator("format", mode="before")
     @classmethod
     def _format(cls, value: Any) -> Any:
-        if value not in FORMATS:
+        if value not in LAYER_FORMATS:
             raise ValueError(f"format={value!r} is not 'safetensors' or 'pt'")
         return value
 
 
-__all__ = ["FORMATS", "ExtractionOptions"]
+__all__ = ["ExtractionOptions"]

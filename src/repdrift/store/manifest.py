@@ -21,14 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from repdrift.common.atomic import atomic_write_bytes
-from repdrift.common.naming import StoredPooling
+from repdrift.common.naming import LayerFormat, StoredPooling
 from repdrift.errors import IntegrityError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "metadata.json"
 PARTIAL_DIR = ".partial"
 
-Format = Literal["safetensors", "pt"]
 
 #: ``extra`` key of the count of samples the model was trained on (written at extraction by
 #: :mod:`repdrift.extraction.seen`, flagged by analysis): ``{"seen", "of", "trained_on", "model"}``.
@@ -109,7 +108,7 @@ class Manifest(BaseModel):
     schema_version: int
     repdrift_version: str
     status: Literal["partial", "complete"]
-    format: Format = "safetensors"
+    format: LayerFormat = "safetensors"
     step: int = Field(ge=0)
     kind: str
     model: dict[str, Any]
