@@ -125,7 +125,8 @@ def render() -> str:
         summary = markdown(inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("\n", " "))
         lines += [f"## {title}", "", summary, "", "| field | type | default | meaning |",
                   "| --- | --- | --- | --- |"]  # fmt: skip
-        for name, info in model.model_fields.items():
+        fields = model.model_fields.items()  # required first (a task's name before its columns)
+        for name, info in sorted(fields, key=lambda item: not item[1].is_required()):
             key = info.alias or name
             meaning = docs.get(key) or docs.get(name)
             if not meaning:

@@ -162,7 +162,7 @@ def test_task_columns_and_budget(tmp_path: Path) -> None:
     data = with_(tasks=[{"name": "mine", "data": "x.csv", "text_fields": ["review"],
                          "id_field": "uid", "label_field": "stars", "max_length": 512}])  # fmt: skip
     exp = parse_experiment(data, root=tmp_path)
-    assert exp.task("mine").columns() == {"text_fields": ["review"], "id_field": "uid",
+    assert exp.task("mine").columns() == {"text_fields": ("review",), "id_field": "uid",
                                           "label_field": "stars", "max_length": 512}  # fmt: skip
     three = with_(tasks=[{"name": "mine", "data": "x.csv", "text_fields": ["a", "b", "c"]}])
     assert "tasks[0].text_fields" in error_of(tmp_path, three)

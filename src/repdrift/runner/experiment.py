@@ -43,57 +43,27 @@ from repdrift.runner.sections import (
     Section,
     TrainConfig,
 )
-from repdrift.tasks.settings import SampleSettings
+from repdrift.tasks.settings import DEFAULT_SAMPLES, SampleColumns, SampleSettings
 
 #: The placeholders a variant path template may use (``{output}``: the output folder, so
 #: trained models can live next to the runs).
 PLACEHOLDERS = ("task", "seed", "method", "output")
 
 
-class TaskConfig(Section):
+class TaskConfig(SampleColumns):
     """A task: a preset name, or any name with local ``data``. ``tasks: [sst2]`` is short for
-    ``tasks: [{name: sst2}]``.
+    ``tasks: [{name: sst2}]``. Its other fields are the sample settings a task declares
+    (:class:`~repdrift.tasks.settings.SampleColumns`); the study's ``samples`` and
+    ``sample_seed`` complete them (:meth:`Experiment.sample_settings`).
 
     Attributes
     ----------
     name : str
         A preset (``sst2``, ``mrpc``, ``rte``, ``squad_v2``, ``demo-sst``, ``demo-pair``) or,
         with ``data``, any name.
-    data : path
-        A local CSV / TSV / JSON(L) / parquet file, a ``save_to_disk`` folder, or a folder of
-        files named by split. Without it presets load from the hub.
-    split : str
-        Split to draw the samples from (default: the preset's, ``validation``). A single
-        ``data`` file is split by repdrift: ``validation`` is a seeded 20 % of its rows held
-        out from training, ``train`` the rest, ``all`` every row.
-    text_fields : list of str
-        One text column, or two for a pair. Default: the preset's; for your own data detected
-        by their common names (``text``, ``sentence``, ``sentence1``/``sentence2``,
-        ``question``/``context``, ``premise``/``hypothesis``).
-    id_field : str
-        Column of unique sample ids (default ``id`` or ``idx`` when present, else row numbers).
-    label_field : str
-        Column of labels (default ``label`` or ``labels`` when present); each distinct value
-        is a class (1-5 is five classes), the mapping recorded in the training record.
-    max_length : int
-        Tokens per sample, special tokens included (default: the preset's; 512 for your own
-        data); longer inputs are truncated with a warning that gives the count.
     """
 
     name: str = Field(min_length=1)
-    data: Path | None = None
-    split: str | None = None
-    text_fields: list[str] | None = Field(None, min_length=1, max_length=2)
-    id_field: str | None = None
-    label_field: str | None = None
-    max_length: int | None = Field(None, ge=2)
-
-    def columns(self) -> dict[str, Any]:
-        """The column roles and token budget, as keyword arguments of extract() and train()."""
-        return {
-            "text_fields": self.text_fields, "id_field": self.id_field,
-            "label_field": self.label_field, "max_length": self.max_length,
-        }  # fmt: skip
 
 
 class VariantConfig(Section):
@@ -176,7 +146,7 @@ class Experiment(Section):
     name: str | None = None
     base_model: str | None = None
     tasks: list[TaskConfig] = Field(min_length=1)
-    samples: int = Field(750, ge=1)
+    samples: int = Field(DEFAULT_SAMPLES, ge=1)
     sample_seed: int = 0
     seeds: list[int] = Field(min_length=1)
     variants: list[VariantConfig] = Field(default_factory=list)
@@ -243,8 +213,7 @@ class Experiment(Section):
         ``train`` split): the task's data and columns, the study's number and seed."""
         t = self.task(name)
         return SampleSettings.create(
-            task=name, data=t.data, split=t.split, n=self.samples, seed=self.sample_seed,
-            **t.columns(),
+            task=name, n=self.samples, seed=self.sample_seed, **t.model_dump(exclude={"name"}),
         )  # fmt: skip
 
     def variant_path(self, variant: VariantConfig, task: str, seed: int) -> Path:

@@ -90,9 +90,10 @@ def resolve_and_check(exp: Experiment, root: Path) -> list[tuple[str, str]]:
         return (root / p.expanduser()).resolve() if not p.expanduser().is_absolute() else p
 
     exp.output = absolute(exp.output)
-    for t in exp.tasks:
-        if t.data is not None:
-            t.data = absolute(t.data)
+    exp.tasks = [  # task entries are settings objects, frozen: rebuilt with absolute data
+        t if t.data is None else t.model_copy(update={"data": absolute(t.data)})
+        for t in exp.tasks
+    ]
     if exp.import_ is not None:
         exp.import_.runs = absolute(exp.import_.runs)
         if exp.import_.base is not None:

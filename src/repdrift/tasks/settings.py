@@ -22,20 +22,37 @@ from repdrift.tasks.splits import HELD_OUT_FRACTION
 DEFAULT_SAMPLES = 750
 
 
-class SampleSettings(Settings):
-    """Which fixed samples to read: task, data, split, how many, their columns and token budget.
+class SampleColumns(Settings):
+    """Where a task's samples are and how to read them: data, split, column roles, token budget.
 
-    The same (task, data, split, n, seed) always gives the same samples with the same ids,
-    whichever model reads them (:func:`repdrift.tasks.samples.load_samples`).
+    The part of the sample settings a task declares (the experiment file's task entries,
+    :class:`repdrift.runner.experiment.TaskConfig`, extend it with the task's name).
+
+    Attributes
+    ----------
+    data : path
+        A local CSV / TSV / JSON(L) / parquet file, a ``save_to_disk`` folder, or a folder of
+        files named by split. Without it presets load from the hub.
+    split : str
+        Split to draw the samples from (default: the preset's, ``validation``). A single
+        ``data`` file is split by repdrift: ``validation`` is a seeded 20 % of its rows held
+        out from training, ``train`` the rest, ``all`` every row.
+    text_fields : list of str
+        One text column, or two for a pair. Default: the preset's; for your own data detected
+        by their common names (``text``, ``sentence``, ``sentence1``/``sentence2``,
+        ``question``/``context``, ``premise``/``hypothesis``).
+    id_field : str
+        Column of unique sample ids (default ``id`` or ``idx`` when present, else row numbers).
+    label_field : str
+        Column of labels (default ``label`` or ``labels`` when present); each distinct value
+        is a class (1-5 is five classes), the mapping recorded in the training record.
+    max_length : int
+        Tokens per sample, special tokens included (default: the preset's; 512 for your own
+        data); longer inputs are truncated with a warning that gives the count.
     """
 
     KIND: ClassVar[str] = "sample setting"
 
-    task: str = Field(
-        min_length=1,
-        description="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name "
-        "for --data.",
-    )
     data: Path | None = Field(None, description="Local CSV / JSONL / parquet / saved dataset.")
     split: str | None = Field(
         None,
@@ -43,10 +60,6 @@ class SampleSettings(Settings):
         f"split by repdrift: validation is a seeded {HELD_OUT_FRACTION:.0%} held out from what "
         "train trains on, train the rest, all every row.",
     )
-    n: int | None = Field(
-        DEFAULT_SAMPLES, ge=1, description="Samples to draw (fewer available: all)."
-    )
-    seed: int = Field(0, description="Seed of the sample choice.")
     text_fields: tuple[str, ...] | None = Field(
         None,
         description="Text column, or two comma-separated for pairs (default: detected by name).",
@@ -54,7 +67,8 @@ class SampleSettings(Settings):
     id_field: str | None = Field(None, description="Column of unique sample ids.")
     label_field: str | None = Field(
         None,
-        description="Column of labels (default: label or labels); each distinct value is a class.",
+        description="Column of labels (default: label or labels); each distinct value is a "
+        "class.",
     )
     max_length: int | None = Field(
         None,
@@ -63,7 +77,7 @@ class SampleSettings(Settings):
         "the model's own limit).",
     )
 
-    @field_validator("n", "seed", "max_length", mode="before")
+    @field_validator("max_length", mode="before")
     @classmethod
     def _no_bool(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, bool):  # True would pass as 1
@@ -87,8 +101,33 @@ class SampleSettings(Settings):
         return value
 
     def columns(self) -> dict[str, Any]:
-        """The column roles and token budget, the part of the settings a task section sets."""
+        """The column roles and token budget."""
         return self.model_dump(include={"text_fields", "id_field", "label_field", "max_length"})
 
 
-__all__ = ["DEFAULT_SAMPLES", "SampleSettings"]
+class SampleSettings(SampleColumns):
+    """Which fixed samples to read: task, data, split, how many, their columns and token budget.
+
+    The same (task, data, split, n, seed) always gives the same samples with the same ids,
+    whichever model reads them (:func:`repdrift.tasks.samples.load_samples`).
+    """
+
+    task: str = Field(
+        min_length=1,
+        description="Task preset (sst2, mrpc, rte, squad_v2, demo-sst, demo-pair) or a name "
+        "for --data.",
+    )
+    n: int | None = Field(
+        DEFAULT_SAMPLES, ge=1, description="Samples to draw (fewer available: all)."
+    )
+    seed: int = Field(0, description="Seed of the sample choice.")
+
+    @field_validator("n", "seed", mode="before")
+    @classmethod
+    def _integer(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):  # True would pass as 1
+            raise ValueError(f"{info.field_name}={value!r} is not an integer")
+        return value
+
+
+__all__ = ["DEFAULT_SAMPLES", "SampleColumns", "SampleSettings"]
