@@ -15,7 +15,7 @@ import difflib
 import re
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from repdrift.errors import InputError
 
@@ -76,6 +76,16 @@ class Settings(BaseModel):
             raise InputError(describe_errors(exc, cls)) from None
 
 
+def refuse_bool(value: Any, info: ValidationInfo) -> Any:
+    """A ``mode="before"`` field validator for numbers: ``True`` would pass as 1.
+
+    Used as ``_numbers = field_validator("n", "seed", mode="before")(refuse_bool)``.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{info.field_name}={value!r} is not a number")
+    return value
+
+
 def default(cls: type[Settings], field: str) -> Any:
     """A field's default (the CLI shows it in its help)."""
     info = cls.model_fields[field]
@@ -108,4 +118,4 @@ def describe_errors(exc: ValidationError, cls: type[Settings]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Settings", "default", "describe_errors", "help_text"]
+__all__ = ["Settings", "default", "describe_errors", "help_text", "refuse_bool"]

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from repdrift.common.naming import LAYER_FORMATS, LayerFormat, Pooling, check_pooling
+from repdrift.common.settings import refuse_bool
 from repdrift.models.placement import Placement
 
 
@@ -92,12 +93,7 @@ class ExtractionOptions(Placement):
             return list(value)
         return value
 
-    @field_validator("batch_size", "max_tokens", mode="before")
-    @classmethod
-    def _no_bool(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool):  # True would pass as 1
-            raise ValueError(f"{info.field_name}={value!r} is not an integer")
-        return value
+    _numbers = field_validator("batch_size", "max_tokens", mode="before")(refuse_bool)
 
     @field_validator("format", mode="before")
     @classmethod

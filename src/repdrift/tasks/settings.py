@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
-from repdrift.common.settings import Settings
+from repdrift.common.settings import Settings, refuse_bool
 from repdrift.tasks.splits import HELD_OUT_FRACTION
 
 #: The samples drawn per task unless said otherwise (the original study's 750).
@@ -77,12 +77,7 @@ class SampleColumns(Settings):
         "the model's own limit).",
     )
 
-    @field_validator("max_length", mode="before")
-    @classmethod
-    def _no_bool(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool):  # True would pass as 1
-            raise ValueError(f"{info.field_name}={value!r} is not an integer")
-        return value
+    _numbers = field_validator("max_length", mode="before")(refuse_bool)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -122,12 +117,7 @@ class SampleSettings(SampleColumns):
     )
     seed: int = Field(0, description="Seed of the sample choice.")
 
-    @field_validator("n", "seed", mode="before")
-    @classmethod
-    def _integer(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool):  # True would pass as 1
-            raise ValueError(f"{info.field_name}={value!r} is not an integer")
-        return value
+    _integers = field_validator("n", "seed", mode="before")(refuse_bool)
 
 
 __all__ = ["DEFAULT_SAMPLES", "SampleColumns", "SampleSettings"]

@@ -18,10 +18,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, get_args
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from repdrift.common.naming import Method
-from repdrift.common.settings import Settings
+from repdrift.common.settings import Settings, refuse_bool
 from repdrift.errors import InputError
 from repdrift.models.training_record import DEFAULT_LR
 
@@ -126,15 +126,10 @@ class TrainingSettings(Settings):
     )
     device: str = Field("auto", min_length=1, description="auto | cpu | cuda | cuda:N.")
 
-    @field_validator(
+    _numbers = field_validator(
         "epochs", "max_steps", "batch_size", "rank", "alpha", "dropout", "max_train_samples",
         "save_steps", "max_eval_samples", mode="before",
-    )  # fmt: skip
-    @classmethod
-    def _no_bool(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool):  # True would pass as 1
-            raise ValueError(f"{info.field_name}={value!r} is not a number")
-        return value
+    )(refuse_bool)  # fmt: skip
 
     @field_validator("lr", mode="before")
     @classmethod
