@@ -278,3 +278,24 @@ def test_compare_on_a_torch_device_equals_numpy(study, monkeypatch):
     cols = ["similarity", "ci_low", "ci_high", "null_mean"]
     np.testing.assert_allclose(on_torch.drift[cols], plain.drift[cols], rtol=0, atol=1e-10)
     np.testing.assert_array_equal(on_torch.drift["p_perm"], plain.drift["p_perm"])
+
+
+def test_settings_object_and_options_build_one_analysis_settings(study) -> None:
+    """compare(settings=...) takes the settings whole; options given beside it replace its
+    fields (None as None); an unknown or bad option is named before any run is read."""
+    from repdrift.analysis.settings import AnalysisSettings
+
+    _, paths = study
+    settings = AnalysisSettings(metrics=("cka_linear", "cosine"), n_boot=10, n_perm=10, seed=3)
+    res = compare(paths, settings=settings, n_perm=0, device=None, progress=False)
+    used = res.summary["settings"]
+    assert list(used["metrics"]) == ["cka_linear", "cosine"] and used["seed"] == 3
+    assert (used["n_boot"], used["n_perm"], used["device"]) == (10, 0, None)
+    assert res.drift["p_perm"].isna().all() and res.drift["ci_low"].notna().any()
+    same = compare(paths, metrics=["cka_linear", "cosine"], n_boot=10, n_perm=0, seed=3,
+                   progress=False)  # fmt: skip
+    pd.testing.assert_frame_equal(res.drift, same.drift)
+    with pytest.raises(InputError, match=r"unknown analysis setting 'n_boots' \(did you mean"):
+        compare(["/no/such/run"], n_boots=10)
+    with pytest.raises(InputError, match=r"invalid analysis setting level=1.5"):
+        compare(["/no/such/run"], settings=settings, level=1.5)

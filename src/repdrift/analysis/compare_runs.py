@@ -68,7 +68,7 @@ def compare(
     settings
         All analysis settings at once (:class:`~repdrift.analysis.settings.AnalysisSettings`,
         e.g. an experiment file's ``analysis:`` section); the ``options`` given replace its
-        fields. Default: every default.
+        fields (None included: ``device=None`` is numpy on the CPU). Default: every default.
     progress
         Show a progress bar.
     **options
@@ -80,7 +80,9 @@ def compare(
         naming it, before any run is read.
     """
     started = time.perf_counter()
-    asked = AnalysisSettings.build(settings, **options)
+    asked = (
+        settings.replaced(**options) if settings is not None else AnalysisSettings.create(**options)
+    )
     values_only = asked.values_only()  # said once the runs pair, not before an error
     chosen = asked.resolved()
     groups = pair_runs(

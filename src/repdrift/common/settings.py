@@ -28,7 +28,7 @@ class Settings(BaseModel):
     Built directly (or as a section of the experiment file), a bad value is a pydantic
     ``ValidationError`` (a ``ValueError``) naming the field. :meth:`create`, :meth:`build` and
     :meth:`updated` raise :class:`~repdrift.errors.InputError` instead, one line per problem as
-    the CLI prints it: :meth:`create` is the checked constructor of the Python API, where None
+    the CLI prints it: :meth:`create` and :meth:`replaced` serve the Python API, where None
     means None; :meth:`build` and :meth:`updated` serve the CLI, where None means "not given".
     """
 
@@ -60,6 +60,11 @@ class Settings(BaseModel):
         if not given:
             return self
         return type(self).create(**{**self.model_dump(), **given})
+
+    def replaced(self: S, **values: Any) -> S:
+        """A validated copy with these fields replaced; None is None here (the Python API's
+        sense, as in :meth:`create`)."""
+        return type(self).create(**{**self.model_dump(), **values}) if values else self
 
     @classmethod
     def create(cls: type[S], **values: Any) -> S:

@@ -264,7 +264,7 @@ def load_samples(task: str | SampleSettings, /, **settings: Any) -> Samples:
         present), duplicate ids, a missing text value.
     """
     chosen = (
-        SampleSettings.create(**{**task.model_dump(), **settings})
+        task.replaced(**settings)
         if isinstance(task, SampleSettings)
         else SampleSettings.create(task=task, **settings)
     )
