@@ -163,6 +163,11 @@ class AnalysisSettings(Settings):
             raise ValueError(f"resampled metric(s) {missing} are not among the metrics {chosen}")
         return value
 
+    @field_validator("metric_params", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # metric_params=None: none given
+
     @field_validator("metric_params")
     @classmethod
     def _known_params(cls, value: Any, info: ValidationInfo) -> Any:
