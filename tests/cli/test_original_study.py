@@ -183,6 +183,29 @@ def test_samples_that_cannot_be_the_files_are_refused(tree, minilm_path, tmp_pat
     assert result.exit_code == 2 and "go together" in result.output
 
 
+def test_an_import_is_written_a_chunk_of_rows_at_a_time(tree, minilm_path, tmp_path, monkeypatch):
+    """Memory does not grow with n: the run is written in chunks of rows of every layer, and
+    the chunked import equals the one-chunk import exactly, masked or not; a refused mask
+    writes nothing."""
+    from repdrift.original_study import importer
+
+    masked = ["--task", "sst2", "--tokenizer", str(minilm_path), "--data", str(tree["data"])]
+    whole = {"unmasked": _import(tree, tmp_path / "whole"), "masked": _import(tree, tmp_path / "whole_m", *masked)}  # fmt: skip
+    monkeypatch.setattr(importer, "IMPORT_CHUNK_ROWS", 7)
+    chunked = {"unmasked": _import(tree, tmp_path / "chunked"), "masked": _import(tree, tmp_path / "chunked_m", *masked)}  # fmt: skip
+    for how in ("unmasked", "masked"):
+        for name in ("sst2_base", "sst2_full_seed42"):
+            a, b = load_run(whole[how] / name), load_run(chunked[how] / name)
+            n = len(a.sample_ids)
+            assert n > 7 and b.manifest.chunk_size == 7 and b.manifest.n_samples == n
+            for layer in a.layers:
+                np.testing.assert_array_equal(a.layer(layer), b.layer(layer))
+    refused = tmp_path / "refused"
+    result = CliRunner().invoke(app, ["import", str(tree["root"]), "--out", str(refused), *masked, "--max-length", "6"])  # fmt: skip
+    assert result.exit_code != 0 and "hold no sample of" in str(result.exception)
+    assert not list(refused.rglob("*.safetensors")) and not list(refused.rglob("*.npy"))
+
+
 def test_a_bad_tree_is_refused_naming_the_file(tree, tmp_path):
     broken = tmp_path / "tree/results/phase3_representations/sst2_full_finetune_seed1"
     (broken / "step_000000").mkdir(parents=True)

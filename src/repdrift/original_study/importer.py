@@ -20,13 +20,15 @@ The manifest's ``extra["imported"]`` records the original folder, its metadata a
 layers were pooled; task, method and seed (from the folder name) are its ``task``, ``kind`` and
 ``model.training``. LoRA matrices (``adapter_weights/lora_{A,B}_layer_i.pt``) become
 ``adapter_weights/lora.safetensors`` (:mod:`repdrift.original_study.adapters`). Importing again
-leaves a complete run alone; memory holds the pooled layers of one run, (layers × n × d)
-float32, and an unpooled file is read a block of rows at a time.
+leaves a complete run alone and resumes a partial one. Memory does not grow with the number of
+samples: the run is written a chunk of rows of every layer at a time, and an unpooled file is
+read a block of rows at a time through a memory map.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from repdrift.common.version import __version__
 from repdrift.errors import InputError, IntegrityError
 from repdrift.original_study.adapters import ADAPTER_FILE, lora_alpha_of, lora_file
 from repdrift.original_study.layout import OriginalRun, find_runs
-from repdrift.original_study.pooling import pool_unpooled
+from repdrift.original_study.pooling import check_file, pool_unpooled
 from repdrift.original_study.token_counts import OriginalSamples, TokenCounts, token_counts
 from repdrift.store.assemble import PooledChunk
 from repdrift.store.legacy_pt import (
@@ -65,6 +67,8 @@ __all__ = ["import_original", "import_run"]
 
 #: What ``extra["imported"]["format"]`` says of every imported run.
 ORIGINAL_FORMAT = "the original study's phase-3 layer files"
+#: Samples per chunk of an imported run: what memory holds at once, per layer.
+IMPORT_CHUNK_ROWS = 256
 
 
 def import_original(
@@ -167,28 +171,54 @@ def _import_step(
         if writer.complete:
             logger.info("%s: already imported from %s", out, run.folder)
             return
-        layers = {}
-        for name, path in files.items():
-            if mask is not None:
-                pooled = pool_unpooled(path, lengths=mask.lengths, padding_side=mask.padding_side)
-            elif unpooled[name]:
-                pooled = pool_unpooled(path)
-            else:
-                arrays = pt_layer_arrays(path)
-                if "pooled" not in arrays:
-                    raise IntegrityError(f"{path}: token-level arrays, not an original layer")
-                pooled = arrays["pooled"]
-            if pooled.shape[0] != n:
-                raise IntegrityError(f"{path}: {pooled.shape[0]} rows, {first.name} {n}")
-            layers[name] = torch.from_numpy(np.ascontiguousarray(pooled, dtype=np.float32))
-        writer.write_chunk(
-            PooledChunk(0, np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64), layers)
-        )
+        sources = _layer_sources(files, n, unpooled[next(iter(files))], mask)
+        if mask is not None:  # refused before anything is written: one pass over one file
+            check_file(first, mask.lengths, mask.padding_side)
+        size = writer.manifest.chunk_size  # a resumed import keeps its chunking
+        chunks = range(0, n, size)
+        for k, start in enumerate(chunks):  # memory: one chunk of rows of every layer
+            if k in writer.done_chunks:
+                continue
+            rows = slice(start, min(n, start + size))
+            layers = {name: torch.from_numpy(read(rows)) for name, read in sources.items()}
+            index = np.arange(rows.start, rows.stop, dtype=np.int64)
+            writer.write_chunk(PooledChunk(k, index, np.ones(len(index), np.int64), layers))
         adapters = lora_file(step_dir, lora_alpha if lora_alpha is not None else lora_alpha_of(raw))
         if adapters is not None:
             tensors, meta = adapters
             writer.add_file(ADAPTER_FILE, lambda tmp: save_safetensors(tensors, tmp, metadata=meta))
-        writer.finish(n_chunks=1)
+        writer.finish(n_chunks=len(chunks))
+
+
+def _layer_sources(
+    files: dict[str, Path], n: int, unpooled: bool, mask: TokenCounts | None = None
+) -> dict[str, Any]:
+    """Per layer, ``read(rows) -> (rows, d) float32``; every file checked to hold ``n`` rows."""
+    sources: dict[str, Any] = {}
+    for name, path in files.items():
+        if unpooled:
+            rows_held = int(load_pt_mmap(path).shape[0])
+            sources[name] = partial(_pool_rows, path, mask)
+        else:
+            arrays = pt_layer_arrays(path)
+            if "pooled" not in arrays:
+                raise IntegrityError(f"{path}: token-level arrays, not an original layer")
+            pooled = arrays["pooled"]  # memory-mapped: a chunk reads only its rows
+            rows_held = pooled.shape[0]
+            sources[name] = partial(_slice_rows, pooled)
+        if rows_held != n:
+            raise IntegrityError(f"{path}: {rows_held} rows, {next(iter(files.values())).name} {n}")
+    return sources
+
+
+def _pool_rows(path: Path, mask: TokenCounts | None, rows: slice) -> np.ndarray:
+    if mask is None:  # the mean over every position, as the original analysis did
+        return pool_unpooled(path, rows=rows)
+    return pool_unpooled(path, lengths=mask.lengths, padding_side=mask.padding_side, rows=rows)
+
+
+def _slice_rows(pooled: np.ndarray, rows: slice) -> np.ndarray:
+    return np.ascontiguousarray(pooled[rows], dtype=np.float32)
 
 
 def _manifest(
@@ -239,7 +269,7 @@ def _manifest(
         layers=list(files),
         padding_side=mask.padding_side if mask is not None else "right",
         batch_size=n,
-        chunk_size=n,
+        chunk_size=min(n, IMPORT_CHUNK_ROWS),
         extra={
             "imported": {
                 "from": str(step_dir), "format": ORIGINAL_FORMAT,

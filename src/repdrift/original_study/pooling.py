@@ -3,8 +3,8 @@
 Its phase-3 extractor saved each layer as a bare ``(n, seq_len, d)`` tensor: batches padded to
 their longest input and concatenated with zero padding to the longest of all, no attention
 mask. Its analysis mean-pooled over axis 1 including the padded positions.
-:func:`pool_unpooled` reads such a file through a memory map, a block of rows at a time (never
-the whole tensor), and pools it either that way (``mean_unmasked``, so published numbers can be
+:func:`pool_unpooled` reads such a file (or a range of its rows) through a memory map, a block
+of rows at a time (never the whole tensor), and pools it either that way (``mean_unmasked``, so published numbers can be
 reproduced) or over the real tokens only, given each sample's token count
 (:mod:`repdrift.original_study.token_counts`); counts that cannot have produced the file are
 refused, naming it.
@@ -20,7 +20,7 @@ import torch
 from repdrift.errors import IntegrityError
 from repdrift.store.legacy_pt import load_pt_mmap
 
-__all__ = ["check_batch_widths", "pool_unpooled", "real_token_spans"]
+__all__ = ["check_batch_widths", "check_file", "pool_unpooled", "real_token_spans"]
 
 _BLOCK_BYTES = 64 << 20  # rows of an unpooled file converted to float64 per step
 
@@ -30,6 +30,7 @@ def pool_unpooled(
     *,
     lengths: np.ndarray | None = None,
     padding_side: str = "right",
+    rows: slice | None = None,
 ) -> np.ndarray:
     """Mean-pool an unpooled ``(n, seq_len, d)`` layer file in bounded memory.
 
@@ -43,16 +44,18 @@ def pool_unpooled(
     padding_side
         Where each batch put its padding (with ``lengths`` only). The zero padding that joined
         batches of different lengths is found from the data: trailing all-zero positions.
+    rows
+        Only these rows (``slice(start, stop)``), for an import that writes a block of samples
+        at a time; the check of the batch widths against ``lengths``, which needs every row, is
+        then :func:`check_file`'s. None: every row, checked.
 
     Returns
     -------
     np.ndarray
-        (n, d) float32, accumulated in float64.
+        (rows, d) float32, accumulated in float64.
     """
     path = Path(path)
-    tensor = load_pt_mmap(path)
-    if not torch.is_tensor(tensor) or tensor.ndim != 3:
-        raise IntegrityError(f"{path}: expected an unpooled (n, seq_len, d) tensor")
+    tensor = _unpooled(path)
     n, seq_len, d = tensor.shape
     if lengths is not None:
         lengths = np.asarray(lengths, dtype=np.int64)
@@ -60,31 +63,62 @@ def pool_unpooled(
             raise IntegrityError(
                 f"{path}: {lengths.size} token counts given for a file of {n} samples"
             )
-    out = np.empty((n, d), dtype=np.float32)
-    widths = np.empty(n, dtype=np.int64)
-    rows = max(1, _BLOCK_BYTES // max(1, seq_len * d * 8))
+    start, stop, _ = (rows or slice(0, n)).indices(n)
+    out = np.empty((stop - start, d), dtype=np.float32)
+    widths = np.empty(stop - start, dtype=np.int64)
+    step = max(1, _BLOCK_BYTES // max(1, seq_len * d * 8))
     positions = torch.arange(seq_len)
-    for start in range(0, n, rows):
-        raw = tensor[start : start + rows]
+    for first_row in range(start, stop, step):
+        last_row = min(stop, first_row + step)
+        at = slice(first_row - start, last_row - start)
+        raw = tensor[first_row:last_row]
         block = raw.to(torch.float64)
         if lengths is None:
-            out[start : start + rows] = block.mean(dim=1).numpy()
+            out[at] = block.mean(dim=1).numpy()
             continue
-        nonzero = (raw != 0).any(dim=2)  # (m, seq_len), on the stored values
-        last = torch.where(nonzero, positions, torch.full_like(positions, -1)).amax(dim=1)
-        padded = (last + 1).numpy()
-        widths[start : start + rows] = padded
-        first, stop = real_token_spans(
-            lengths[start : start + rows], padded, padding_side, str(path)
-        )
+        padded = _widths(raw, positions)
+        widths[at] = padded
+        first, end = real_token_spans(lengths[first_row:last_row], padded, padding_side, str(path))
         mask = (positions >= torch.from_numpy(first)[:, None]) & (
-            positions < torch.from_numpy(stop)[:, None]
+            positions < torch.from_numpy(end)[:, None]
         )
         summed = torch.bmm(mask[:, None, :].to(torch.float64), block)[:, 0]  # (m, d)
-        out[start : start + rows] = (summed / mask.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
-    if lengths is not None:
+        out[at] = (summed / mask.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
+    if lengths is not None and rows is None:
         check_batch_widths(lengths, widths, str(path))
     return out
+
+
+def check_file(path: str | Path, lengths: np.ndarray, padding_side: str = "right") -> None:
+    """Refuse token counts that cannot have produced an unpooled file, reading only its zero
+    pattern a block of rows at a time (what :func:`pool_unpooled` checks on the way)."""
+    path = Path(path)
+    tensor = _unpooled(path)
+    n, seq_len, d = tensor.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.shape != (n,):
+        raise IntegrityError(f"{path}: {lengths.size} token counts given for a file of {n} samples")
+    widths = np.empty(n, dtype=np.int64)
+    step = max(1, _BLOCK_BYTES // max(1, seq_len * d * 4))
+    positions = torch.arange(seq_len)
+    for start in range(0, n, step):
+        widths[start : start + step] = _widths(tensor[start : start + step], positions)
+    real_token_spans(lengths, widths, padding_side, str(path))
+    check_batch_widths(lengths, widths, str(path))
+
+
+def _unpooled(path: Path) -> torch.Tensor:
+    tensor = load_pt_mmap(path)
+    if not torch.is_tensor(tensor) or tensor.ndim != 3:
+        raise IntegrityError(f"{path}: expected an unpooled (n, seq_len, d) tensor")
+    return tensor
+
+
+def _widths(raw: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
+    """Positions before each row's trailing all-zero padding, on the stored values."""
+    nonzero = (raw != 0).any(dim=2)  # (m, seq_len)
+    last = torch.where(nonzero, positions, torch.full_like(positions, -1)).amax(dim=1)
+    return (last + 1).numpy()
 
 
 def real_token_spans(
