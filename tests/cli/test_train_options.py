@@ -34,8 +34,8 @@ def shown() -> str:
 )
 def test_help_shows_each_default_from_the_settings(shown: str, field: str) -> None:
     option = "--" + field.replace("_", "-")
-    text = f"{help_text(TrainingSettings, field)} (default: {default(TrainingSettings, field)})"
-    assert f"{option} " in shown and text in shown
+    text = help_text(TrainingSettings, field).rstrip(".")
+    assert f"{option} " in shown and f"{text} (default: {default(TrainingSettings, field)})." in shown
 
 
 def test_help_of_settings_without_a_fixed_default(shown: str) -> None:

@@ -18,6 +18,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from repdrift.cli.views import err_console
+from repdrift.common.settings import Settings, default, help_text
 from repdrift.common.threads import configure_threads
 from repdrift.common.version import __version__
 from repdrift.errors import RepdriftError
@@ -112,6 +113,15 @@ def _common(
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def setting_help(cls: type[Settings], field: str) -> str:
+    """A setting's help text with its default, both read from its settings class (what
+    leaving the option out keeps)."""
+    value, text = default(cls, field), help_text(cls, field)
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return text if value is None else f"{text.rstrip('.')} (default: {value})."
 
 
 def quiet() -> bool:

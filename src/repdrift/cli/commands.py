@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from repdrift.analysis.settings import AnalysisSettings
-from repdrift.cli.app import app, main, quiet
+from repdrift.cli.app import app, main, quiet, setting_help
 from repdrift.cli.views import (
     console,
     err_console,
@@ -47,14 +47,10 @@ def _parse_layers(spec: str | None) -> list[int | str] | str | None:
 
 # The data's column roles and token budget: the same options on extract and train, with the
 # help text of SampleSettings (the one home of the sample settings).
-TextFields = Annotated[
-    str | None, typer.Option(help=help_text(SampleSettings, "text_fields"))
-]
+TextFields = Annotated[str | None, typer.Option(help=help_text(SampleSettings, "text_fields"))]
 IdField = Annotated[str | None, typer.Option(help=help_text(SampleSettings, "id_field"))]
 LabelField = Annotated[str | None, typer.Option(help=help_text(SampleSettings, "label_field"))]
-MaxLength = Annotated[
-    int | None, typer.Option(min=2, help=help_text(SampleSettings, "max_length"))
-]
+MaxLength = Annotated[int | None, typer.Option(min=2, help=help_text(SampleSettings, "max_length"))]
 
 
 def column_options(
@@ -64,12 +60,6 @@ def column_options(
     ``SampleSettings`` splits ``"question,context"``)."""
     return {"text_fields": text_fields, "id_field": id_field, "label_field": label_field,
             "max_length": max_length}  # fmt: skip
-
-
-def _analysis_help(field: str) -> str:
-    """An analysis setting's help with its default."""
-    text = help_text(AnalysisSettings, field).rstrip(".")
-    return f"{text} (default: {default(AnalysisSettings, field)})."
 
 
 def _metric_params(given: list[str]) -> dict[str, dict[str, Any]] | None:
@@ -92,14 +82,6 @@ def _metric_params(given: list[str]) -> dict[str, dict[str, Any]] | None:
     return params or None
 
 
-def _extraction_help(field: str) -> str:
-    """An extraction setting's help with its default (what ``None`` keeps)."""
-    value, text = default(ExtractionOptions, field), help_text(ExtractionOptions, field)
-    if isinstance(value, bool):
-        value = "on" if value else "off"
-    return text if value is None else f"{text.rstrip('.')} (default: {value})."
-
-
 @app.command()
 def extract(
     model: str = typer.Argument(
@@ -116,22 +98,32 @@ def extract(
     samples: int = typer.Option(
         default(SampleSettings, "n"), min=1, help=help_text(SampleSettings, "n")
     ),
-    seed: int = typer.Option(default(SampleSettings, "seed"), help=help_text(SampleSettings, "seed")),
+    seed: int = typer.Option(
+        default(SampleSettings, "seed"), help=help_text(SampleSettings, "seed")
+    ),
     split: str | None = typer.Option(None, help=help_text(SampleSettings, "split")),
     text_fields: TextFields = None,
     id_field: IdField = None,
     label_field: LabelField = None,
     max_length: MaxLength = None,
-    pooling: str | None = typer.Option(None, help=_extraction_help("pooling")),
-    layers: str | None = typer.Option(None, help=_extraction_help("layers")),
-    batch_size: int | None = typer.Option(None, min=1, help=_extraction_help("batch_size")),
-    max_tokens: int | None = typer.Option(None, min=1, help=_extraction_help("max_tokens")),
-    dtype: str | None = typer.Option(None, help=_extraction_help("dtype")),
-    device: str | None = typer.Option(None, help=_extraction_help("device")),
-    device_map: str | None = typer.Option(None, help=_extraction_help("device_map")),
-    max_memory: str | None = typer.Option(None, help=_extraction_help("max_memory")),
-    offload_folder: Path | None = typer.Option(None, help=_extraction_help("offload_folder")),
-    format: str | None = typer.Option(None, "--format", help=_extraction_help("format")),
+    pooling: str | None = typer.Option(None, help=setting_help(ExtractionOptions, "pooling")),
+    layers: str | None = typer.Option(None, help=setting_help(ExtractionOptions, "layers")),
+    batch_size: int | None = typer.Option(
+        None, min=1, help=setting_help(ExtractionOptions, "batch_size")
+    ),
+    max_tokens: int | None = typer.Option(
+        None, min=1, help=setting_help(ExtractionOptions, "max_tokens")
+    ),
+    dtype: str | None = typer.Option(None, help=setting_help(ExtractionOptions, "dtype")),
+    device: str | None = typer.Option(None, help=setting_help(ExtractionOptions, "device")),
+    device_map: str | None = typer.Option(None, help=setting_help(ExtractionOptions, "device_map")),
+    max_memory: str | None = typer.Option(None, help=setting_help(ExtractionOptions, "max_memory")),
+    offload_folder: Path | None = typer.Option(
+        None, help=setting_help(ExtractionOptions, "offload_folder")
+    ),
+    format: str | None = typer.Option(
+        None, "--format", help=setting_help(ExtractionOptions, "format")
+    ),
     checkpoints: bool = typer.Option(
         False, help="Also extract the checkpoint-N folders into step_N."
     ),
@@ -143,7 +135,7 @@ def extract(
         help=help_text(ExtractionOptions, "trust_remote_code"),
     ),
     final_norm: bool | None = typer.Option(
-        None, "--final-norm/--no-final-norm", help=_extraction_help("final_norm")
+        None, "--final-norm/--no-final-norm", help=setting_help(ExtractionOptions, "final_norm")
     ),
 ) -> None:
     """Extract every layer's representations of fixed validation samples into a run directory."""
@@ -167,9 +159,7 @@ def extract(
     if not (request.complete and base_out is None and not checkpoints):
         from repdrift.extraction.api import extract_request  # torch, transformers
 
-        extract_request(
-            request, checkpoints=checkpoints, base_out=base_out, progress=not quiet()
-        )
+        extract_request(request, checkpoints=checkpoints, base_out=base_out, progress=not quiet())
     if not quiet():
         show_run_summary(run_summary(out))
 
@@ -226,17 +216,21 @@ def compare(
         help="A metric's parameter other than its default, METRIC.PARAM=VALUE (repeat), "
         "e.g. cka_rbf.sigma=0.5.",
     ),
-    n_boot: int | None = typer.Option(None, help=_analysis_help("n_boot")),
-    n_perm: int | None = typer.Option(None, help=_analysis_help("n_perm")),
-    level: float | None = typer.Option(None, help=_analysis_help("level")),
-    seed: int | None = typer.Option(None, help=_analysis_help("seed")),
-    cross_layer_metric: str | None = typer.Option(None, help=_analysis_help("cross_layer_metric")),
+    n_boot: int | None = typer.Option(None, help=setting_help(AnalysisSettings, "n_boot")),
+    n_perm: int | None = typer.Option(None, help=setting_help(AnalysisSettings, "n_perm")),
+    level: float | None = typer.Option(None, help=setting_help(AnalysisSettings, "level")),
+    seed: int | None = typer.Option(None, help=setting_help(AnalysisSettings, "seed")),
+    cross_layer_metric: str | None = typer.Option(
+        None, help=setting_help(AnalysisSettings, "cross_layer_metric")
+    ),
     resample: list[str] = typer.Option(
         [], "--resample", help=help_text(AnalysisSettings, "resampled") + " Repeat for several."
     ),
-    device: str | None = typer.Option(None, help=_analysis_help("device")),
+    device: str | None = typer.Option(None, help=setting_help(AnalysisSettings, "device")),
     token_blocks: int | None = typer.Option(
-        None, help=_analysis_help("token_blocks"), rich_help_panel="Token-level runs"
+        None,
+        help=setting_help(AnalysisSettings, "token_blocks"),
+        rich_help_panel="Token-level runs",
     ),
     token_null: int | None = typer.Option(
         None,
@@ -271,68 +265,6 @@ def compare(
             console.print(f"[yellow]flagged[/] (see warnings): {escape(', '.join(flagged))}")
         console.print(
             f"results written to [bold]{escape(str(out))}[/] ({results.summary['seconds']} s)"
-        )
-
-
-@app.command("import")
-def import_tree(
-    tree: Path = typer.Argument(..., help="The original study's results tree (or run folders)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder of the standard runs to write."),
-    task: str | None = typer.Option(
-        None,
-        "--task",
-        "-t",
-        help="Pool unpooled layers over real tokens: the task whose samples are re-tokenised "
-        "(with --tokenizer); only its runs are imported. Without: the mean over every "
-        "position, padding included, as the original analysis did (mean_unmasked).",
-        rich_help_panel="Pooling over real tokens",
-    ),
-    tokenizer: str | None = typer.Option(
-        None,
-        help="The tokenizer the runs were extracted with (folder or hub id).",
-        rich_help_panel="Pooling over real tokens",
-    ),
-    data: Path | None = typer.Option(
-        None,
-        help="The samples, in the files' row order (default: the task's).",
-        rich_help_panel="Pooling over real tokens",
-    ),
-    max_length: int | None = typer.Option(
-        None,
-        help="Tokens per sample the runs were extracted with (default: the task's).",
-        rich_help_panel="Pooling over real tokens",
-    ),
-    padding_side: str | None = typer.Option(
-        None,
-        help="right | left within a batch (default: the tokenizer's).",
-        rich_help_panel="Pooling over real tokens",
-    ),
-    lora_alpha: float | None = typer.Option(
-        None, help="LoRA alpha, when the runs' metadata.json does not record it."
-    ),
-) -> None:
-    """Convert the original study's results tree into standard run directories."""
-    from repdrift.original_study import OriginalSamples, import_original
-
-    if (task is None) != (tokenizer is None):
-        raise typer.BadParameter("--task and --tokenizer go together")
-    if task is None and (data is not None or max_length is not None or padding_side is not None):
-        raise typer.BadParameter(
-            "--data, --max-length and --padding-side need --task and --tokenizer"
-        )
-    samples = None
-    if task is not None and tokenizer is not None:
-        chosen = SampleSettings.build(task=task, data=data, max_length=max_length)
-        samples = OriginalSamples(chosen, tokenizer, padding_side=padding_side)
-    runs = import_original(
-        tree, out, samples=samples, lora_alpha=lora_alpha, progress=not quiet()
-    )
-    if not quiet():
-        for run in runs:
-            console.print(f"  {escape(str(run))}")
-        console.print(
-            f"{len(runs)} run(s) in [bold]{escape(str(out))}[/]; compare them with "
-            f"repdrift compare {escape(str(out))}/<base run> {escape(str(out))}/<run>..."
         )
 
 

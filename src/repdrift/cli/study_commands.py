@@ -1,4 +1,5 @@
-"""The study commands: ``train`` one variant, ``run`` an experiment file, the bundled ``demo``.
+"""The study commands: ``train`` one variant, ``run`` an experiment file, the bundled ``demo``,
+``import`` the original study's tree.
 
 As in :mod:`repdrift.cli.commands`, the API is imported inside each command.
 """
@@ -12,21 +13,14 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from repdrift.cli.app import app, quiet
+from repdrift.cli.app import app, quiet, setting_help
 from repdrift.cli.commands import IdField, LabelField, MaxLength, TextFields, column_options
 from repdrift.cli.views import console, short_path, show_headline, show_plan
-from repdrift.common.settings import default, help_text
+from repdrift.common.settings import help_text
 from repdrift.tasks.settings import SampleSettings
 from repdrift.training.settings import DEFAULT_SEED, TrainingSettings
 
-__all__ = ["demo", "run", "seeds", "train"]
-
-
-def _training_help(field: str) -> str:
-    """A training setting's help with its default (what leaving the option out keeps)."""
-    value = default(TrainingSettings, field)
-    shown = "" if value is None else f" (default: {value})"
-    return help_text(TrainingSettings, field) + shown
+__all__ = ["demo", "import_tree", "run", "seeds", "train"]
 
 
 @app.command()
@@ -47,22 +41,30 @@ def train(
     id_field: IdField = None,
     label_field: LabelField = None,
     max_length: MaxLength = None,
-    epochs: float | None = typer.Option(None, help=_training_help("epochs")),
-    max_steps: int | None = typer.Option(None, min=1, help=_training_help("max_steps")),
-    lr: float | None = typer.Option(None, help=_training_help("lr")),
-    batch_size: int | None = typer.Option(None, min=1, help=_training_help("batch_size")),
-    rank: int | None = typer.Option(None, min=1, help=_training_help("rank")),
-    alpha: int | None = typer.Option(None, min=1, help=_training_help("alpha")),
-    dropout: float | None = typer.Option(None, help=_training_help("dropout")),
-    target_modules: str | None = typer.Option(None, help=_training_help("target_modules")),
+    epochs: float | None = typer.Option(None, help=setting_help(TrainingSettings, "epochs")),
+    max_steps: int | None = typer.Option(
+        None, min=1, help=setting_help(TrainingSettings, "max_steps")
+    ),
+    lr: float | None = typer.Option(None, help=setting_help(TrainingSettings, "lr")),
+    batch_size: int | None = typer.Option(
+        None, min=1, help=setting_help(TrainingSettings, "batch_size")
+    ),
+    rank: int | None = typer.Option(None, min=1, help=setting_help(TrainingSettings, "rank")),
+    alpha: int | None = typer.Option(None, min=1, help=setting_help(TrainingSettings, "alpha")),
+    dropout: float | None = typer.Option(None, help=setting_help(TrainingSettings, "dropout")),
+    target_modules: str | None = typer.Option(
+        None, help=setting_help(TrainingSettings, "target_modules")
+    ),
     max_train_samples: int | None = typer.Option(
-        None, min=1, help=_training_help("max_train_samples")
+        None, min=1, help=setting_help(TrainingSettings, "max_train_samples")
     ),
-    save_steps: int | None = typer.Option(None, min=1, help=_training_help("save_steps")),
+    save_steps: int | None = typer.Option(
+        None, min=1, help=setting_help(TrainingSettings, "save_steps")
+    ),
     max_eval_samples: int | None = typer.Option(
-        None, min=0, help=_training_help("max_eval_samples")
+        None, min=0, help=setting_help(TrainingSettings, "max_eval_samples")
     ),
-    device: str | None = typer.Option(None, help=_training_help("device")),
+    device: str | None = typer.Option(None, help=setting_help(TrainingSettings, "device")),
 ) -> None:
     """Fine-tune a model (full or LoRA) with a thin transformers/peft recipe."""
     from repdrift.training.recipe import train as run_train
@@ -192,3 +194,63 @@ def seeds(
 
     plan = plan_seeds(results, effect=effect, alpha=alpha, target=power, metric=metric)
     console.print(escape(plan_sentence(plan)), soft_wrap=True)
+
+
+@app.command("import")
+def import_tree(
+    tree: Path = typer.Argument(..., help="The original study's results tree (or run folders)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder of the standard runs to write."),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        "-t",
+        help="Pool unpooled layers over real tokens: the task whose samples are re-tokenised "
+        "(with --tokenizer); only its runs are imported. Without: the mean over every "
+        "position, padding included, as the original analysis did (mean_unmasked).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    tokenizer: str | None = typer.Option(
+        None,
+        help="The tokenizer the runs were extracted with (folder or hub id).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    data: Path | None = typer.Option(
+        None,
+        help="The samples, in the files' row order (default: the task's).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    max_length: int | None = typer.Option(
+        None,
+        help="Tokens per sample the runs were extracted with (default: the task's).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    padding_side: str | None = typer.Option(
+        None,
+        help="right | left within a batch (default: the tokenizer's).",
+        rich_help_panel="Pooling over real tokens",
+    ),
+    lora_alpha: float | None = typer.Option(
+        None, help="LoRA alpha, when the runs' metadata.json does not record it."
+    ),
+) -> None:
+    """Convert the original study's results tree into standard run directories."""
+    from repdrift.original_study import OriginalSamples, import_original
+
+    if (task is None) != (tokenizer is None):
+        raise typer.BadParameter("--task and --tokenizer go together")
+    if task is None and (data is not None or max_length is not None or padding_side is not None):
+        raise typer.BadParameter(
+            "--data, --max-length and --padding-side need --task and --tokenizer"
+        )
+    samples = None
+    if task is not None and tokenizer is not None:
+        chosen = SampleSettings.build(task=task, data=data, max_length=max_length)
+        samples = OriginalSamples(chosen, tokenizer, padding_side=padding_side)
+    runs = import_original(tree, out, samples=samples, lora_alpha=lora_alpha, progress=not quiet())
+    if not quiet():
+        for run in runs:
+            console.print(f"  {escape(str(run))}")
+        console.print(
+            f"{len(runs)} run(s) in [bold]{escape(str(out))}[/]; compare them with "
+            f"repdrift compare {escape(str(out))}/<base run> {escape(str(out))}/<run>..."
+        )
