@@ -53,15 +53,6 @@ LabelField = Annotated[str | None, typer.Option(help=help_text(SampleSettings, "
 MaxLength = Annotated[int | None, typer.Option(min=2, help=help_text(SampleSettings, "max_length"))]
 
 
-def column_options(
-    text_fields: str | None, id_field: str | None, label_field: str | None, max_length: int | None
-) -> dict:
-    """The data's column roles and token budget as sample settings (``text_fields`` as given:
-    ``SampleSettings`` splits ``"question,context"``)."""
-    return {"text_fields": text_fields, "id_field": id_field, "label_field": label_field,
-            "max_length": max_length}  # fmt: skip
-
-
 def _metric_params(given: list[str]) -> dict[str, dict[str, Any]] | None:
     """``["cka_rbf.sigma=0.5"]`` → ``{"cka_rbf": {"sigma": 0.5}}`` (values read as JSON when
     they parse, else kept as text)."""
@@ -150,13 +141,13 @@ def extract(
         offload_folder=offload_folder, final_norm=final_norm,
     )  # fmt: skip
     settings = SampleSettings.build(
-        task=task, data=data, n=samples, seed=seed, split=split,
-        **column_options(text_fields, id_field, label_field, max_length),
+        task=task, data=data, n=samples, seed=seed, split=split, text_fields=text_fields,
+        id_field=id_field, label_field=label_field, max_length=max_length,
     )  # fmt: skip
     # the samples are read once; a run already complete for this very call returns before
     # torch is even imported
     request = check_request(model, out=out, samples=settings, options=options, base=base)
-    if not (request.complete and base_out is None and not checkpoints):
+    if request.needs_model(base_out=base_out, checkpoints=checkpoints):
         from repdrift.extraction.api import extract_request  # torch, transformers
 
         extract_request(request, checkpoints=checkpoints, base_out=base_out, progress=not quiet())

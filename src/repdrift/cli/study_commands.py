@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from repdrift.cli.app import app, quiet, setting_help
-from repdrift.cli.commands import IdField, LabelField, MaxLength, TextFields, column_options
+from repdrift.cli.commands import IdField, LabelField, MaxLength, TextFields
 from repdrift.cli.views import console, short_path, show_headline, show_plan
 from repdrift.common.settings import help_text
 from repdrift.tasks.settings import SampleSettings
@@ -77,8 +77,8 @@ def train(
     )  # fmt: skip
     path = run_train(
         task=task, method=method, model=model, out=out, seed=seed, data=data,
-        settings=settings, progress=not quiet(),
-        **column_options(text_fields, id_field, label_field, max_length),
+        settings=settings, progress=not quiet(), text_fields=text_fields, id_field=id_field,
+        label_field=label_field, max_length=max_length,
     )  # fmt: skip
     if not quiet():
         console.print(f"saved to [bold]{escape(str(path))}[/]")

@@ -91,6 +91,13 @@ def refuse_bool(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def comma_list(value: Any) -> Any:
+    """The CLI's ``"a,b"`` as ``["a", "b"]`` (blanks dropped); anything else as it is."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def default(cls: type[Settings], field: str) -> Any:
     """A field's default (the CLI shows it in its help)."""
     info = cls.model_fields[field]
@@ -123,4 +130,4 @@ def describe_errors(exc: ValidationError, cls: type[Settings]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Settings", "default", "describe_errors", "help_text", "refuse_bool"]
+__all__ = ["Settings", "comma_list", "default", "describe_errors", "help_text", "refuse_bool"]

@@ -317,7 +317,7 @@ def extract_request(
         ``request.out``.
     """
     out, chosen, opts = request.out, request.samples, request.options
-    if request.complete and base_out is None and not checkpoints:
+    if not request.needs_model(base_out=base_out, checkpoints=checkpoints):
         return out
     loaded = _load(request.model, request.base, opts)
     if base_out is not None and loaded.kind != "lora":

@@ -105,6 +105,11 @@ class Request:
     sha256: str | None
     complete: bool
 
+    def needs_model(self, *, base_out: str | Path | None, checkpoints: bool) -> bool:
+        """Whether carrying the call out loads a model: not when step 0 is complete for it and
+        neither a base run nor checkpoints are asked for."""
+        return not self.complete or base_out is not None or checkpoints
+
 
 def check_request(
     model: str | Path,

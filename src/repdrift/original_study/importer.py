@@ -41,7 +41,7 @@ from repdrift.common.version import __version__
 from repdrift.errors import InputError, IntegrityError
 from repdrift.original_study.adapters import ADAPTER_FILE, lora_alpha_of, lora_file
 from repdrift.original_study.layout import OriginalRun, find_runs
-from repdrift.original_study.pooling import check_file, pool_unpooled
+from repdrift.original_study.pooling import check_file, open_unpooled, pool_unpooled
 from repdrift.original_study.token_counts import OriginalSamples, TokenCounts, token_counts
 from repdrift.store.assemble import PooledChunk
 from repdrift.store.legacy_pt import (
@@ -197,8 +197,9 @@ def _layer_sources(
     sources: dict[str, Any] = {}
     for name, path in files.items():
         if unpooled:
-            rows_held = int(load_pt_mmap(path).shape[0])
-            sources[name] = partial(_pool_rows, path, mask)
+            mapped = open_unpooled(path)  # opened once, read a chunk of rows at a time
+            rows_held = int(mapped.shape[0])
+            sources[name] = partial(_pool_rows, path, mapped, mask)
         else:
             arrays = pt_layer_arrays(path)
             if "pooled" not in arrays:
@@ -211,10 +212,14 @@ def _layer_sources(
     return sources
 
 
-def _pool_rows(path: Path, mask: TokenCounts | None, rows: slice) -> np.ndarray:
+def _pool_rows(
+    path: Path, mapped: torch.Tensor, mask: TokenCounts | None, rows: slice
+) -> np.ndarray:
     if mask is None:  # the mean over every position, as the original analysis did
-        return pool_unpooled(path, rows=rows)
-    return pool_unpooled(path, lengths=mask.lengths, padding_side=mask.padding_side, rows=rows)
+        return pool_unpooled(path, rows=rows, mapped=mapped)
+    return pool_unpooled(
+        path, lengths=mask.lengths, padding_side=mask.padding_side, rows=rows, mapped=mapped
+    )
 
 
 def _slice_rows(pooled: np.ndarray, rows: slice) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from repdrift.errors import IntegrityError
 from repdrift.store.legacy_pt import load_pt_mmap
 
-__all__ = ["check_batch_widths", "check_file", "pool_unpooled", "real_token_spans"]
+__all__ = ["check_batch_widths", "check_file", "open_unpooled", "pool_unpooled", "real_token_spans"]
 
 _BLOCK_BYTES = 64 << 20  # rows of an unpooled file converted to float64 per step
 
@@ -31,6 +31,7 @@ def pool_unpooled(
     lengths: np.ndarray | None = None,
     padding_side: str = "right",
     rows: slice | None = None,
+    mapped: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Mean-pool an unpooled ``(n, seq_len, d)`` layer file in bounded memory.
 
@@ -48,6 +49,9 @@ def pool_unpooled(
         Only these rows (``slice(start, stop)``), for an import that writes a block of samples
         at a time; the check of the batch widths against ``lengths``, which needs every row, is
         then :func:`check_file`'s. None: every row, checked.
+    mapped
+        The file's memory map when the caller already opened it (:func:`open_unpooled`), so a
+        file pooled a block of rows at a time is opened once.
 
     Returns
     -------
@@ -55,7 +59,7 @@ def pool_unpooled(
         (rows, d) float32, accumulated in float64.
     """
     path = Path(path)
-    tensor = _unpooled(path)
+    tensor = mapped if mapped is not None else open_unpooled(path)
     n, seq_len, d = tensor.shape
     if lengths is not None:
         lengths = np.asarray(lengths, dtype=np.int64)
@@ -93,7 +97,7 @@ def check_file(path: str | Path, lengths: np.ndarray, padding_side: str = "right
     """Refuse token counts that cannot have produced an unpooled file, reading only its zero
     pattern a block of rows at a time (what :func:`pool_unpooled` checks on the way)."""
     path = Path(path)
-    tensor = _unpooled(path)
+    tensor = open_unpooled(path)
     n, seq_len, d = tensor.shape
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.shape != (n,):
@@ -107,7 +111,8 @@ def check_file(path: str | Path, lengths: np.ndarray, padding_side: str = "right
     check_batch_widths(lengths, widths, str(path))
 
 
-def _unpooled(path: Path) -> torch.Tensor:
+def open_unpooled(path: Path) -> torch.Tensor:
+    """An unpooled layer file's ``(n, seq_len, d)`` tensor, memory-mapped (nothing read yet)."""
     tensor = load_pt_mmap(path)
     if not torch.is_tensor(tensor) or tensor.ndim != 3:
         raise IntegrityError(f"{path}: expected an unpooled (n, seq_len, d) tensor")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from repdrift.analysis.compare_runs import compare
-from repdrift.analysis.settings import AnalysisSettings
 from repdrift.common.atomic import atomic_write_bytes
 from repdrift.common.devices import resolve_device
 from repdrift.common.naming import run_name
@@ -173,8 +172,8 @@ def run_analysis(exp: Experiment, jobs: Sequence[Job], *, progress: bool = True)
         return False
     runs, labels = analysis_inputs(jobs)
     check_same_samples(runs, labels)
-    settings = AnalysisSettings.create(**exp.analysis.model_dump(exclude={"weights"}))
-    compare(runs, out=exp.results_dir, labels=labels, settings=settings, progress=progress)
+    # the section is the analysis settings (plus weights, which compare does not read)
+    compare(runs, out=exp.results_dir, labels=labels, settings=exp.analysis, progress=progress)
     assert fingerprint is not None
     _write_stamp(exp, "analysis", fingerprint)
     return True

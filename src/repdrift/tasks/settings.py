@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from repdrift.common.settings import Settings, refuse_bool
+from repdrift.common.settings import Settings, comma_list, refuse_bool
 from repdrift.tasks.splits import HELD_OUT_FRACTION
 
 #: The samples drawn per task unless said otherwise (the original study's 750).
@@ -87,8 +87,7 @@ class SampleColumns(Settings):
     @field_validator("text_fields", mode="before")
     @classmethod
     def _text_fields(cls, value: Any) -> Any:
-        if isinstance(value, str):  # the CLI's "question,context"
-            value = [f.strip() for f in value.split(",") if f.strip()]
+        value = comma_list(value)  # the CLI's "question,context"
         if isinstance(value, Sequence) and not value:
             return None
         if isinstance(value, Sequence) and len(value) not in (1, 2):

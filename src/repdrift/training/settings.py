@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, get_args
 from pydantic import Field, field_validator
 
 from repdrift.common.naming import Method
-from repdrift.common.settings import Settings, refuse_bool
+from repdrift.common.settings import Settings, comma_list, refuse_bool
 from repdrift.errors import InputError
 from repdrift.models.training_record import DEFAULT_LR
 
@@ -150,8 +150,7 @@ class TrainingSettings(Settings):
     @field_validator("target_modules", mode="before")
     @classmethod
     def _target_modules(cls, value: Any) -> Any:
-        if isinstance(value, str):  # the CLI's "query,value"
-            value = [m.strip() for m in value.split(",") if m.strip()]
+        value = comma_list(value)  # the CLI's "query,value"
         if isinstance(value, Sequence) and not value:
             raise ValueError("target_modules must name at least one module (or be left out)")
         return value
